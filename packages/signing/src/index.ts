@@ -1,0 +1,67 @@
+/**
+ * @larch/signing — OSTree-compatible signatures over commit and summary bytes: OpenPGP
+ * (`ostree.gpgsigs`) verified in-process with OpenPGP.js and made with `gpg` or OpenPGP.js,
+ * and ed25519 (`ostree.sign.ed25519`) in `ostree sign`'s key formats. No repository access:
+ * callers pass bytes and detached-metadata dictionaries. See spec/pull-and-signing.md section 6.
+ */
+
+export { SigningError, isSigningError, type SigningErrorCode } from './errors.js';
+export {
+  type DetachedMetadata,
+  GPG_SIGNATURES_KEY,
+  ED25519_SIGNATURES_KEY,
+  SIGNATURES_TYPE,
+  DETACHED_METADATA_TYPE,
+  decodeDetachedMetadata,
+  encodeDetachedMetadata,
+  getSignatures,
+  appendSignature,
+  removeSignatures,
+} from './detached-metadata.js';
+export {
+  type SignatureScheme,
+  type SignatureReport,
+  type VerifyOptions,
+  type Signer,
+  type Verifier,
+  type VerifyPolicy,
+  type SchemeResult,
+  type VerifyResult,
+  MAX_SIGNATURES_PER_SCHEME,
+  signDetached,
+  verifyDetached,
+  assertVerified,
+} from './sign.js';
+export {
+  ED25519_PUBLIC_KEY_BYTES,
+  ED25519_SECRET_KEY_BYTES,
+  ED25519_SEED_BYTES,
+  ED25519_SIGNATURE_BYTES,
+  type Ed25519Engine,
+  Ed25519PublicKey,
+  Ed25519SecretKey,
+  generateEd25519Key,
+  ed25519Sign,
+  ed25519Verify,
+  Ed25519Signer,
+  Ed25519Verifier,
+  type Ed25519VerifierOptions,
+} from './sign-ed25519.js';
+export {
+  MAX_KEY_FILE_SIZE,
+  DEFAULT_ED25519_KEY_ROOTS,
+  type SkippedKeyLine,
+  type ParsedKeys,
+  type KeySpec,
+  type Ed25519KeySources,
+  parseEd25519KeyLines,
+  readEd25519KeyFile,
+  readEd25519KeyDir,
+  readEd25519SecretKeys,
+  parseKeySpec,
+  keySourcesFromSpecs,
+  loadEd25519Verifier,
+} from './ed25519-keys.js';
+export { MAX_KEYRING_SIZE, GpgKeyring, parseGpgKeyring, loadGpgKeyring, loadGpgHomedirKeyring, loadRemoteGpgKeyring } from './gpg-keyring.js';
+export { MAX_GPG_SIGNATURE_SIZE, MAX_PACKETS_PER_SIGNATURE, GpgVerifier, GpgProgramSigner, type GpgProgramSignerOptions, OpenPgpSigner } from './sign-gpg.js';
+export { type SignType, type RemoteSigningConfig, parseRemoteSigningConfig, policiesForRemote } from './remote-config.js';
