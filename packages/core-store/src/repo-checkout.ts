@@ -1,0 +1,634 @@
+/**
+ * Checkout: materialise a commit (or a subpath of it) as a directory tree, with the semantics of
+ * `ostree checkout` 2022.7 (checked against the real CLI in test/checkout.test.ts):
+ *
+ * - Hardlinks: a bare repo checked out as root (not `-U`), a bare-user repo checked out in user
+ *   mode (`-U`), and a bare-user-only repo in either mode hardlink each object into place, because
+ *   the object's on-disk mode and ownership are already what the checkout needs. Symlinks of the user-mode
+ *   repos are recreated instead (bare-user stores them as regular files). A failed link (EXDEV,
+ *   EMLINK, EPERM) falls back to a copy. Every other combination copies: archive objects are
+ *   inflated (objects up to 1 MiB in one go, larger ones as a stream), bare objects are copied
+ *   with `copyFile` (reflink when possible).
+ * - Metadata: directories get the dirmeta mode and mtime 0 once their content is in place (only
+ *   directories this checkout created; existing ones in a union are left alone). Copied files get
+ *   the object's mode; their mtime is the time of the copy, as with ostree. Outside user mode the
+ *   owner and the xattrs are applied (we run as root); in user mode neither is, and the setuid and
+ *   setgid bits of files are dropped.
+ * - Unions: `union` replaces existing files (write beside, then rename over), `unionAdd` keeps
+ *   them, `unionIdentical` accepts an existing file only when it is the same object (same inode,
+ *   or same type/mode/owner/size and the same content or symlink target). Without a union mode
+ *   the destination must not exist.
+ *
+ * Security (hostile repositories): every dirtree reachable from the checkout root is read and
+ * every name validated *before anything is written* (phase 1), so a tree with "..", "a/b", "" or
+ * "." fails with INVALID_NAME naming the name and the dirtree checksum and leaves no trace. In
+ * phase 2 every file is created with link/symlink (which never follow the final component) or
+ * with O_CREAT|O_EXCL|O_NOFOLLOW, and every directory we enter that already existed is `lstat`ed:
+ * a symlink where a directory belongs is refused (EXISTS), so a union over a tree whose
+ * directory was swapped for a symlink to elsewhere cannot write outside the destination. This is
+ * check-then-use (see fs-safety.ts for the threat model).
+ *
+ * Performance: the hardlink path uses synchronous link(2) and lgetxattr(2) calls; these are a
+ * few microseconds each and measured faster than bouncing each one through the libuv pool. The
+ * copy path streams with bounded concurrency.
+ */
+import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, utimesSync, writeSync, type Stats } from 'node:fs';
+import { Readable } from 'node:stream';
+import { inflateRawSync } from 'node:zlib';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as native from '@larch/native';
+import { LarchError } from './errors.js';
+import { CREATE_EXCL_NOFOLLOW, sanitize, splitSafePath } from './fs-safety.js';
+import { USER_META_XATTR, archiveHeaderLength, contentChecksumOf, parseArchiveHeaderVariant, parseUserMeta } from './objects/index.js';
+import { _forEachBounded, _Semaphore, readMeta, readTree } from './repo-traverse.js';
+import type { Repo } from './repo.js';
+import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirMeta, type DirTree, type FileMeta } from './types.js';
+
+export interface CheckoutOptions {
+  commit: Checksum;
+  /** Destination path; must not exist unless a union mode is set. For a file subpath, the file's path. */
+  dest: string;
+  /** Check out only this path inside the commit ("/usr/bin", or a single file). */
+  subpath?: string;
+  /** `-U`: do not apply owners or xattrs, drop setuid/setgid. */
+  userMode?: boolean;
+  /** `--union`: overwrite existing files. */
+  union?: boolean;
+  /** `--union-add`: keep existing files. */
+  unionAdd?: boolean;
+  /** `--union-identical`: existing files must be identical to the checked-out object. */
+  unionIdentical?: boolean;
+  /** Always copy, never hardlink. */
+  noHardlinks?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: CheckoutStats) => void;
+  /** Copies in flight at once (default 16). */
+  concurrency?: number;
+}
+
+export interface CheckoutStats {
+  files: number;
+  dirs: number;
+  hardlinked: number;
+  copied: number;
+}
+
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+
+interface Ctx {
+  repo: Repo;
+  opts: CheckoutOptions;
+  userMode: boolean;
+  anyUnion: boolean;
+  hardlink: boolean;
+  trees: Map<Checksum, DirTree>;
+  metas: Map<Checksum, DirMeta>;
+  stats: CheckoutStats;
+  sem: _Semaphore;
+  sinceProgress: number;
+  /** `<repo>/objects/`, for building bare object paths on the hot path. */
+  objectsDir: string;
+  /** bare-user: content checksum of an empty file, by raw `user.ostreemeta` bytes. */
+  emptyByMeta: Map<string, Checksum>;
+}
+
+/**
+ * Check out `opts.commit` (optionally `opts.subpath`) to `opts.dest`. See the file comment for
+ * the exact semantics.
+ *
+ * Locking: none; the objects read are immutable. Safe to run concurrently with other readers.
+ * Crash guarantee: none for the destination (a crashed checkout leaves a partial tree, as with
+ * ostree); the repository is never modified.
+ * Errors: INVALID_NAME (hostile dirtree; nothing written), OBJECT_MISSING, EXISTS (destination or
+ * a file exists without a union mode, or a symlink where a directory belongs), ABORTED, IO_ERROR.
+ * Limits: the dirtrees of the checked-out tree are held in memory during the checkout.
+ */
+export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<CheckoutStats> {
+  const userMode = opts.userMode === true;
+  const ctx: Ctx = {
+    repo,
+    opts,
+    userMode,
+    anyUnion: opts.union === true || opts.unionAdd === true || opts.unionIdentical === true,
+    hardlink:
+      opts.noHardlinks !== true &&
+      ((repo.mode === 'bare' && !userMode) || (repo.mode === 'bare-user' && userMode) || repo.mode === 'bare-user-only'),
+    trees: new Map(),
+    metas: new Map(),
+    stats: { files: 0, dirs: 0, hardlinked: 0, copied: 0 },
+    sem: new _Semaphore(opts.concurrency ?? 16),
+    sinceProgress: 0,
+    objectsDir: path.join(repo.path, 'objects') + path.sep,
+    emptyByMeta: new Map(),
+  };
+  checkAbort(opts.signal);
+  const commit = await repo.readCommit(opts.commit);
+
+  // Resolve the subpath through validated dirtrees.
+  const parts = splitSafePath(opts.subpath ?? '/', { subpath: opts.subpath });
+  let tree = commit.rootTree;
+  let meta = commit.rootMeta;
+  for (let i = 0; i < parts.length; i++) {
+    const dt = await readTree(repo, tree);
+    const name = parts[i];
+    const d = dt.dirs.find((x) => x.name === name);
+    if (d) {
+      tree = d.treeChecksum;
+      meta = d.metaChecksum;
+      continue;
+    }
+    const f = dt.files.find((x) => x.name === name);
+    if (f && i === parts.length - 1) {
+      await checkoutSingleFile(ctx, f.checksum);
+      report(ctx, true);
+      return ctx.stats;
+    }
+    throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(opts.subpath ?? '')}`, { subpath: opts.subpath });
+  }
+
+  // Phase 1: load and validate every dirtree and dirmeta before writing anything.
+  await loadAll(ctx, tree, meta);
+  checkAbort(opts.signal);
+
+  // Phase 2: write.
+  const dest = opts.dest;
+  let created = true;
+  try {
+    await fsp.mkdir(dest, 0o700);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !ctx.anyUnion) throw ioErr(e, 'mkdirat', dest, 'EXISTS');
+    const st = await fsp.stat(dest);
+    if (!st.isDirectory()) throw new LarchError('EXISTS', `Checkout destination ${sanitize(dest)} is not a directory`, { path: dest });
+    created = false;
+  }
+  if (ctx.hardlink) await hardlinkTree(ctx, dest, tree, meta, created);
+  else await checkoutDir(ctx, dest, tree, meta, created);
+  report(ctx, true);
+  return ctx.stats;
+}
+
+/**
+ * The hardlink fast path: one synchronous pass of mkdir(2) and link(2) (yielding to the event
+ * loop every 4096 files), then the few objects that must be copied or that hit an existing name
+ * go through the general path, then created directories get their metadata, children first.
+ */
+async function hardlinkTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
+  const finish: Array<[string, DirMeta]> = [];
+  const deferred: Array<[string, string, Checksum]> = [];
+  let n = 0;
+  const walk = async (dirPath: string, t: Checksum, m: Checksum, made: boolean): Promise<void> => {
+    const dt = ctx.trees.get(t)!;
+    for (const f of dt.files) {
+      if (!tryLinkSync(ctx, dirPath, f.name, f.checksum)) deferred.push([dirPath, f.name, f.checksum]);
+      if ((++n & 4095) === 0) {
+        await new Promise<void>((r) => setImmediate(r));
+        checkAbort(ctx.opts.signal);
+        report(ctx, true);
+      }
+    }
+    for (const d of dt.dirs) {
+      const p = `${dirPath}/${d.name}`;
+      await walk(p, d.treeChecksum, d.metaChecksum, makeDirSync(ctx, p));
+    }
+    if (made) finish.push([dirPath, ctx.metas.get(m)!]);
+    ctx.stats.dirs++;
+  };
+  await walk(root, tree, meta, created);
+  await _forEachBounded(deferred, 16, ([d, name, c]) => hardlinkOrCopy(ctx, d, name, c));
+  for (const [p, m] of finish) finishDirSync(ctx, p, m);
+}
+
+/** Link one object into place; false when it needs the general path (copy, existing name, error). */
+function tryLinkSync(ctx: Ctx, dir: string, name: string, csum: Checksum): boolean {
+  // Checksums here come from validated dirtrees (hex of 32 bytes), so the path is built directly.
+  const objPath = `${ctx.objectsDir}${csum.slice(0, 2)}/${csum.slice(2)}.file`;
+  try {
+    if (mustCopy(ctx, objPath, csum)) return false;
+    linkSync(objPath, `${dir}/${name}`);
+  } catch {
+    return false;
+  }
+  ctx.stats.hardlinked++;
+  ctx.stats.files++;
+  report(ctx, false);
+  return true;
+}
+
+function makeDirSync(ctx: Ctx, p: string): boolean {
+  try {
+    mkdirSync(p, 0o700);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !ctx.anyUnion) throw ioErr(e, 'mkdirat', p, 'EXISTS');
+  }
+  const st = lstatSync(p);
+  if (st.isSymbolicLink()) throw new LarchError('EXISTS', `Refusing to follow symlink ${sanitize(p)} in checkout destination`, { path: p });
+  if (!st.isDirectory()) throw new LarchError('EXISTS', `mkdirat: ${sanitize(p)}: File exists (not a directory)`, { path: p });
+  return false;
+}
+
+function finishDirSync(ctx: Ctx, p: string, meta: DirMeta): void {
+  if (!ctx.userMode) {
+    lchownSync(p, meta.uid, meta.gid);
+    for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
+  }
+  chmodSync(p, meta.mode & 0o7777);
+  utimesSync(p, 0, 0);
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new LarchError('ABORTED', 'Checkout cancelled', {}, { cause: signal.reason });
+}
+
+function report(ctx: Ctx, force: boolean): void {
+  if (!ctx.opts.onProgress) return;
+  if (!force && ++ctx.sinceProgress < 256) return;
+  ctx.sinceProgress = 0;
+  ctx.opts.onProgress({ ...ctx.stats });
+}
+
+function ioErr(e: unknown, op: string, p: string, existsCode: 'EXISTS' | 'IO_ERROR' = 'IO_ERROR'): LarchError {
+  if (e instanceof LarchError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = err.code === 'EEXIST' ? existsCode : 'IO_ERROR';
+  const text = err.code === 'EEXIST' ? 'File exists' : err.message;
+  return new LarchError(code, `${op}: ${sanitize(p)}: ${text}`, { path: p, errno: err.code }, { cause: e });
+}
+
+async function loadAll(ctx: Ctx, rootTree: Checksum, rootMeta: Checksum): Promise<void> {
+  const pendingTrees = [rootTree];
+  const pendingMetas = new Set<Checksum>([rootMeta]);
+  while (pendingTrees.length > 0) {
+    const batch = [...new Set(pendingTrees.splice(0, pendingTrees.length))].filter((t) => !ctx.trees.has(t));
+    await Promise.all(
+      batch.map((t) =>
+        ctx.sem.run(async () => {
+          const dt = await readTree(ctx.repo, t);
+          ctx.trees.set(t, dt);
+          for (const d of dt.dirs) {
+            if (!ctx.trees.has(d.treeChecksum)) pendingTrees.push(d.treeChecksum);
+            if (!ctx.metas.has(d.metaChecksum)) pendingMetas.add(d.metaChecksum);
+          }
+        }),
+      ),
+    );
+  }
+  await Promise.all(
+    [...pendingMetas].map((m) =>
+      ctx.sem.run(async () => {
+        ctx.metas.set(m, await readMeta(ctx.repo, m));
+      }),
+    ),
+  );
+}
+
+async function checkoutDir(ctx: Ctx, dirPath: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
+  const dt = ctx.trees.get(tree)!;
+  checkAbort(ctx.opts.signal);
+  const jobs: Array<Promise<void>> = [];
+  for (const f of dt.files) {
+    jobs.push(ctx.hardlink ? hardlinkOrCopy(ctx, dirPath, f.name, f.checksum) : ctx.sem.run(() => copyFile(ctx, dirPath, f.name, f.checksum)));
+  }
+  for (const d of dt.dirs) {
+    jobs.push(
+      (async () => {
+        const p = path.join(dirPath, d.name);
+        const made = await makeDir(ctx, p);
+        await checkoutDir(ctx, p, d.treeChecksum, d.metaChecksum, made);
+      })(),
+    );
+  }
+  const results = await Promise.allSettled(jobs);
+  const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  if (bad) throw bad.reason;
+  if (created) await finishDir(ctx, dirPath, ctx.metas.get(meta)!);
+  ctx.stats.dirs++;
+  report(ctx, false);
+}
+
+/** mkdir a subdirectory; in a union, accept an existing real directory but never a symlink. */
+async function makeDir(ctx: Ctx, p: string): Promise<boolean> {
+  try {
+    await fsp.mkdir(p, 0o700);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !ctx.anyUnion) throw ioErr(e, 'mkdirat', p, 'EXISTS');
+  }
+  const st = await fsp.lstat(p);
+  if (st.isSymbolicLink()) {
+    throw new LarchError('EXISTS', `Refusing to follow symlink ${sanitize(p)} in checkout destination`, { path: p });
+  }
+  if (!st.isDirectory()) throw new LarchError('EXISTS', `mkdirat: ${sanitize(p)}: File exists (not a directory)`, { path: p });
+  return false;
+}
+
+async function finishDir(ctx: Ctx, p: string, meta: DirMeta): Promise<void> {
+  if (!ctx.userMode) {
+    await fsp.lchown(p, meta.uid, meta.gid);
+    for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
+  }
+  await fsp.chmod(p, meta.mode & 0o7777);
+  await fsp.utimes(p, 0, 0);
+}
+
+function tmpName(dir: string, name: string): string {
+  return path.join(dir, `.${name.slice(0, 64)}.larch-${randomBytes(6).toString('hex')}`);
+}
+
+/**
+ * Objects ostree never hardlinks: empty regular files (all empty files share one object, and
+ * thousands of links to it would hit the filesystem's link limit) and the symlinks of the
+ * user-mode repos (bare-user stores them as regular files).
+ *
+ * For bare-user the decision needs no stat: `user.ostreemeta` gives the mode, and an empty file
+ * is recognised by its checksum, which for a given metadata is fixed (sha256 of the header
+ * alone); that checksum is computed once per distinct metadata.
+ */
+function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
+  if (ctx.repo.mode === 'bare-user') {
+    const m = native.lgetxattr(objPath, USER_META_XATTR);
+    if (m === null || m.length < 12) return true; // the copy path reports the corruption
+    if ((m.readUInt32BE(8) & S_IFMT) === S_IFLNK) return true;
+    const key = m.toString('latin1');
+    let empty = ctx.emptyByMeta.get(key);
+    if (empty === undefined) {
+      try {
+        empty = contentChecksumOf({ ...parseUserMeta(m), symlinkTarget: '' });
+      } catch {
+        return true;
+      }
+      ctx.emptyByMeta.set(key, empty);
+    }
+    return csum === empty;
+  }
+  const st = lstatSync(objPath);
+  if (st.isSymbolicLink()) return ctx.repo.mode !== 'bare';
+  return st.size === 0;
+}
+
+async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksum): Promise<void> {
+  const objPath = ctx.repo.objectPath('file', csum);
+  const target = path.join(dir, name);
+  try {
+    if (mustCopy(ctx, objPath, csum)) return await ctx.sem.run(() => copyFile(ctx, dir, name, csum));
+    linkSync(objPath, target);
+    ctx.stats.hardlinked++;
+    ctx.stats.files++;
+    report(ctx, false);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return ctx.sem.run(() => copyFile(ctx, dir, name, csum));
+    if (code === 'ENOENT' && !(await ctx.repo.hasObject('file', csum))) {
+      throw new LarchError('OBJECT_MISSING', `Object missing: ${csum}.file`, { type: 'file', checksum: csum }, { cause: e });
+    }
+    if (code !== 'EEXIST') throw ioErr(e, `Hardlinking ${csum}.file to`, target);
+  }
+  // The name exists.
+  const o = ctx.opts;
+  if (o.union) {
+    const tmp = tmpName(dir, name);
+    linkSync(objPath, tmp);
+    try {
+      renameSync(tmp, target);
+    } catch (e) {
+      await fsp.unlink(tmp).catch(() => undefined);
+      throw ioErr(e, 'renameat', target);
+    }
+    ctx.stats.hardlinked++;
+    ctx.stats.files++;
+    return;
+  }
+  if (o.unionAdd) return;
+  if (o.unionIdentical) {
+    const a = lstatSync(objPath);
+    const b = lstatSync(target);
+    if ((a.dev === b.dev && a.ino === b.ino) || (await sameFile(a, objPath, b, target))) {
+      ctx.stats.files++;
+      return;
+    }
+  }
+  throw new LarchError('EXISTS', `Hardlinking ${csum.slice(0, 2)}/${csum.slice(2)}.file to ${sanitize(name)}: File exists`, {
+    path: target,
+    checksum: csum,
+  });
+}
+
+async function sameFile(a: Stats, pa: string, b: Stats, pb: string): Promise<boolean> {
+  if (a.mode !== b.mode || a.uid !== b.uid || a.gid !== b.gid || a.size !== b.size) return false;
+  if (a.isSymbolicLink()) return (await fsp.readlink(pa)) === (await fsp.readlink(pb));
+  if (!a.isFile()) return false;
+  return sameContent(pa, pb);
+}
+
+async function sameContent(pa: string, pb: string): Promise<boolean> {
+  const [fa, fb] = await Promise.all([fsp.open(pa, C.O_RDONLY | C.O_NOFOLLOW), fsp.open(pb, C.O_RDONLY | C.O_NOFOLLOW)]);
+  try {
+    const ba = Buffer.allocUnsafe(65536);
+    const bb = Buffer.allocUnsafe(65536);
+    for (;;) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length, null), fb.read(bb, 0, bb.length, null)]);
+      if (ra.bytesRead !== rb.bytesRead) return false;
+      if (ra.bytesRead === 0) return true;
+      if (!ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
+
+async function checkoutSingleFile(ctx: Ctx, csum: Checksum): Promise<void> {
+  const dest = path.resolve(ctx.opts.dest);
+  const dir = path.dirname(dest);
+  const name = path.basename(dest);
+  if (ctx.hardlink) await hardlinkOrCopy(ctx, dir, name, csum);
+  else await copyFile(ctx, dir, name, csum);
+}
+
+/** Create one file by copy (regular files) or symlink(2), honouring the union mode. */
+async function copyFile(ctx: Ctx, dir: string, name: string, csum: Checksum): Promise<void> {
+  checkAbort(ctx.opts.signal);
+  const obj = (ctx.repo.mode === 'archive' ? readSmallArchive(ctx, csum) : null) ?? (await ctx.repo.openFile(csum));
+  const meta = obj.meta;
+  const target = path.join(dir, name);
+  const type = meta.mode & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFLNK) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${csum}: invalid mode 0${meta.mode.toString(8)}`, {
+      type: 'file',
+      checksum: csum,
+    });
+  }
+  // Write to the final name exclusively; on EEXIST decide per union mode.
+  let writeTo = target;
+  let replacing = false;
+  if (await createEntry(ctx, obj, writeTo)) {
+    // created
+  } else {
+    const o = ctx.opts;
+    if (o.unionAdd) return;
+    if (o.unionIdentical) {
+      if (await identicalToObject(ctx, obj, target)) {
+        ctx.stats.files++;
+        return;
+      }
+      throw new LarchError('EXISTS', `Copying ${csum}.file to ${sanitize(name)}: File exists`, { path: target, checksum: csum });
+    }
+    if (!o.union) throw new LarchError('EXISTS', `Copying ${csum}.file to ${sanitize(name)}: File exists`, { path: target, checksum: csum });
+    writeTo = tmpName(dir, name);
+    replacing = true;
+    if (!(await createEntry(ctx, obj, writeTo))) throw new LarchError('EXISTS', `${sanitize(writeTo)}: File exists`, { path: writeTo });
+  }
+  try {
+    await applyMeta(ctx, writeTo, meta);
+    if (replacing) await fsp.rename(writeTo, target);
+  } catch (e) {
+    if (replacing) await fsp.unlink(writeTo).catch(() => undefined);
+    throw ioErr(e, 'Setting metadata of', target);
+  }
+  ctx.stats.copied++;
+  ctx.stats.files++;
+  report(ctx, false);
+}
+
+/** An opened content object; `payload` is set when the whole (small) content is in memory. */
+type OpenedFile = Awaited<ReturnType<Repo['openFile']>> & { payload?: Buffer };
+
+/** Archive objects up to this size are read and inflated in one go instead of streamed. */
+const SMALL_ARCHIVE_OBJECT = 1024 * 1024;
+
+/**
+ * Read a small archive object whole and inflate it: one open/fstat/read/close and one inflate,
+ * instead of a header read plus a stream pipeline per file. Null when the object is larger than
+ * SMALL_ARCHIVE_OBJECT (the caller streams it). The checksum is not verified here, as with
+ * ostree's checkout; fsck verifies.
+ */
+function readSmallArchive(ctx: Ctx, csum: Checksum): OpenedFile | null {
+  const objectPath = ctx.repo.objectPath('file', csum);
+  let fd: number;
+  try {
+    fd = openSync(objectPath, C.O_RDONLY | C.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LarchError('OBJECT_MISSING', `Object missing: ${csum}.file`, { type: 'file', checksum: csum });
+    throw ioErr(e, 'Opening', objectPath);
+  }
+  let buf: Buffer;
+  try {
+    const size = fstatSync(fd).size;
+    if (size > SMALL_ARCHIVE_OBJECT) return null;
+    buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    buf = buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
+  }
+  const bad = (detail: string, cause?: unknown): LarchError =>
+    new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${csum}: ${detail}`, { type: 'file', checksum: csum }, cause !== undefined ? { cause } : undefined);
+  let h;
+  let hlen: number;
+  try {
+    hlen = archiveHeaderLength(buf.subarray(0, 8), buf.length);
+    h = parseArchiveHeaderVariant(buf.subarray(8, 8 + hlen));
+  } catch (e) {
+    throw bad((e as Error).message, e);
+  }
+  let payload: Buffer = Buffer.alloc(0);
+  if ((h.meta.mode & S_IFMT) === S_IFREG) {
+    try {
+      payload = inflateRawSync(buf.subarray(8 + hlen));
+    } catch (e) {
+      throw bad(`decompression failed: ${(e as Error).message}`, e);
+    }
+    if (payload.length !== h.size) throw bad(`payload is ${payload.length} bytes, header says ${h.size}`);
+  }
+  const p = payload;
+  return { meta: h.meta, size: h.size, objectPath, payload: p, open: () => Readable.from([p]) };
+}
+
+/** Create `p` exclusively (never through a symlink) with the object's content. False on EEXIST. */
+async function createEntry(ctx: Ctx, obj: OpenedFile, p: string): Promise<boolean> {
+  const meta = obj.meta;
+  try {
+    if ((meta.mode & S_IFMT) === S_IFLNK) {
+      await fsp.symlink(meta.symlinkTarget, p);
+      return true;
+    }
+    if (obj.payload !== undefined) {
+      const fd = openSync(p, CREATE_EXCL_NOFOLLOW, 0o600);
+      try {
+        let off = 0;
+        while (off < obj.payload.length) off += writeSync(fd, obj.payload, off, obj.payload.length - off);
+      } finally {
+        closeSync(fd);
+      }
+      return true;
+    }
+    if (ctx.repo.mode !== 'archive') {
+      // Bare objects hold the raw content: let the kernel copy (reflink when it can). COPYFILE_EXCL
+      // opens with O_CREAT|O_EXCL, which fails on any existing entry including a dangling symlink.
+      await fsp.copyFile(obj.objectPath, p, C.COPYFILE_EXCL | C.COPYFILE_FICLONE);
+      return true;
+    }
+    const fh = await fsp.open(p, CREATE_EXCL_NOFOLLOW, 0o600);
+    try {
+      for await (const chunk of obj.open() as AsyncIterable<Buffer>) {
+        let off = 0;
+        while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+      }
+    } finally {
+      await fh.close();
+    }
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw ioErr(e, 'Creating', p);
+  }
+}
+
+/** Owner, xattrs and mode of a file this checkout just created (metadata syscalls, done inline). */
+async function applyMeta(ctx: Ctx, p: string, meta: FileMeta): Promise<void> {
+  const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+  if (!ctx.userMode) {
+    lchownSync(p, meta.uid, meta.gid);
+    for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
+  }
+  if (!isLink) {
+    const mode = ctx.userMode ? meta.mode & 0o7777 & ~(S_ISUID | S_ISGID) : meta.mode & 0o7777;
+    chmodSync(p, mode);
+  }
+}
+
+async function identicalToObject(ctx: Ctx, obj: OpenedFile, target: string): Promise<boolean> {
+  const st = await fsp.lstat(target);
+  const meta = obj.meta;
+  if ((meta.mode & S_IFMT) === S_IFLNK) return st.isSymbolicLink() && (await fsp.readlink(target)) === meta.symlinkTarget;
+  if (!st.isFile() || st.size !== obj.size) return false;
+  const wantMode = ctx.userMode ? meta.mode & 0o7777 & ~(S_ISUID | S_ISGID) : meta.mode & 0o7777;
+  if ((st.mode & 0o7777) !== wantMode) return false;
+  if (!ctx.userMode && (st.uid !== meta.uid || st.gid !== meta.gid)) return false;
+  // Compare content as a stream against the object's content.
+  const fh = await fsp.open(target, C.O_RDONLY | C.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(65536);
+    for await (const chunk of obj.open() as AsyncIterable<Buffer>) {
+      let off = 0;
+      while (off < chunk.length) {
+        const want = Math.min(buf.length, chunk.length - off);
+        const { bytesRead } = await fh.read(buf, 0, want, null);
+        if (bytesRead === 0 || !buf.subarray(0, bytesRead).equals(chunk.subarray(off, off + bytesRead))) return false;
+        off += bytesRead;
+      }
+    }
+    const { bytesRead } = await fh.read(buf, 0, 1, null);
+    return bytesRead === 0;
+  } finally {
+    await fh.close();
+  }
+}
+

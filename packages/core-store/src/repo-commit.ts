@@ -1,0 +1,450 @@
+/**
+ * Commit a directory tree, with `ostree commit --tree=dir=PATH` semantics (ostree-repo-commit.c
+ * and ot-builtin-commit.c): sorted dirtrees, dirmeta per directory, xattrs read from the input
+ * (none with `noXattrs`, canonical permissions, or in bare-user-only), `--owner-uid/gid`
+ * overrides applied to files and directories, `--skip-list` entries as `/path` relative to the
+ * tree root (an unmatched entry is an error, as in ostree), `ostree.ref-binding` appended after
+ * the caller's metadata, parent defaulting to the branch head.
+ *
+ * How it is fast (measured on a 2-core VM against `ostree commit`):
+ * - The tree is walked first with synchronous lstat/readdir; per-file metadata calls and reads of
+ *   small files are synchronous too. On such machines a libuv threadpool round-trip costs about
+ *   ten times the system call itself, so the threadpool is kept for what needs it: zlib.
+ * - Every file is hashed first (node:crypto over header + content); only objects the repository
+ *   lacks are then compressed (archive: async raw deflate on the threadpool, so compression runs
+ *   on both cores while the main thread reads and hashes the next files) or written (bare modes).
+ * - Small files (<= SMALL_FILE_MAX) are read once and the same buffer is hashed and stored.
+ *   Larger files are streamed twice (hash pass, then store pass re-hashed and compared), so no
+ *   file is ever held whole in memory and what is stored is exactly what was hashed.
+ * - Hardlinked inputs are hashed once (dev+ino map); identical contents are stored once.
+ * - At most `concurrency` compressions or large-file copies are in flight.
+ *
+ * Crash and error guarantees: all objects are staged in `tmp/` and published as one batch (one
+ * syncfs, link into `objects/`, fsync of each touched directory); the commit object is written
+ * after that and the branch ref last. On any error (unreadable file, unsupported file type,
+ * abort) every staged temporary file is removed and the ref is untouched.
+ *
+ * Locking: holds the shared repo lock for the whole operation, so concurrent commits run together
+ * and prune waits.
+ */
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { Variant } from '@larch/gvariant';
+import { LarchError, ioError } from './errors.js';
+import type { Repo, WriteBatch } from './repo.js';
+import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirTreeDir, type DirTreeFile, type FileMeta, type Xattr } from './types.js';
+import { validateName } from './validate.js';
+import { HashCounter, readXattrs, stageContent, stageBytesSync, compressForArchive } from './objects/content-io.js';
+import { contentHasher } from './objects/file-header.js';
+import { serializeDirMeta } from './objects/dirmeta.js';
+import { serializeDirTree } from './objects/dirtree.js';
+import { serializeCommit } from './objects/commit.js';
+
+/** Files up to this size are read into memory once; larger ones are streamed. */
+export const SMALL_FILE_MAX = 1024 * 1024;
+/** Default number of compressions / large-file copies in flight: one per core (at least 2). */
+export const DEFAULT_COMMIT_CONCURRENCY = Math.max(2, availableParallelism());
+
+export interface CommitTreeOptions {
+  /** Directory to commit. */
+  tree: string;
+  /** Branch to move to the new commit (and to bind the commit to). */
+  branch?: string;
+  subject?: string;
+  body?: string;
+  /** undefined: the branch's current commit, as ostree does; null: none. */
+  parent?: Checksum | null;
+  /** Seconds since the epoch; default SOURCE_DATE_EPOCH, else now. */
+  timestamp?: bigint;
+  /** Commit metadata, kept in this order; bindings are appended after it. */
+  metadata?: Array<[string, Variant]>;
+  /** Append `ostree.ref-binding` ([branch], or [] without a branch, as ostree does) and `ostree.collection-binding` when the repo has a collection id; default true. */
+  bindings?: boolean;
+  ownerUid?: number;
+  ownerGid?: number;
+  /** Paths to leave out, as `ostree commit --skip-list` lines: `/dir/file` relative to the tree root. Unmatched entries fail the commit. */
+  skipList?: string[];
+  /** Force uid/gid 0, drop xattrs, mask files and dirs with 0755 (always on in bare-user-only). */
+  canonicalPermissions?: boolean;
+  /** Do not record extended attributes. */
+  noXattrs?: boolean;
+  concurrency?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: { filesDone: number; filesTotal?: number; bytesDone: number; bytesWritten: number }) => void;
+}
+
+export interface CommitTreeResult {
+  commit: Checksum;
+  rootTree: Checksum;
+  rootMeta: Checksum;
+  stats: { files: number; newObjects: number; bytesWritten: number };
+}
+
+interface FileNode {
+  name: string;
+  abs: string;
+  st: Stats;
+  checksum?: Checksum;
+}
+interface DirNode {
+  name: string;
+  abs: string;
+  st: Stats;
+  files: FileNode[];
+  dirs: DirNode[];
+}
+
+/** Default commit timestamp: SOURCE_DATE_EPOCH when set (and valid), else now. */
+export function defaultCommitTimestamp(): bigint {
+  const sde = process.env.SOURCE_DATE_EPOCH;
+  if (sde !== undefined && /^\d+$/.test(sde.trim())) return BigInt(sde.trim());
+  return BigInt(Math.floor(Date.now() / 1000));
+}
+
+/**
+ * Commit the directory `opts.tree` and, when `branch` is given, move the branch to it.
+ * Locking: shared repo lock for the duration. Crash: objects become durable before the commit
+ * object, the commit before the ref. Errors leave no staged file and no ref change.
+ * Rejects device nodes, FIFOs and sockets ("Not a regular file or symlink: PATH").
+ */
+export async function commitTree(repo: Repo, opts: CommitTreeOptions): Promise<CommitTreeResult> {
+  return repo.withLock('shared', () => commitLocked(repo, opts), { signal: opts.signal });
+}
+
+function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<string>, matched: Set<string>, out: { files: number }): DirNode {
+  let names: string[];
+  try {
+    names = readdirSync(abs);
+  } catch (e) {
+    throw ioError(e, 'Reading directory', abs);
+  }
+  const node: DirNode = { name, abs, st, files: [], dirs: [] };
+  for (const child of names) {
+    const childRel = `${rel}/${child}`;
+    if (skip.size && skip.has(childRel)) {
+      matched.add(childRel);
+      continue;
+    }
+    validateName(child);
+    const childAbs = join(abs, child);
+    let cst: Stats;
+    try {
+      cst = lstatSync(childAbs);
+    } catch (e) {
+      throw ioError(e, 'Reading', childAbs);
+    }
+    if (cst.isDirectory()) node.dirs.push(walk(childAbs, child, childRel, cst, skip, matched, out));
+    else if (cst.isFile() || cst.isSymbolicLink()) {
+      node.files.push({ name: child, abs: childAbs, st: cst });
+      out.files++;
+    } else throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${childAbs}`, { path: childAbs });
+  }
+  return node;
+}
+
+/** Read a whole small file through one descriptor opened without following symlinks. */
+function readSmall(abs: string, expected: number): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    throw ioError(e, 'Reading', abs);
+  }
+  try {
+    // One extra byte detects growth since lstat; a short read means it shrank.
+    let buf = Buffer.allocUnsafe(expected + 1);
+    let off = 0;
+    for (;;) {
+      if (off === buf.length) {
+        const size = fstatSync(fd).size;
+        if (size > SMALL_FILE_MAX) throw new LarchError('IO_ERROR', `File changed while committing: ${abs}`, { path: abs });
+        const bigger = Buffer.allocUnsafe(Math.max(size + 1, buf.length * 2));
+        buf.copy(bigger, 0, 0, off);
+        buf = bigger;
+      }
+      const n = readSync(fd, buf, off, buf.length - off, null);
+      if (n === 0) break;
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } catch (e) {
+    throw e instanceof LarchError ? e : ioError(e, 'Reading', abs);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<CommitTreeResult> {
+  await repo.cleanupTmp();
+  const canonical = opts.canonicalPermissions === true || repo.mode === 'bare-user-only';
+  const withXattrs = !canonical && opts.noXattrs !== true;
+  const limit = Math.max(1, opts.concurrency ?? DEFAULT_COMMIT_CONCURRENCY);
+  const skip = new Set<string>();
+  for (const raw of opts.skipList ?? []) {
+    const s = raw.trim().replace(/\/+$/, '');
+    if (s !== '') skip.add(s);
+  }
+  const matched = new Set<string>();
+  const stats = { files: 0, newObjects: 0, bytesWritten: 0 };
+  let bytesDone = 0;
+  const batch = repo.beginBatch();
+  const staged = new Set<string>(); // `${checksum}.${type}` staged in this commit
+  const hardlinks = new Map<string, Promise<Checksum> | Checksum>();
+  const inflight = new Set<Promise<void>>();
+  let failure: unknown = null;
+
+  const checkAbort = (): void => {
+    if (failure !== null) throw failure;
+    if (opts.signal?.aborted) throw new LarchError('ABORTED', 'Commit aborted', {});
+  };
+  const owner = (uid: number, gid: number): [number, number] => (canonical ? [0, 0] : [opts.ownerUid ?? uid, opts.ownerGid ?? gid]);
+  const xattrsOf = (abs: string): Xattr[] => {
+    if (!withXattrs) return [];
+    try {
+      return readXattrs(abs);
+    } catch (e) {
+      throw ioError(e, 'Reading xattrs of', abs);
+    }
+  };
+  /** Claim `checksum.type` for staging: false when the repo or this commit already has it. */
+  const claim = (type: 'file' | 'dirtree' | 'dirmeta', checksum: Checksum): boolean => {
+    const key = `${checksum}.${type}`;
+    if (staged.has(key)) return false;
+    staged.add(key);
+    if (repo.hasObjectSync(type, checksum)) return false;
+    return true;
+  };
+  const record = (tmp: string, type: 'file' | 'dirtree' | 'dirmeta', checksum: Checksum, written: number): void => {
+    batch.add(tmp, type, checksum);
+    stats.newObjects++;
+    stats.bytesWritten += written;
+  };
+  const launch = async (job: () => Promise<void>): Promise<void> => {
+    while (inflight.size >= limit) await Promise.race(inflight);
+    checkAbort();
+    const p = job().catch((e) => {
+      if (failure === null) failure = e;
+    });
+    const tracked = p.finally(() => inflight.delete(tracked));
+    inflight.add(tracked);
+  };
+  let filesTotal: number | undefined;
+  const progress = (): void => opts.onProgress?.({ filesDone: stats.files, filesTotal, bytesDone, bytesWritten: stats.bytesWritten });
+
+  const metaFor = (f: FileNode): FileMeta => {
+    const isLink = (f.st.mode & S_IFMT) === S_IFLNK;
+    const [uid, gid] = owner(f.st.uid, f.st.gid);
+    const mode = canonical && !isLink ? f.st.mode & (S_IFREG | 0o755) : f.st.mode;
+    return { uid, gid, mode, symlinkTarget: '', xattrs: xattrsOf(f.abs) };
+  };
+
+  const processLarge = async (f: FileNode, meta: FileMeta): Promise<Checksum> => {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(f.abs, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    } catch (e) {
+      throw ioError(e, 'Reading', f.abs);
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const hash = contentHasher(meta);
+      try {
+        await pipeline(fh.createReadStream({ autoClose: false, start: 0 }), new HashCounter(hash, size, `Reading ${f.abs}`), new Writable({ write: (_c, _e, cb) => cb() }));
+      } catch (e) {
+        throw e instanceof LarchError ? e : ioError(e, 'Reading', f.abs);
+      }
+      bytesDone += size;
+      const checksum = hash.digest('hex');
+      if (claim('file', checksum)) {
+        const tmp = repo.newTmpPath();
+        let r;
+        try {
+          r = await stageContent({ mode: repo.mode, meta, size, payload: fh.createReadStream({ autoClose: false, start: 0 }), tmpPath: tmp, zlibLevel: repo.zlibLevel, what: `Reading ${f.abs}` });
+        } catch (e) {
+          throw e instanceof LarchError ? e : ioError(e, 'Reading', f.abs);
+        }
+        if (r.checksum !== checksum) {
+          await fsp.rm(tmp, { force: true });
+          throw new LarchError('IO_ERROR', `File changed while committing: ${f.abs}`, { path: f.abs });
+        }
+        record(tmp, 'file', checksum, r.written);
+      }
+      return checksum;
+    } finally {
+      await fh.close();
+    }
+  };
+
+  /** Hash one file and (if new) stage it; returns when the checksum is known (staging may continue in `inflight`). */
+  const processFile = async (f: FileNode): Promise<void> => {
+    checkAbort();
+    const st = f.st;
+    const hlKey = st.nlink > 1 && st.isFile() ? `${st.dev}:${st.ino}` : null;
+    if (hlKey !== null) {
+      const known = hardlinks.get(hlKey);
+      if (known !== undefined) {
+        f.checksum = await known;
+        stats.files++;
+        return;
+      }
+    }
+    const meta = metaFor(f);
+    if (st.isSymbolicLink()) {
+      try {
+        meta.symlinkTarget = readlinkSync(f.abs);
+      } catch (e) {
+        throw ioError(e, 'Reading symlink', f.abs);
+      }
+      const checksum = contentHasher(meta).digest('hex');
+      if (claim('file', checksum)) {
+        const tmp = repo.newTmpPath();
+        const r = stageBytesSync(repo.mode, meta, null, tmp, null);
+        record(tmp, 'file', checksum, r);
+      }
+      f.checksum = checksum;
+    } else if (st.size <= SMALL_FILE_MAX) {
+      const data = readSmall(f.abs, st.size);
+      bytesDone += data.length;
+      const checksum = contentHasher(meta).update(data).digest('hex');
+      f.checksum = checksum;
+      if (hlKey !== null) hardlinks.set(hlKey, checksum);
+      if (claim('file', checksum)) {
+        if (repo.mode === 'archive') {
+          await launch(async () => {
+            const z = await compressForArchive(data, repo.zlibLevel);
+            const tmp = repo.newTmpPath();
+            const written = stageBytesSync(repo.mode, meta, data, tmp, z);
+            record(tmp, 'file', checksum, written);
+          });
+        } else {
+          const tmp = repo.newTmpPath();
+          record(tmp, 'file', checksum, stageBytesSync(repo.mode, meta, data, tmp, null));
+        }
+      }
+    } else {
+      // Large files are hashed and stored in the background; dirtrees are built after all finish.
+      let resolveC!: (c: Checksum) => void;
+      let rejectC!: (e: unknown) => void;
+      const p = new Promise<Checksum>((res, rej) => {
+        resolveC = res;
+        rejectC = rej;
+      });
+      p.catch(() => undefined);
+      if (hlKey !== null) hardlinks.set(hlKey, p);
+      try {
+        await launch(async () => {
+          try {
+            const c = await processLarge(f, meta);
+            f.checksum = c;
+            resolveC(c);
+          } catch (e) {
+            rejectC(e);
+            throw e;
+          }
+        });
+      } catch (e) {
+        rejectC(e);
+        throw e;
+      }
+    }
+    stats.files++;
+    progress();
+  };
+
+  const writeMetaSync = (type: 'dirtree' | 'dirmeta', bytes: Uint8Array): Checksum => {
+    const checksum = createHash('sha256').update(bytes).digest('hex');
+    if (claim(type, checksum)) {
+      const tmp = repo.newTmpPath('m');
+      repo.writeTmpSync(tmp, bytes);
+      record(tmp, type, checksum, bytes.length);
+    }
+    return checksum;
+  };
+
+  const buildDir = (d: DirNode): { tree: Checksum; meta: Checksum } => {
+    const files: DirTreeFile[] = d.files.map((f) => ({ name: f.name, checksum: f.checksum! }));
+    const dirs: DirTreeDir[] = d.dirs.map((c) => {
+      const r = buildDir(c);
+      return { name: c.name, treeChecksum: r.tree, metaChecksum: r.meta };
+    });
+    const [uid, gid] = owner(d.st.uid, d.st.gid);
+    const mode = canonical ? d.st.mode & (S_IFDIR | 0o755) : d.st.mode;
+    const tree = writeMetaSync('dirtree', serializeDirTree({ files, dirs }));
+    const meta = writeMetaSync('dirmeta', serializeDirMeta({ uid, gid, mode, xattrs: xattrsOf(d.abs) }));
+    return { tree, meta };
+  };
+
+  let root: { tree: Checksum; meta: Checksum };
+  try {
+    let rootSt: Stats;
+    let rootPath: string;
+    try {
+      // The tree argument may itself be a symlink to the directory, as with ostree.
+      rootPath = realpathSync(opts.tree);
+      rootSt = statSync(rootPath);
+    } catch (e) {
+      throw ioError(e, 'Reading', opts.tree);
+    }
+    if (!rootSt.isDirectory()) throw new LarchError('INVALID_ARGUMENT', `Not a directory: ${opts.tree}`, { path: opts.tree });
+    const counts = { files: 0 };
+    const top = walk(rootPath, '', '', rootSt, skip, matched, counts);
+    filesTotal = counts.files;
+    const unmatched = [...skip].filter((s) => !matched.has(s));
+    if (unmatched.length) {
+      throw new LarchError('INVALID_ARGUMENT', `Unmatched skip-list paths: ${unmatched.join(', ')}`, { unmatched });
+    }
+    const queue: DirNode[] = [top];
+    while (queue.length) {
+      const d = queue.pop()!;
+      for (const f of d.files) await processFile(f);
+      for (let i = d.dirs.length - 1; i >= 0; i--) queue.push(d.dirs[i]);
+    }
+    while (inflight.size) await Promise.all(inflight);
+    checkAbort();
+    root = buildDir(top);
+  } catch (e) {
+    if (failure === null) failure = e;
+    // Let every in-flight job finish so that no temporary file appears after cleanup.
+    while (inflight.size) await Promise.allSettled(inflight);
+    await batch.abort();
+    throw failure;
+  }
+  await batch.commit();
+
+  let parent: Checksum | null = null;
+  if (opts.parent !== undefined) parent = opts.parent;
+  else if (opts.branch !== undefined) parent = await repo.resolveRef(opts.branch);
+  const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
+  if (opts.bindings !== false) {
+    // As `ostree commit`: the ref binding (an empty list for a commit made without a branch),
+    // then the collection binding when the repo has a collection id.
+    metadata.push(['ostree.ref-binding', new Variant('as', opts.branch !== undefined ? [opts.branch] : [])]);
+    const cid = repo.collectionId;
+    if (cid !== null) metadata.push(['ostree.collection-binding', new Variant('s', cid)]);
+  }
+  const commitBytes = serializeCommit({
+    metadata,
+    parent,
+    subject: opts.subject ?? '',
+    body: opts.body ?? '',
+    timestamp: opts.timestamp ?? defaultCommitTimestamp(),
+    rootTree: root.tree,
+    rootMeta: root.meta,
+  });
+  const had = repo.hasObjectSync('commit', createHash('sha256').update(commitBytes).digest('hex'));
+  const commit = await repo.writeMetadata('commit', commitBytes);
+  if (!had) {
+    stats.newObjects++;
+    stats.bytesWritten += commitBytes.length;
+  }
+  if (opts.branch !== undefined) await repo.setRef(opts.branch, commit);
+  progress();
+  return { commit, rootTree: root.tree, rootMeta: root.meta, stats };
+}
+
+export type { WriteBatch };

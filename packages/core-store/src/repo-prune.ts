@@ -1,0 +1,217 @@
+/**
+ * prune: delete objects no root reaches (spec/repo-format.md section 8), as `ostree prune` 2022.7.
+ *
+ * Roots: without `refsOnly` every commit object is a root (so a plain prune after deleting a
+ * ref deletes nothing until the commit goes); with `refsOnly` the roots are the commits of all
+ * refs (heads, remotes, collection refs), each walked to `depth` parents (-1 = all).
+ * `keepYoungerThan` first deletes every commit older than the cutoff that no ref points at;
+ * `deleteCommit` first deletes one commit (refused when a ref points at it) and turns on
+ * `core.tombstone-commits`, as ostree does.
+ *
+ * Crash safety: a commit is marked partial (`state/C.commitpartial`) *before* it or anything it
+ * reaches is deleted, so a crash never leaves a "complete" commit with missing objects; its
+ * detached metadata goes with it, then the tombstone is written (when enabled) and the partial
+ * marker removed. Content and tree objects are deleted only after the reachable set is complete.
+ * Static deltas whose target commit no longer exists are removed at the end.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { LarchError } from './errors.js';
+import { parseCommit, serializeTombstone } from './objects/index.js';
+import { objectKey, traverseCommit, type ObjectRef } from './repo-traverse.js';
+import type { Repo } from './repo.js';
+import type { Checksum, ObjectType } from './types.js';
+
+export interface PruneOptions {
+  /** Roots are the refs only (not every commit). */
+  refsOnly?: boolean;
+  /** Parent commits kept per root (-1 = all, the default). */
+  depth?: number;
+  /** Delete commits older than this (epoch seconds) unless a ref points at them. */
+  keepYoungerThan?: bigint;
+  /** Report only; delete nothing. */
+  noPrune?: boolean;
+  /** Delete this commit first (refused when a ref points at it). */
+  deleteCommit?: Checksum;
+  onProgress?: (p: { phase: 'reachability' | 'delete'; done: number; total: number }) => void;
+}
+
+export interface PruneResult {
+  /** Objects in the repository before pruning ("Total objects: N"). */
+  total: number;
+  /** Objects deleted (or that would be, with noPrune). */
+  deleted: number;
+  /** Bytes freed (or that would be). */
+  bytesFreed: number;
+}
+
+const PRUNED_TYPES: ReadonlySet<ObjectType> = new Set(['file', 'dirtree', 'dirmeta', 'commit']);
+
+/**
+ * Prune the repository. See the file comment.
+ *
+ * Locking: exclusive for the whole operation (no commit or pull can run meanwhile).
+ * Errors: EXISTS when `deleteCommit` is referenced by a ref; OBJECT_MISSING when `deleteCommit`
+ * does not exist or a non-partial root cannot be walked (nothing is deleted then).
+ * Limits: the reachable set is held in memory (one entry per reachable object).
+ */
+export async function prune(repo: Repo, opts: PruneOptions = {}): Promise<PruneResult> {
+  return repo.withLock('exclusive', () => runPrune(repo, opts));
+}
+
+async function sizeOf(repo: Repo, type: ObjectType, checksum: Checksum): Promise<number> {
+  try {
+    return (await fsp.lstat(repo.objectPath(type, checksum))).size;
+  } catch {
+    return 0;
+  }
+}
+
+async function tombstonesEnabled(repo: Repo): Promise<boolean> {
+  return repo.config.getBoolean('core', 'tombstone-commits', false);
+}
+
+/** Delete one commit with its detached metadata: mark partial, delete, tombstone, unmark. */
+async function deleteCommitObject(repo: Repo, checksum: Checksum, tombstone: boolean): Promise<void> {
+  await repo.markCommitPartial(checksum);
+  if (await repo.hasObject('commitmeta', checksum)) await repo.deleteObject('commitmeta', checksum);
+  await repo.deleteObject('commit', checksum);
+  if (tombstone && !(await repo.hasObject('tombstone-commit', checksum))) {
+    await writeTombstone(repo, checksum);
+  }
+  await repo.clearCommitPartial(checksum);
+}
+
+/** Tombstones are named after the deleted commit, so they go through a tmp file + rename here. */
+async function writeTombstone(repo: Repo, checksum: Checksum): Promise<void> {
+  const dest = repo.objectPath('tombstone-commit', checksum);
+  await fsp.mkdir(path.dirname(dest), { recursive: true });
+  const tmp = path.join(repo.tmpPath, `tombstone-${checksum}-${process.pid}`);
+  const fh = await fsp.open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(serializeTombstone(checksum));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fsp.rename(tmp, dest);
+}
+
+async function runPrune(repo: Repo, opts: PruneOptions): Promise<PruneResult> {
+  const depth = opts.depth ?? -1;
+  const refs = await repo.listRefs({ kind: 'all' });
+  const refTargets = new Set(refs.values());
+  let deleted = 0;
+  let bytesFreed = 0;
+
+  // The object list is taken before any deletion, so "total" counts what was there.
+  const objects: ObjectRef[] = [];
+  for await (const o of repo.listObjects()) if (PRUNED_TYPES.has(o.type)) objects.push(o);
+  const total = objects.length;
+  const removedCommits = new Set<Checksum>();
+
+  if (opts.deleteCommit !== undefined) {
+    const c = opts.deleteCommit;
+    const referencing = [...refs].filter(([, v]) => v === c).map(([k]) => k);
+    if (referencing.length > 0) {
+      throw new LarchError('EXISTS', `Commit '${c}' is referenced by ${referencing.map((r) => `'${r}'`).join(', ')}`, {
+        checksum: c,
+        refs: referencing,
+      });
+    }
+    if (!(await repo.hasObject('commit', c))) throw new LarchError('OBJECT_MISSING', `Object missing: ${c}.commit`, { type: 'commit', checksum: c });
+    if (!opts.noPrune) {
+      if (!(await tombstonesEnabled(repo))) {
+        repo.config.set('core', 'tombstone-commits', true);
+        await repo.saveConfig();
+      }
+      await deleteCommitObject(repo, c, true);
+    }
+    // Like ostree, the totals count only what the prune that follows removes.
+    removedCommits.add(c);
+  }
+
+  if (opts.keepYoungerThan !== undefined) {
+    const tomb = await tombstonesEnabled(repo);
+    for (const o of objects) {
+      if (o.type !== 'commit' || refTargets.has(o.checksum) || removedCommits.has(o.checksum)) continue;
+      let ts: bigint;
+      try {
+        ts = parseCommit(await repo.readMetadata('commit', o.checksum)).timestamp;
+      } catch {
+        continue; // unreadable commits are fsck's business
+      }
+      if (ts >= opts.keepYoungerThan) continue;
+      if (!opts.noPrune) {
+        bytesFreed += await sizeOf(repo, 'commit', o.checksum);
+        await deleteCommitObject(repo, o.checksum, tomb);
+      }
+      deleted++;
+      removedCommits.add(o.checksum);
+    }
+  }
+
+  // Reachability from the roots.
+  const reachable = new Map<string, ObjectRef>();
+  const roots: Checksum[] = opts.refsOnly
+    ? [...new Set(refs.values())]
+    : objects.filter((o) => o.type === 'commit').map((o) => o.checksum);
+  let done = 0;
+  for (const c of roots) {
+    if (removedCommits.has(c)) continue;
+    if (!opts.noPrune && !(await repo.hasObject('commit', c))) continue;
+    const partial = await repo.isCommitPartial(c);
+    await traverseCommit(repo, c, { depth: opts.refsOnly ? depth : 0, ignoreMissingTrees: partial, into: reachable });
+    opts.onProgress?.({ phase: 'reachability', done: ++done, total: roots.length });
+  }
+
+  // Delete what nothing reaches; commits first (each marked partial before it goes).
+  const tomb = await tombstonesEnabled(repo);
+  const doomed = objects.filter((o) => !reachable.has(objectKey(o.type, o.checksum)) && !removedCommits.has(o.checksum));
+  doomed.sort((a, b) => (a.type === 'commit' ? 0 : 1) - (b.type === 'commit' ? 0 : 1));
+  done = 0;
+  for (const o of doomed) {
+    const size = await sizeOf(repo, o.type, o.checksum);
+    if (!opts.noPrune) {
+      if (o.type === 'commit') await deleteCommitObject(repo, o.checksum, tomb);
+      else await repo.deleteObject(o.type, o.checksum);
+    }
+    deleted++;
+    bytesFreed += size;
+    opts.onProgress?.({ phase: 'delete', done: ++done, total: doomed.length });
+  }
+
+  if (!opts.noPrune) await pruneStaticDeltas(repo);
+  return { total, deleted, bytesFreed };
+}
+
+/** Decode the "modified base64" of a delta path part back to hex (spec section 11). */
+function b64ToHex(s: string): string | null {
+  const buf = Buffer.from(s.replace(/_/g, '/'), 'base64');
+  return buf.length === 32 ? buf.toString('hex') : null;
+}
+
+/** Remove static deltas whose target commit no longer exists. */
+async function pruneStaticDeltas(repo: Repo): Promise<void> {
+  const root = path.join(repo.path, 'deltas');
+  let prefixes: string[];
+  try {
+    prefixes = await fsp.readdir(root);
+  } catch {
+    return;
+  }
+  for (const pre of prefixes) {
+    let names: string[];
+    try {
+      names = await fsp.readdir(path.join(root, pre));
+    } catch {
+      continue;
+    }
+    for (const rest of names) {
+      const full = pre + rest;
+      const to = b64ToHex(full.includes('-') ? full.slice(full.indexOf('-') + 1) : full);
+      if (to === null) continue;
+      if (!(await repo.hasObject('commit', to))) await fsp.rm(path.join(root, pre, rest), { recursive: true, force: true });
+    }
+  }
+}

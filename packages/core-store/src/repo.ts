@@ -1,0 +1,802 @@
+/**
+ * `Repo`: an OSTree repository on disk (spec/repo-format.md): opening and creating it, and
+ * reading and writing its objects, refs, partial-commit markers and lock.
+ *
+ * Durability ("the write path"): every object is written into the repo's `tmp/`, made durable
+ * (fsync of the file, or one syncfs(2) for a whole batch), then published into `objects/XX/` with
+ * link(2), which never replaces an existing object (an object that already exists wins and the
+ * temporary file is discarded), and finally the `objects/XX/` directory is fsynced. Refs are
+ * written only by callers that have finished publishing. `core.fsync=false` skips the fsyncs, as
+ * in OSTree. A crash therefore leaves at most stray files in `tmp/`, never a truncated object
+ * under a valid name.
+ *
+ * Locking: object reads and writes take no lock themselves. A writer's whole transaction holds
+ * the shared repo lock ({@link Repo.withLock}); destructive operations hold it exclusive.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants as fsc, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, unlinkSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { syncfs } from '@larch/native';
+import type { Variant } from '@larch/gvariant';
+import { KeyFile } from './config.js';
+import { LarchError, hasErrno, ioError } from './errors.js';
+import type { Checksum, Commit, DirMeta, DirTree, FileMeta, ObjectType, RepoMode } from './types.js';
+import { S_IFLNK, S_IFMT } from './types.js';
+import { isChecksum, validateChecksum, validateCollectionId } from './validate.js';
+import { MAX_METADATA_SIZE, parseCommit } from './objects/commit.js';
+import { parseCommitMeta, serializeCommitMeta } from './objects/commitmeta.js';
+import { parseDirMeta } from './objects/dirmeta.js';
+import { parseDirTree } from './objects/dirtree.js';
+import { parseTombstone } from './objects/tombstone.js';
+import { contentHasher } from './objects/file-header.js';
+import { openContentObject, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
+import * as refs from './repo-refs.js';
+
+export type { ContentSource, OpenedContent } from './objects/content-io.js';
+
+const EXT: Record<ObjectType, string> = {
+  file: 'file',
+  dirtree: 'dirtree',
+  dirmeta: 'dirmeta',
+  commit: 'commit',
+  'tombstone-commit': 'tombstone-commit',
+  commitmeta: 'commitmeta',
+};
+
+const MODE_STRINGS: Record<string, RepoMode> = {
+  bare: 'bare',
+  'bare-user': 'bare-user',
+  'bare-user-only': 'bare-user-only',
+  archive: 'archive',
+  'archive-z2': 'archive',
+};
+
+/** The config `mode=` string `ostree init` writes for each mode. */
+export function modeConfigString(mode: RepoMode): string {
+  return mode === 'archive' ? 'archive-z2' : mode;
+}
+
+/** OSTree's default `[archive] zlib-level`. */
+export const DEFAULT_ZLIB_LEVEL = 6;
+
+let tmpCounter = 0;
+
+/** A set of staged objects published together: one syncfs, then links, then one fsync per directory. */
+export class WriteBatch {
+  private staged: Array<{ tmp: string; type: ObjectType; checksum: Checksum }> = [];
+  private done = false;
+  constructor(private readonly repo: Repo) {}
+
+  /** Record a staged temporary file to publish as `type`/`checksum` at {@link commit}. */
+  add(tmp: string, type: ObjectType, checksum: Checksum): void {
+    if (this.done) throw new LarchError('INVALID_ARGUMENT', 'write batch already finished');
+    this.staged.push({ tmp, type, checksum });
+  }
+
+  get size(): number {
+    return this.staged.length;
+  }
+
+  /** Make every staged file durable, publish them all, fsync their directories. */
+  async commit(): Promise<void> {
+    this.done = true;
+    if (this.staged.length === 0) return;
+    if (this.repo.fsyncEnabled) await this.repo.syncTmpFs();
+    const dirs = new Set<string>();
+    // Synchronous link/unlink: a threadpool round-trip per object costs more than the call.
+    let i = 0;
+    try {
+      for (; i < this.staged.length; i++) {
+        const s = this.staged[i];
+        dirs.add(this.repo.publishStagedSync(s.tmp, s.type, s.checksum));
+      }
+    } catch (e) {
+      // Objects already linked stay (they are complete); the rest are discarded.
+      const rest = this.staged.slice(i + 1);
+      this.staged = [];
+      await Promise.all(rest.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
+      throw e;
+    }
+    this.staged = [];
+    if (this.repo.fsyncEnabled) for (const d of dirs) fsyncDirSync(d);
+  }
+
+  /** Remove every staged temporary file. */
+  async abort(): Promise<void> {
+    this.done = true;
+    const all = this.staged;
+    this.staged = [];
+    await Promise.all(all.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
+  }
+}
+
+export class Repo {
+  readonly path: string;
+  readonly mode: RepoMode;
+  readonly config: KeyFile;
+  readonly tmpPath: string;
+  private readonly madeDirs = new Set<string>();
+
+  private constructor(path: string, mode: RepoMode, config: KeyFile) {
+    this.path = path;
+    this.mode = mode;
+    this.config = config;
+    this.tmpPath = join(path, 'tmp');
+  }
+
+  /** `core.fsync` (default true). */
+  get fsyncEnabled(): boolean {
+    return this.config.getBoolean('core', 'fsync', true);
+  }
+
+  /** `[archive] zlib-level` (default 6, clamped to 1..9 as OSTree does). */
+  get zlibLevel(): number {
+    const l = this.config.getInteger('archive', 'zlib-level', DEFAULT_ZLIB_LEVEL);
+    return Math.min(9, Math.max(1, l));
+  }
+
+  /** `core.lock-timeout-secs` in ms (default 30 s; -1 = wait forever). */
+  get lockTimeoutMs(): number {
+    const s = this.config.getInteger('core', 'lock-timeout-secs', DEFAULT_LOCK_TIMEOUT_SECS);
+    return s < 0 ? -1 : s * 1000;
+  }
+
+  /** `core.collection-id`, if any. */
+  get collectionId(): string | null {
+    return this.config.get('core', 'collection-id') ?? null;
+  }
+
+  /**
+   * Create a repository exactly like `ostree init`: `config` with `[core] repo_version=1` and
+   * `mode=` (`archive-z2` for archive) plus `collection-id=` when given, and the directories
+   * `objects/`, `refs/{heads,mirrors,remotes}/`, `state/`, `tmp/cache/`, `extensions/`.
+   * If a repository with the same config already exists it is opened; a different one is EXISTS.
+   */
+  static async init(opts: { path: string; mode: RepoMode; collectionId?: string }): Promise<Repo> {
+    const path = resolve(opts.path);
+    if (!(opts.mode in MODE_STRINGS) || opts.mode === ('archive-z2' as RepoMode)) {
+      throw new LarchError('BAD_MODE', `Invalid mode '${opts.mode}' in repository configuration`, { mode: opts.mode });
+    }
+    if (opts.collectionId !== undefined) validateCollectionId(opts.collectionId);
+    let text = `[core]\nrepo_version=1\nmode=${modeConfigString(opts.mode)}\n`;
+    if (opts.collectionId !== undefined) text += `collection-id=${opts.collectionId}\n`;
+    const configPath = join(path, 'config');
+    try {
+      const existing = await fsp.readFile(configPath, 'utf8');
+      if (existing !== text) throw new LarchError('EXISTS', `Repository already exists at ${path} with a different configuration`, { path });
+      return await Repo.open(path);
+    } catch (e) {
+      if (!hasErrno(e, 'ENOENT')) throw e instanceof LarchError ? e : ioError(e, 'Reading', configPath);
+    }
+    try {
+      await fsp.mkdir(path, { recursive: true });
+      for (const d of ['objects', 'tmp', 'tmp/cache', 'extensions', 'state', 'refs', 'refs/heads', 'refs/mirrors', 'refs/remotes']) {
+        await fsp.mkdir(join(path, d), { recursive: true });
+      }
+      const tmp = join(path, `.config.tmp-${randomBytes(6).toString('hex')}`);
+      await fsp.writeFile(tmp, text, { mode: 0o644 });
+      await syncFile(tmp);
+      await fsp.rename(tmp, configPath);
+      await fsyncDirPath(path);
+    } catch (e) {
+      throw ioError(e, 'Creating repository', path);
+    }
+    return Repo.open(path);
+  }
+
+  /** Open an existing repository. Throws REPO_NOT_FOUND, BAD_CONFIG or BAD_MODE. */
+  static async open(path: string): Promise<Repo> {
+    const abs = resolve(path);
+    const configPath = join(abs, 'config');
+    let text: string;
+    try {
+      const st = await fsp.stat(join(abs, 'objects'));
+      if (!st.isDirectory()) throw Object.assign(new Error('objects is not a directory'), { code: 'ENOENT' });
+      text = await fsp.readFile(configPath, 'utf8');
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT') || hasErrno(e, 'ENOTDIR')) {
+        throw new LarchError('REPO_NOT_FOUND', `Couldn't find repository at ${abs}: no config or objects directory`, { path: abs }, { cause: e });
+      }
+      throw ioError(e, 'Opening repository', abs);
+    }
+    const config = KeyFile.parse(text, configPath);
+    const version = config.get('core', 'repo_version');
+    if (version === undefined) throw new LarchError('BAD_CONFIG', `Missing key 'repo_version' in group 'core' of ${configPath}`, { path: configPath });
+    if (version.trim() !== '1') throw new LarchError('BAD_CONFIG', `Invalid repository version ${version}`, { path: configPath, version });
+    const modeStr = config.get('core', 'mode') ?? 'bare';
+    const mode = MODE_STRINGS[modeStr.trim()];
+    if (mode === undefined) throw new LarchError('BAD_MODE', `Invalid mode '${modeStr}' in repository configuration`, { path: configPath, mode: modeStr });
+    const repo = new Repo(abs, mode, config);
+    // Validate the typed keys now so a bad value fails at open, like OSTree.
+    void repo.fsyncEnabled;
+    void repo.lockTimeoutMs;
+    if (mode === 'archive') void repo.zlibLevel;
+    const cid = repo.collectionId;
+    if (cid !== null) {
+      try {
+        validateCollectionId(cid);
+      } catch (e) {
+        throw new LarchError('BAD_CONFIG', `Invalid core.collection-id '${cid}'`, { path: configPath }, { cause: e });
+      }
+    }
+    return repo;
+  }
+
+  /** Write `config` back atomically (tmp + fsync + rename + fsync dir), preserving unknown keys and comments. */
+  async saveConfig(): Promise<void> {
+    const tmp = join(this.path, `.config.tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      await fsp.writeFile(tmp, this.config.toString(), { mode: 0o644 });
+      if (this.fsyncEnabled) await syncFile(tmp);
+      await fsp.rename(tmp, join(this.path, 'config'));
+      if (this.fsyncEnabled) await fsyncDirPath(this.path);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw ioError(e, 'Writing config of', this.path);
+    }
+  }
+
+  // ---------------------------------------------------------------- objects
+
+  /** Absolute path of an object (content objects are `.filez` in archive mode, `.file` otherwise). */
+  objectPath(type: ObjectType, checksum: Checksum): string {
+    validateChecksum(checksum);
+    const ext = type === 'file' && this.mode === 'archive' ? 'filez' : EXT[type];
+    if (ext === undefined) throw new LarchError('INVALID_ARGUMENT', `Unknown object type ${String(type)}`, { type });
+    return join(this.path, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.${ext}`);
+  }
+
+  /** Synchronous {@link hasObject} (one lstat), for hot loops. */
+  hasObjectSync(type: ObjectType, checksum: Checksum): boolean {
+    try {
+      return lstatSync(this.objectPath(type, checksum), { throwIfNoEntry: false }) !== undefined;
+    } catch (e) {
+      throw ioError(e, 'Checking object', `${checksum}.${type}`);
+    }
+  }
+
+  async hasObject(type: ObjectType, checksum: Checksum): Promise<boolean> {
+    try {
+      await fsp.lstat(this.objectPath(type, checksum));
+      return true;
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return false;
+      throw ioError(e, 'Checking object', `${checksum}.${type}`);
+    }
+  }
+
+  /**
+   * Raw bytes of a metadata object, bounded by MAX_METADATA_SIZE (LIMIT_EXCEEDED). With
+   * `verify`, checks sha256 == name for dirtree/dirmeta/commit and normal form for every type.
+   */
+  async readMetadata(type: Exclude<ObjectType, 'file'>, checksum: Checksum, opts: { verify?: boolean } = {}): Promise<Uint8Array> {
+    const p = this.objectPath(type, checksum);
+    let bytes: Buffer;
+    let fh: fsp.FileHandle | undefined;
+    try {
+      fh = await fsp.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      const st = await fh.stat();
+      if (!st.isFile()) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: not a regular file`, { type, checksum });
+      if (st.size > MAX_METADATA_SIZE) {
+        throw new LarchError('LIMIT_EXCEEDED', `Metadata object ${checksum}.${type} is ${st.size} bytes, exceeding the limit of ${MAX_METADATA_SIZE}`, { type, checksum, size: st.size, limit: MAX_METADATA_SIZE });
+      }
+      bytes = Buffer.alloc(st.size);
+      let off = 0;
+      while (off < st.size) {
+        const { bytesRead } = await fh.read(bytes, off, st.size - off, off);
+        if (bytesRead === 0) break;
+        off += bytesRead;
+      }
+      if (off !== st.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: short read`, { type, checksum });
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) throw new LarchError('OBJECT_MISSING', `No such metadata object ${checksum}.${type}`, { type, checksum });
+      if (hasErrno(e, 'ELOOP')) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: is a symlink`, { type, checksum });
+      throw ioError(e, 'Reading object', p);
+    } finally {
+      await fh?.close();
+    }
+    const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (opts.verify) {
+      if (type === 'dirtree' || type === 'dirmeta' || type === 'commit') this.checkDigest(type, checksum, u8);
+      try {
+        if (type === 'dirtree') parseDirTree(u8);
+        else if (type === 'dirmeta') parseDirMeta(u8);
+        else if (type === 'commit') parseCommit(u8);
+        else if (type === 'commitmeta') parseCommitMeta(u8);
+        else parseTombstone(u8);
+      } catch (e) {
+        throw this.corrupted(type, checksum, e);
+      }
+    }
+    return u8;
+  }
+
+  private checkDigest(type: ObjectType, checksum: Checksum, bytes: Uint8Array): void {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== checksum) {
+      throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object; checksum expected='${checksum}' actual='${actual}'`, { type, checksum, actual });
+    }
+  }
+
+  private corrupted(type: ObjectType, checksum: Checksum, e: unknown): LarchError {
+    if (e instanceof LarchError && e.code !== 'OBJECT_CORRUPTED' && e.code !== 'INVALID_NAME' && e.code !== 'INVALID_CHECKSUM') return e;
+    const msg = e instanceof Error ? e.message : String(e);
+    return new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: ${msg}`, { type, checksum }, { cause: e });
+  }
+
+  /** Read, checksum-verify and parse a commit. */
+  async readCommit(checksum: Checksum): Promise<Commit> {
+    const b = await this.readMetadata('commit', checksum);
+    this.checkDigest('commit', checksum, b);
+    try {
+      return parseCommit(b);
+    } catch (e) {
+      throw this.corrupted('commit', checksum, e);
+    }
+  }
+
+  /** Read, checksum-verify and parse a dirtree (names, 32-byte checksums, order, normal form). */
+  async readDirTree(checksum: Checksum): Promise<DirTree> {
+    const b = await this.readMetadata('dirtree', checksum);
+    this.checkDigest('dirtree', checksum, b);
+    try {
+      return parseDirTree(b);
+    } catch (e) {
+      throw this.corrupted('dirtree', checksum, e);
+    }
+  }
+
+  /** Read, checksum-verify and parse a dirmeta. */
+  async readDirMeta(checksum: Checksum): Promise<DirMeta> {
+    const b = await this.readMetadata('dirmeta', checksum);
+    this.checkDigest('dirmeta', checksum, b);
+    try {
+      return parseDirMeta(b);
+    } catch (e) {
+      throw this.corrupted('dirmeta', checksum, e);
+    }
+  }
+
+  /** Detached metadata of a commit, or null when there is none. */
+  async readCommitMeta(commit: Checksum): Promise<Array<[string, Variant]> | null> {
+    let b: Uint8Array;
+    try {
+      b = await this.readMetadata('commitmeta', commit);
+    } catch (e) {
+      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') return null;
+      throw e;
+    }
+    try {
+      return parseCommitMeta(b);
+    } catch (e) {
+      throw this.corrupted('commitmeta', commit, e);
+    }
+  }
+
+  /** Replace (or with null, delete) the detached metadata of a commit; atomic and durable. */
+  async writeCommitMeta(commit: Checksum, dict: Array<[string, Variant]> | null): Promise<void> {
+    const dest = this.objectPath('commitmeta', commit);
+    if (dict === null) {
+      await fsp.rm(dest, { force: true });
+      return;
+    }
+    const tmp = await this.writeTmpFile(serializeCommitMeta(dict));
+    const dir = await this.ensureObjectDir(commit);
+    try {
+      await fsp.rename(tmp, dest);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw ioError(e, 'Writing detached metadata', dest);
+    }
+    if (this.fsyncEnabled) await this.fsyncDir(dir);
+  }
+
+  /**
+   * Store a metadata object (no-op when present) and return its checksum. Durable on return.
+   * The bytes are parsed first, so a malformed object is never stored.
+   */
+  async writeMetadata(type: 'dirtree' | 'dirmeta' | 'commit', bytes: Uint8Array, batch?: WriteBatch): Promise<Checksum> {
+    try {
+      if (type === 'dirtree') parseDirTree(bytes);
+      else if (type === 'dirmeta') parseDirMeta(bytes);
+      else parseCommit(bytes);
+    } catch (e) {
+      throw new LarchError('OBJECT_CORRUPTED', `Refusing to write invalid ${type} object: ${(e as Error).message}`, { type }, { cause: e });
+    }
+    const checksum = createHash('sha256').update(bytes).digest('hex');
+    if (await this.hasObject(type, checksum)) return checksum;
+    const tmp = await this.writeTmpFile(bytes, 0o644);
+    if (batch) {
+      batch.add(tmp, type, checksum);
+      return checksum;
+    }
+    await this.publishOne(tmp, type, checksum, false);
+    return checksum;
+  }
+
+  /** Open a content object: its meta, uncompressed size, and a factory for fresh content streams. */
+  async openFile(checksum: Checksum): Promise<OpenedContent> {
+    return openContentObject(this.mode, this.objectPath('file', checksum), checksum);
+  }
+
+  /**
+   * Store a content object and return its checksum. The checksum is computed from the bytes as
+   * they are written; with `expectedChecksum` a mismatch throws OBJECT_CORRUPTED before anything
+   * is published, and an object already present is not rewritten. Durable on return (or at
+   * `batch.commit()` when a batch is given). The `path` source is opened once and read through
+   * its descriptor; symlink metas ignore the content.
+   */
+  async writeFile(meta: FileMeta, content: ContentSource, opts: { expectedChecksum?: Checksum; batch?: WriteBatch } = {}): Promise<Checksum> {
+    if (opts.expectedChecksum !== undefined) {
+      validateChecksum(opts.expectedChecksum);
+      if (await this.hasObject('file', opts.expectedChecksum)) return opts.expectedChecksum;
+    }
+    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+    let size = 0;
+    let payload: Uint8Array | NodeJS.ReadableStream | null = null;
+    let fh: fsp.FileHandle | undefined;
+    try {
+      if (!isLink) {
+        if ('bytes' in content) {
+          payload = content.bytes;
+          size = content.bytes.length;
+        } else if ('stream' in content) {
+          payload = content.stream;
+          size = content.size;
+        } else {
+          fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+          const st = await fh.stat();
+          if (!st.isFile()) throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${content.path}`, { path: content.path });
+          size = st.size;
+          payload = fh.createReadStream({ autoClose: false, start: 0 });
+        }
+      }
+      const tmp = this.newTmpPath();
+      const staged = await stageContent({ mode: this.mode, meta, size, payload, tmpPath: tmp, zlibLevel: this.zlibLevel, what: 'content' });
+      if (opts.expectedChecksum !== undefined && staged.checksum !== opts.expectedChecksum) {
+        await fsp.rm(tmp, { force: true });
+        throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${opts.expectedChecksum}' actual='${staged.checksum}'`, { checksum: opts.expectedChecksum, actual: staged.checksum });
+      }
+      if (opts.batch) opts.batch.add(tmp, 'file', staged.checksum);
+      else await this.publishOne(tmp, 'file', staged.checksum, isLink && this.mode !== 'archive' && this.mode !== 'bare-user');
+      return staged.checksum;
+    } finally {
+      await fh?.close();
+    }
+  }
+
+  /** Re-hash a content object. Throws OBJECT_MISSING, or OBJECT_CORRUPTED with data {checksum, actual}. */
+  async verifyFile(checksum: Checksum): Promise<void> {
+    let actual: string;
+    try {
+      const f = await this.openFile(checksum);
+      const h = contentHasher(f.meta);
+      for await (const chunk of f.open() as AsyncIterable<Buffer>) h.update(chunk);
+      actual = h.digest('hex');
+    } catch (e) {
+      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw e;
+      if (e instanceof LarchError && (e.code === 'OBJECT_CORRUPTED' || e.code === 'INVALID_NAME')) {
+        throw new LarchError('OBJECT_CORRUPTED', e.message.includes(checksum) ? e.message : `Corrupted object ${checksum}.file: ${e.message}`, { ...e.data, checksum, actual: null }, { cause: e });
+      }
+      throw e;
+    }
+    if (actual !== checksum) {
+      throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { checksum, actual, type: 'file' });
+    }
+  }
+
+  /** Every object in `objects/` (any order). Files that are not objects of this mode are skipped. */
+  async *listObjects(): AsyncIterable<{ type: ObjectType; checksum: Checksum }> {
+    const root = join(this.path, 'objects');
+    const contentExt = this.mode === 'archive' ? 'filez' : 'file';
+    const byExt = new Map<string, ObjectType>([
+      [contentExt, 'file'],
+      ['dirtree', 'dirtree'],
+      ['dirmeta', 'dirmeta'],
+      ['commit', 'commit'],
+      ['tombstone-commit', 'tombstone-commit'],
+      ['commitmeta', 'commitmeta'],
+    ]);
+    let dirs: string[];
+    try {
+      dirs = await fsp.readdir(root);
+    } catch (e) {
+      throw ioError(e, 'Listing objects in', root);
+    }
+    for (const d of dirs.sort()) {
+      if (!/^[0-9a-f]{2}$/.test(d)) continue;
+      let names: string[];
+      try {
+        names = await fsp.readdir(join(root, d));
+      } catch (e) {
+        if (hasErrno(e, 'ENOTDIR') || hasErrno(e, 'ENOENT')) continue;
+        throw ioError(e, 'Listing objects in', join(root, d));
+      }
+      for (const n of names) {
+        const dot = n.indexOf('.');
+        if (dot !== 62) continue;
+        const type = byExt.get(n.slice(63));
+        const checksum = d + n.slice(0, 62);
+        if (type && isChecksum(checksum)) yield { type, checksum };
+      }
+    }
+  }
+
+  /** Unlink one object. Throws OBJECT_MISSING when absent. Callers hold the exclusive lock. */
+  async deleteObject(type: ObjectType, checksum: Checksum): Promise<void> {
+    const p = this.objectPath(type, checksum);
+    try {
+      await fsp.unlink(p);
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) throw new LarchError('OBJECT_MISSING', `Object missing: ${checksum}.${type}`, { type, checksum });
+      throw ioError(e, 'Deleting object', p);
+    }
+  }
+
+  // ---------------------------------------------------------------- partial commits
+
+  private partialPath(c: Checksum): string {
+    validateChecksum(c);
+    return join(this.path, 'state', `${c}.commitpartial`);
+  }
+
+  async isCommitPartial(c: Checksum): Promise<boolean> {
+    try {
+      await fsp.lstat(this.partialPath(c));
+      return true;
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return false;
+      throw ioError(e, 'Checking', this.partialPath(c));
+    }
+  }
+
+  /** Create `state/C.commitpartial` (durable). */
+  async markCommitPartial(c: Checksum): Promise<void> {
+    const p = this.partialPath(c);
+    await fsp.mkdir(join(this.path, 'state'), { recursive: true });
+    await fsp.writeFile(p, '', { mode: 0o644 });
+    if (this.fsyncEnabled) await this.fsyncDir(join(this.path, 'state'));
+  }
+
+  /** Remove `state/C.commitpartial` (durable); no-op when absent. */
+  async clearCommitPartial(c: Checksum): Promise<void> {
+    try {
+      await fsp.unlink(this.partialPath(c));
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return;
+      throw ioError(e, 'Removing', this.partialPath(c));
+    }
+    if (this.fsyncEnabled) await this.fsyncDir(join(this.path, 'state'));
+  }
+
+  // ---------------------------------------------------------------- refs
+
+  listRefs(opts?: { kind?: 'heads' | 'remotes' | 'mirrors' | 'all'; remote?: string; prefix?: string }): Promise<Map<string, Checksum>> {
+    return refs.listRefs(this, opts);
+  }
+
+  resolveRef(refspec: string): Promise<Checksum | null> {
+    return refs.resolveRef(this, refspec);
+  }
+
+  setRef(refspec: string, checksum: Checksum | null): Promise<void> {
+    return refs.setRef(this, refspec, checksum);
+  }
+
+  revParse(spec: string): Promise<Checksum> {
+    return refs.revParse(this, spec);
+  }
+
+  // ---------------------------------------------------------------- lock
+
+  /** Take the repo lock (see repo-lock.ts); waits up to `timeoutMs` (default `core.lock-timeout-secs`). */
+  lock(kind: LockKind, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<LockHandle> {
+    return acquireRepoLock(this.path, kind, { timeoutMs: opts.timeoutMs ?? this.lockTimeoutMs, signal: opts.signal });
+  }
+
+  /** Run `fn` holding the lock; nested `withLock` calls inside `fn` reuse (or upgrade) it. */
+  withLock<T>(kind: LockKind, fn: () => Promise<T>, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
+    return withRepoLock(this.path, kind, { timeoutMs: opts.timeoutMs ?? this.lockTimeoutMs, signal: opts.signal }, fn);
+  }
+
+  // ---------------------------------------------------------------- write-path internals
+
+  /** A fresh, unused path in `tmp/` for staging. */
+  newTmpPath(prefix = 'obj'): string {
+    return join(this.tmpPath, `larch-${prefix}-${process.pid}-${(tmpCounter++).toString(36)}-${randomBytes(4).toString('hex')}`);
+  }
+
+  /** Write bytes to a new file in `tmp/` (fsynced when `core.fsync`) and return its path. */
+  async writeTmpFile(content: string | Uint8Array, mode = 0o644): Promise<string> {
+    const p = this.newTmpPath('f');
+    try {
+      await fsp.writeFile(p, content, { mode });
+      if (this.fsyncEnabled) await syncFile(p);
+    } catch (e) {
+      await fsp.rm(p, { force: true });
+      throw ioError(e, 'Writing temporary file', p);
+    }
+    return p;
+  }
+
+  /** Synchronously create `tmp` (exclusively) with `bytes`; no fsync (batches sync the filesystem once). */
+  writeTmpSync(tmp: string, bytes: Uint8Array, mode = 0o644): void {
+    const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+    try {
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    } catch (e) {
+      closeSync(fd);
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // ignore
+      }
+      throw ioError(e, 'Writing temporary file', tmp);
+    }
+    closeSync(fd);
+  }
+
+  /** `core.tmp-expiry-secs` (OSTree's default: one day). */
+  get tmpExpirySecs(): number {
+    return this.config.getInteger('core', 'tmp-expiry-secs', 86400);
+  }
+
+  /**
+   * Remove staging files this library left in `tmp/` (after a crash) that are older than
+   * `core.tmp-expiry-secs`. Files of running writers are younger and stay. Returns the count.
+   */
+  async cleanupTmp(now = Date.now()): Promise<number> {
+    let names: string[];
+    try {
+      names = await fsp.readdir(this.tmpPath);
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return 0;
+      throw ioError(e, 'Listing', this.tmpPath);
+    }
+    const cutoff = now - this.tmpExpirySecs * 1000;
+    let removed = 0;
+    for (const n of names) {
+      if (!n.startsWith('larch-')) continue;
+      const p = join(this.tmpPath, n);
+      try {
+        // ctime: staged bare objects carry mtime 0 on purpose
+        const st = await fsp.lstat(p);
+        if (st.ctimeMs < cutoff) {
+          await fsp.rm(p, { force: true });
+          removed++;
+        }
+      } catch {
+        // vanished meanwhile
+      }
+    }
+    return removed;
+  }
+
+  /** Start a batch of object writes published together (see {@link WriteBatch}). */
+  beginBatch(): WriteBatch {
+    return new WriteBatch(this);
+  }
+
+  /** syncfs(2) the filesystem holding `tmp/`. */
+  async syncTmpFs(): Promise<void> {
+    const fh = await fsp.open(this.tmpPath, fsc.O_RDONLY | fsc.O_DIRECTORY);
+    try {
+      syncfs(fh.fd);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** fsync a directory. */
+  async fsyncDir(dir: string): Promise<void> {
+    if (!this.fsyncEnabled) return;
+    await fsyncDirPath(dir);
+  }
+
+  private ensureObjectDirSync(checksum: Checksum): string {
+    const dir = join(this.path, 'objects', checksum.slice(0, 2));
+    if (!this.madeDirs.has(dir)) {
+      try {
+        mkdirSync(dir);
+        if (this.fsyncEnabled) fsyncDirSync(join(this.path, 'objects'));
+      } catch (e) {
+        if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating object directory', dir);
+      }
+      this.madeDirs.add(dir);
+    }
+    return dir;
+  }
+
+  /** Synchronous {@link publishStaged}. */
+  publishStagedSync(tmp: string, type: ObjectType, checksum: Checksum): string {
+    const dir = this.ensureObjectDirSync(checksum);
+    const dest = this.objectPath(type, checksum);
+    try {
+      linkSync(tmp, dest);
+    } catch (e) {
+      if (!hasErrno(e, 'EEXIST')) {
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // ignore
+        }
+        throw ioError(e, 'Publishing object', dest);
+      }
+    }
+    unlinkSync(tmp);
+    return dir;
+  }
+
+  private async ensureObjectDir(checksum: Checksum): Promise<string> {
+    const dir = join(this.path, 'objects', checksum.slice(0, 2));
+    if (!this.madeDirs.has(dir)) {
+      try {
+        await fsp.mkdir(dir);
+        if (this.fsyncEnabled) await fsyncDirPath(join(this.path, 'objects'));
+      } catch (e) {
+        if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating object directory', dir);
+      }
+      this.madeDirs.add(dir);
+    }
+    return dir;
+  }
+
+  /** Link a durable staged file into `objects/` (existing object wins), drop the tmp name; returns the object dir. */
+  async publishStaged(tmp: string, type: ObjectType, checksum: Checksum): Promise<string> {
+    const dir = await this.ensureObjectDir(checksum);
+    const dest = this.objectPath(type, checksum);
+    try {
+      await fsp.link(tmp, dest);
+    } catch (e) {
+      if (!hasErrno(e, 'EEXIST')) {
+        await fsp.rm(tmp, { force: true });
+        throw ioError(e, 'Publishing object', dest);
+      }
+    }
+    await fsp.unlink(tmp);
+    return dir;
+  }
+
+  private async publishOne(tmp: string, type: ObjectType, checksum: Checksum, isSymlink: boolean): Promise<void> {
+    try {
+      if (this.fsyncEnabled) {
+        if (isSymlink) await this.syncTmpFs();
+        else await syncFile(tmp);
+      }
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw ioError(e, 'Syncing', tmp);
+    }
+    const dir = await this.publishStaged(tmp, type, checksum);
+    if (this.fsyncEnabled) await fsyncDirPath(dir);
+  }
+}
+
+async function syncFile(p: string): Promise<void> {
+  const fh = await fsp.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function fsyncDirPath(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
