@@ -1,0 +1,131 @@
+/**
+ * The `larch` command: builds the verb table, parses, runs one verb, maps any failure to exactly
+ * one `error: MESSAGE` line on stderr and exit status 1 (the stack trace only with --verbose).
+ *
+ * Options follow ostree's forms: `--repo=PATH` and `--repo PATH` are accepted after the verb
+ * (and before it), $OSTREE_REPO is the fallback. Unknown verbs and options are usage errors.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { processIo, UsageError, type Io } from './context.js';
+import { oneLine } from './format.js';
+import { registerCat } from './commands/cat.js';
+import { registerCheckout } from './commands/checkout.js';
+import { registerCommit } from './commands/commit.js';
+import { registerConfig } from './commands/config.js';
+import { registerDiff } from './commands/diff.js';
+import { registerFsck } from './commands/fsck.js';
+import { registerInit } from './commands/init.js';
+import { registerLog } from './commands/log.js';
+import { registerLs } from './commands/ls.js';
+import { registerPrune } from './commands/prune.js';
+import { registerRefs } from './commands/refs.js';
+import { registerRevParse } from './commands/rev-parse.js';
+import { registerShow } from './commands/show.js';
+import { registerSummary } from './commands/summary.js';
+import { versionText } from './commands/version.js';
+
+/** Everything a verb module gets at registration time. */
+export interface VerbContext {
+  io: Io;
+}
+
+const VERBS = [
+  registerInit,
+  registerCommit,
+  registerLog,
+  registerShow,
+  registerLs,
+  registerCat,
+  registerCheckout,
+  registerRefs,
+  registerRevParse,
+  registerFsck,
+  registerPrune,
+  registerSummary,
+  registerDiff,
+  registerConfig,
+];
+
+/** The version in this package's package.json (what `--version` prints). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function buildProgram(ctx: VerbContext): Command {
+  const program = new Command('larch')
+    .description('larch: OSTree-compatible repository tool')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.io.out(s),
+      writeErr: (s) => ctx.io.err(s),
+      outputError: () => {
+        /* reported once, by runCli */
+      },
+    })
+    .option('--repo <path>', 'Path to OSTree repository')
+    .option('-v, --verbose', 'Print debug information (stack traces) on errors')
+    .option('--version', 'Print version information and exit')
+    .argument('[command]')
+    .allowExcessArguments(true)
+    .helpCommand(false)
+    .action((command: string | undefined, opts: { version?: boolean }) => {
+      if (command !== undefined) throw new UsageError(`Unknown command '${command}'`);
+      if (opts.version) {
+        ctx.io.out(versionText(packageVersion()));
+        return;
+      }
+      throw new UsageError('No command specified');
+    });
+  for (const register of VERBS) register(program, ctx);
+  return program;
+}
+
+/** Map commander's own errors to ostree's wording, one line. */
+function commanderMessage(e: CommanderError): string {
+  const first = e.message.split('\n')[0].replace(/^error: /, '');
+  const m = /^unknown option '([^']*)'/.exec(first);
+  if (m) return `Unknown option ${m[1]}`;
+  const c = /^unknown command '([^']*)'/.exec(first);
+  if (c) return `Unknown command '${c[1]}'`;
+  const a = /^option '([^']*)' argument missing/.exec(first);
+  if (a) {
+    const flags = a[1].split(/[ ,]+/).filter((f) => f.startsWith('-'));
+    return `Missing argument for ${flags[flags.length - 1] ?? a[1]}`;
+  }
+  return first.charAt(0).toUpperCase() + first.slice(1);
+}
+
+/**
+ * Run the CLI on `argv` (without the node and script paths) and return the exit status.
+ * Never throws; never calls process.exit, so pending output is flushed by Node.
+ */
+export async function runCli(argv: string[], io: Io = processIo()): Promise<number> {
+  // Known before parsing, so that parse errors honour it too. `summary -v` means --view.
+  const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
+  const program = buildProgram({ io });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    await io.flush();
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') {
+        return e.exitCode;
+      }
+      io.err(`error: ${oneLine(commanderMessage(e))}\n`);
+      return 1;
+    }
+    // LarchError (repository problems, OSTree wording), UsageError and CommandError (this CLI)
+    // and any other Error all print the same way: every failure exits 1.
+    const message = e instanceof Error ? e.message : String(e);
+    io.err(`error: ${oneLine(message)}\n`);
+    if (verbose && e instanceof Error) {
+      io.err(`${e.stack ?? ''}\n`);
+      if (e.cause !== undefined) io.err(`caused by: ${e.cause instanceof Error ? (e.cause.stack ?? e.cause.message) : String(e.cause)}\n`);
+    }
+    return 1;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * `larch checkout [-U] [--union|--union-add|--union-identical] [--subpath=P] REV [DEST]`:
+ * materialise a commit as a directory. DEST defaults to REV, as in ostree.
+ */
+import type { Command } from 'commander';
+import { checkout } from '@larch/core-store';
+import type { VerbContext } from '../cli.js';
+import { interruptible, openRepo, UsageError } from '../context.js';
+import { toJson } from '../format.js';
+import { allOptions, verb } from './common.js';
+
+interface CheckoutOpts {
+  userMode?: boolean;
+  union?: boolean;
+  unionAdd?: boolean;
+  unionIdentical?: boolean;
+  subpath?: string;
+  forceCopy?: boolean;
+  json?: boolean;
+}
+
+/** Register `checkout`: materialise a commit as a directory. */
+export function registerCheckout(program: Command, ctx: VerbContext): void {
+  verb(program, 'checkout', 'Check out a commit into a filesystem tree')
+    .argument('<rev>', 'Commit or ref')
+    .argument('[destination]', 'Target directory (default: REV)')
+    .option('-U, --user-mode', 'Do not change file ownership or initialize extended attributes')
+    .option('--union', 'Keep existing directories, overwrite existing files')
+    .option('--union-add', 'Keep existing files/directories, only add new')
+    .option('--union-identical', 'Error out if a file would be replaced with a different version')
+    .option('--subpath <path>', 'Checkout sub-directory PATH')
+    .option('-C, --force-copy', 'Never hardlink')
+    .option('--json', 'Print JSON statistics (see README)')
+    .action(async (rev: string, dest: string | undefined, _o: CheckoutOpts, cmd: Command) => {
+      const opts = allOptions<CheckoutOpts>(cmd);
+      if (opts.union && opts.unionAdd) throw new UsageError('Cannot specify both --union and --union-add');
+      if (opts.union && opts.unionIdentical) throw new UsageError('Cannot specify both --union and --union-identical');
+      if (opts.unionAdd && opts.unionIdentical) throw new UsageError('Cannot specify both --union-add and --union-identical');
+      const repo = await openRepo(opts);
+      const commit = await repo.revParse(rev);
+      const stats = await interruptible((signal) =>
+        checkout(repo, {
+          signal,
+          commit,
+          dest: dest ?? rev,
+          ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
+          userMode: Boolean(opts.userMode),
+          union: Boolean(opts.union),
+          unionAdd: Boolean(opts.unionAdd),
+          unionIdentical: Boolean(opts.unionIdentical),
+          noHardlinks: Boolean(opts.forceCopy),
+        }),
+      );
+      if (opts.json) ctx.io.out(toJson({ commit, ...stats }));
+    });
+}

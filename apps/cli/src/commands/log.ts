@@ -1,0 +1,45 @@
+/**
+ * `larch log [--raw] [--json] REV`: the commit and its ancestors, newest first, in ostree's
+ * layout; where a parent is not in the repository, `<< History beyond this commit not fetched >>`.
+ */
+import type { Command } from 'commander';
+import { COMMIT_TYPE, log } from '@larch/core-store';
+import type { VerbContext } from '../cli.js';
+import { openRepo } from '../context.js';
+import { commitJson, commitText, HISTORY_NOT_FETCHED, type CommitJson } from '../commit-text.js';
+import { toJson } from '../format.js';
+import { rawObjectText } from '../variants.js';
+import { allOptions, verb } from './common.js';
+
+interface LogOptions {
+  raw?: boolean;
+  json?: boolean;
+}
+
+/** Register `log`: print a commit and its ancestors. */
+export function registerLog(program: Command, ctx: VerbContext): void {
+  verb(program, 'log', 'Show log starting at commit or ref')
+    .argument('<rev>', 'Commit or ref')
+    .option('--raw', 'Show raw variant data')
+    .option('--json', 'Print JSON (see README)')
+    .action(async (rev: string, _o: LogOptions, cmd: Command) => {
+      const opts = allOptions<LogOptions>(cmd);
+      const repo = await openRepo(opts);
+      const start = await repo.revParse(rev);
+      const commits: CommitJson[] = [];
+      let missingParent: string | null = null;
+      for await (const entry of log(repo, start)) {
+        if (entry.commit === null) {
+          missingParent = entry.checksum;
+          if (!opts.json) ctx.io.out(`${HISTORY_NOT_FETCHED}\n`);
+          break;
+        }
+        if (opts.json) commits.push(commitJson(entry.checksum, entry.commit));
+        else if (opts.raw) {
+          const bytes = await repo.readMetadata('commit', entry.checksum);
+          ctx.io.out(`commit ${entry.checksum}\n${rawObjectText(COMMIT_TYPE, bytes)}\n`);
+        } else ctx.io.out(commitText(entry.checksum, entry.commit));
+      }
+      if (opts.json) ctx.io.out(toJson({ commits, missingParent }));
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * `larch refs [PREFIX]` lists local refs then remote refs (`REMOTE:REF`); with PREFIX only the
+ * refs below it, with PREFIX removed unless --list (as ostree). `refs --delete PREFIX...`
+ * deletes every ref below each PREFIX; `refs --create=NEW REV` makes a ref (refusing to replace
+ * one without --force); `--alias` lists aliases, or with --create makes NEW an alias of the ref
+ * REV. Listing is sorted (ostree prints in hash-table order).
+ */
+import type { Command } from 'commander';
+import { readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { setRefAlias, validateRefName, type Checksum, type Repo } from '@larch/core-store';
+import type { VerbContext } from '../cli.js';
+import { CommandError, openRepo, UsageError } from '../context.js';
+import { toJson } from '../format.js';
+import { allOptions, verb } from './common.js';
+
+interface RefsOpts {
+  delete?: boolean;
+  list?: boolean;
+  alias?: boolean;
+  create?: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/** Register `refs`: list, create, alias and delete refs. */
+export function registerRefs(program: Command, ctx: VerbContext): void {
+  verb(program, 'refs', 'List refs')
+    .argument('[prefix...]', 'PREFIX (one for listing; one or more with --delete; the revision with --create)')
+    .option('--delete', 'Delete refs which match PREFIX, rather than listing them')
+    .option('--list', 'Do not remove the prefix from the refs')
+    .option('-A, --alias', 'If used with --create, create an alias, otherwise just list aliases')
+    .option('--create <newref>', 'Create a new ref for an existing commit')
+    .option('--force', 'Overwrite existing refs when creating')
+    .option('--json', 'Print JSON (see README)')
+    .action(async (args: string[], _o: RefsOpts, cmd: Command) => {
+      const opts = allOptions<RefsOpts>(cmd);
+      const repo = await openRepo(opts);
+      if (opts.create !== undefined) {
+        if (args.length === 0) throw new UsageError('You must specify a revision when creating a new ref');
+        if (args.length > 1) throw new UsageError('Too many arguments: --create takes one revision');
+        await createRef(repo, opts.create, args[0], Boolean(opts.alias), Boolean(opts.force));
+        return;
+      }
+      if (opts.delete) {
+        if (args.length === 0) throw new UsageError('At least one PREFIX is required when deleting refs');
+        const refs = await allRefs(repo);
+        for (const prefix of args) {
+          for (const name of refs.keys()) if (underPrefix(name, prefix)) await repo.setRef(name, null);
+        }
+        return;
+      }
+      if (args.length > 1) throw new UsageError('Too many arguments: at most one PREFIX');
+      const prefix = args[0];
+      if (opts.alias) {
+        const aliases = [...(await listAliases(repo)).entries()].filter(([n]) => prefix === undefined || underPrefix(n, prefix)).sort(byName);
+        if (opts.json) ctx.io.out(toJson(aliases.map(([name, target]) => ({ name, target }))));
+        else for (const [name, target] of aliases) ctx.io.out(`${name} -> ${target}\n`);
+        return;
+      }
+      // Local heads first, then remote refs, each group sorted (allRefs keeps that order).
+      const refs = [...(await allRefs(repo)).entries()].filter(([n]) => prefix === undefined || underPrefix(n, prefix));
+      if (opts.json) {
+        ctx.io.out(toJson(refs.map(([name, checksum]) => ({ name, checksum }))));
+        return;
+      }
+      for (const [name] of refs) ctx.io.out(`${prefix === undefined || opts.list ? name : stripPrefix(name, prefix)}\n`);
+    });
+}
+
+function byName(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+/** Local heads, then remote refs as `REMOTE:REF`, each group sorted by name. */
+async function allRefs(repo: Repo): Promise<Map<string, Checksum>> {
+  const heads = [...(await repo.listRefs({ kind: 'heads' })).entries()].sort(byName);
+  const remotes = [...(await repo.listRefs({ kind: 'remotes' })).entries()].sort(byName);
+  return new Map([...heads, ...remotes]);
+}
+
+/** ostree's prefixes are whole path components: `a` covers `a` and `a/b`, not `ab`; `origin:` covers a remote. */
+function underPrefix(name: string, prefix: string): boolean {
+  if (prefix.endsWith(':')) return name.startsWith(prefix);
+  return name === prefix || name.startsWith(`${prefix}/`);
+}
+
+/** `refs a` prints `a/b` as `b`; a whole remote (`refs origin:`) keeps full refspecs, as ostree. */
+function stripPrefix(name: string, prefix: string): string {
+  if (name === prefix || prefix.endsWith(':')) return name;
+  return name.slice(prefix.length + 1);
+}
+
+async function createRef(repo: Repo, name: string, rev: string, alias: boolean, force: boolean): Promise<void> {
+  validateRefName(name.includes(':') ? name.slice(name.indexOf(':') + 1) : name);
+  if (!force && (await allRefs(repo)).has(name)) {
+    throw new CommandError(`--create specified but ref ${name} already exists`);
+  }
+  if (alias) {
+    if ((await repo.resolveRef(rev)) === null) throw new CommandError(`Cannot create alias to non-existent ref: ${rev}`);
+    await setRefAlias(repo, name, rev);
+    return;
+  }
+  await repo.setRef(name, await repo.revParse(rev));
+}
+
+/**
+ * Aliases among the local heads, alias name -> target ref name. core-store exposes alias
+ * creation (setRefAlias) but no listing yet, so this reads the alias links of refs/heads
+ * directly; it belongs next to setRefAlias in core-store.
+ */
+async function listAliases(repo: Repo): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of (await repo.listRefs({ kind: 'heads' })).keys()) {
+    let target: string;
+    try {
+      target = await readlink(join(repo.path, 'refs', 'heads', name));
+    } catch {
+      continue; // a regular ref, not a link
+    }
+    out.set(name, posix.normalize(posix.join(posix.dirname(name), target)));
+  }
+  return out;
+}
