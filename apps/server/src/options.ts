@@ -1,0 +1,164 @@
+/**
+ * Command-line flags and the JSON config file, both validated with zod. Flags win over the
+ * config file; `--repo` replaces the config file's repository list with one repository at `/`.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const logFormat = z.enum(['json', 'text']);
+
+/** Schema of the config file (`--config=FILE`). */
+export const ConfigFileSchema = z
+  .object({
+    bind: z.string().min(1).optional(),
+    port: port.optional(),
+    logFormat: logFormat.optional(),
+    accessLog: z.string().min(1).optional(),
+    maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+    shutdownTimeout: z.number().min(0).max(3600).optional(),
+    cacheSize: z.number().int().min(0).max(65536).optional(),
+    repos: z
+      .array(z.object({ prefix: z.string().startsWith('/'), path: z.string().min(1) }).strict())
+      .min(1),
+  })
+  .strict();
+
+/** A parsed config file. */
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+const FlagsSchema = z
+  .object({
+    repo: z.string().min(1).optional(),
+    port: port.optional(),
+    bind: z.string().min(1).optional(),
+    config: z.string().min(1).optional(),
+    'log-format': logFormat.optional(),
+    'access-log': z.string().min(1).optional(),
+    'state-dir': z.string().min(1).optional(),
+    'shutdown-timeout': z.coerce.number().min(0).max(3600).optional(),
+    'max-connections': z.coerce.number().int().min(1).max(1_000_000).optional(),
+    'cache-size': z.coerce.number().int().min(0).max(65536).optional(),
+    help: z.boolean().optional(),
+    version: z.boolean().optional(),
+  })
+  .strict();
+
+/** Everything main() needs, after merging flags over the config file. */
+export interface ResolvedOptions {
+  /** Repositories to serve; empty means "serve the demo repository". */
+  repos: { prefix: string; path: string }[];
+  bind: string;
+  port: number;
+  logFormat: 'json' | 'text';
+  /** Access-log file; undefined means stderr. */
+  accessLog?: string;
+  stateDir?: string;
+  shutdownTimeoutMs: number;
+  maxConnections?: number;
+  /** Object cache size in bytes. */
+  objectCacheBytes?: number;
+  help: boolean;
+  version: boolean;
+}
+
+/** Default port when neither flags nor config give one. */
+export const DEFAULT_PORT = 8080;
+
+/** The `--help` text. */
+export const USAGE = `Usage: larch-server [--repo=PATH] [--port=N] [--bind=ADDR] [--config=FILE]
+                    [--log-format=json|text] [--access-log=FILE] [--state-dir=DIR]
+                    [--shutdown-timeout=SECS] [--max-connections=N] [--cache-size=MIB]
+
+Serve OSTree archive repositories over HTTP (GET and HEAD only).
+
+  --repo=PATH            serve the repository at PATH at /
+  --config=FILE          JSON: {"bind": "127.0.0.1", "port": 8080, "repos": [{"prefix": "/os", "path": "…"}]}
+  --port=N               port (default ${DEFAULT_PORT}; 0 picks a free port)
+  --bind=ADDR            address to listen on (default 127.0.0.1)
+  --log-format=FORMAT    access log as json lines (default) or text
+  --access-log=FILE      append the access log to FILE instead of stderr
+  --state-dir=DIR        where the demo repository is cached (default $XDG_CACHE_HOME/larch)
+  --shutdown-timeout=S   seconds to let requests finish on SIGINT/SIGTERM (default 10)
+  --max-connections=N    simultaneous connections (default 1024)
+  --cache-size=MIB       memory for small immutable objects (default 32; 0 disables)
+
+Without --repo or --config, serves a demo repository with the branch larch/demo.
+`;
+
+/** A usage mistake: printed with the usage hint, exit status 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+function zodMessage(e: z.ZodError, where: string): string {
+  return e.issues.map((i) => `${where}${i.path.length ? ` ${i.path.join('.')}` : ''}: ${i.message}`).join('; ');
+}
+
+/** Parse argv (without node and script) and the config file it names. */
+export async function resolveOptions(argv: readonly string[]): Promise<ResolvedOptions> {
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        repo: { type: 'string' },
+        port: { type: 'string' },
+        bind: { type: 'string' },
+        config: { type: 'string' },
+        'log-format': { type: 'string' },
+        'access-log': { type: 'string' },
+        'state-dir': { type: 'string' },
+        'shutdown-timeout': { type: 'string' },
+        'max-connections': { type: 'string' },
+        'cache-size': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const flags = FlagsSchema.safeParse(values);
+  if (!flags.success) throw new UsageError(zodMessage(flags.error, 'option'));
+  const f = flags.data;
+
+  let cfg: ConfigFile | undefined;
+  if (f.config !== undefined) {
+    let text: string;
+    try {
+      text = await readFile(f.config, 'utf8');
+    } catch (e) {
+      throw new UsageError(`Reading config file ${f.config}: ${(e as Error).message}`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`Config file ${f.config} is not valid JSON: ${(e as Error).message}`);
+    }
+    const parsed = ConfigFileSchema.safeParse(json);
+    if (!parsed.success) throw new UsageError(zodMessage(parsed.error, `config file ${f.config}:`));
+    cfg = parsed.data;
+  }
+
+  return {
+    repos: f.repo !== undefined ? [{ prefix: '/', path: f.repo }] : (cfg?.repos ?? []),
+    bind: f.bind ?? cfg?.bind ?? '127.0.0.1',
+    port: f.port ?? cfg?.port ?? DEFAULT_PORT,
+    logFormat: f['log-format'] ?? cfg?.logFormat ?? 'json',
+    accessLog: f['access-log'] ?? cfg?.accessLog,
+    stateDir: f['state-dir'],
+    shutdownTimeoutMs: 1000 * (f['shutdown-timeout'] ?? cfg?.shutdownTimeout ?? 10),
+    maxConnections: f['max-connections'] ?? cfg?.maxConnections,
+    objectCacheBytes: (f['cache-size'] ?? cfg?.cacheSize) === undefined ? undefined : 1024 * 1024 * (f['cache-size'] ?? cfg?.cacheSize)!,
+    help: f.help ?? false,
+    version: f.version ?? false,
+  };
+}
