@@ -167,3 +167,20 @@ describe.skipIf(!RUN_INTEROP)('refs and checkout (interop)', () => {
     expect(l.code).toBe(o.code);
   });
 });
+
+describe('larch checkout progress', () => {
+  it('draws a progress display on a terminal stderr, and none when stderr is not a terminal', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { CLI } = await import('./helpers.js');
+    if (spawnSync('script', ['--version']).status !== 0) throw new Error('script(1) (util-linux) is needed for this test');
+    const repo = specRepo('co-progress');
+    const dest = join(dir, 'co-progress-out');
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${CLI} checkout --repo=${repo} test ${dest}`, '/dev/null'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Checking out');
+    expect(await exists(join(dest, 'hello.txt'))).toBe(true);
+    const piped = larch(['checkout', `--repo=${repo}`, 'test', join(dir, 'co-progress-piped')]);
+    expect(piped.code).toBe(0);
+    expect(piped.stderr).toBe('');
+  });
+});

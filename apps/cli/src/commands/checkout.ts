@@ -7,6 +7,7 @@ import { checkout } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError } from '../context.js';
 import { toJson } from '../format.js';
+import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
 
 interface CheckoutOpts {
@@ -38,8 +39,16 @@ export function registerCheckout(program: Command, ctx: VerbContext): void {
       if (opts.unionAdd && opts.unionIdentical) throw new UsageError('Cannot specify both --union-add and --union-identical');
       const repo = await openRepo(opts);
       const commit = await repo.revParse(rev);
+      const bar = ctx.io.stderrIsTTY
+        ? startProgress<{ files: number; dirs: number; hardlinked: number; copied: number }>(
+            'Checking out {value} files, {dirs} directories ({hardlinked} hardlinked, {copied} copied)',
+            (p) => ({ value: p.files, payload: { dirs: p.dirs, hardlinked: p.hardlinked, copied: p.copied } }),
+            { dirs: 0, hardlinked: 0, copied: 0 },
+          )
+        : null;
       const stats = await interruptible((signal) =>
         checkout(repo, {
+          ...(bar ? { onProgress: bar.update } : {}),
           signal,
           commit,
           dest: dest ?? rev,
@@ -50,7 +59,7 @@ export function registerCheckout(program: Command, ctx: VerbContext): void {
           unionIdentical: Boolean(opts.unionIdentical),
           noHardlinks: Boolean(opts.forceCopy),
         }),
-      );
+      ).finally(() => bar?.stop());
       if (opts.json) ctx.io.out(toJson({ commit, ...stats }));
     });
 }

@@ -11,7 +11,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
+import { startProgress, type Progress } from '../progress.js';
 import { commitTree, validateRefName } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError, type Io } from '../context.js';
@@ -173,18 +173,10 @@ async function kernelVersion(tree: string): Promise<string> {
   throw new CommandError('No kernel found in /usr/lib/modules');
 }
 
-function progressBar(): { update: (p: { filesDone: number; filesTotal?: number; bytesWritten: number }) => void; stop: () => void } {
-  const bar = new cliProgress.SingleBar(
-    { stream: process.stderr, format: 'Committing [{bar}] {value}/{total} files, {written} written', hideCursor: true, clearOnComplete: true },
-    cliProgress.Presets.shades_classic,
+function progressBar(): Progress<{ filesDone: number; filesTotal?: number; bytesWritten: number }> {
+  return startProgress(
+    'Committing [{bar}] {value}/{total} files, {written} written',
+    (p) => ({ value: p.filesDone, ...(p.filesTotal !== undefined ? { total: p.filesTotal } : {}), payload: { written: formatSize(p.bytesWritten) } }),
+    { written: '0 bytes' },
   );
-  // Drawn at once, so even a commit that finishes before its first progress report shows it.
-  bar.start(1, 0, { written: '0 bytes' });
-  return {
-    update: (p) => {
-      bar.setTotal(p.filesTotal ?? Math.max(p.filesDone, 1));
-      bar.update(p.filesDone, { written: formatSize(p.bytesWritten) });
-    },
-    stop: () => bar.stop(),
-  };
 }
