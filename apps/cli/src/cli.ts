@@ -9,20 +9,6 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { processIo, UsageError, type Io } from './context.js';
 import { oneLine } from './format.js';
-import { registerCat } from './commands/cat.js';
-import { registerCheckout } from './commands/checkout.js';
-import { registerCommit } from './commands/commit.js';
-import { registerConfig } from './commands/config.js';
-import { registerDiff } from './commands/diff.js';
-import { registerFsck } from './commands/fsck.js';
-import { registerInit } from './commands/init.js';
-import { registerLog } from './commands/log.js';
-import { registerLs } from './commands/ls.js';
-import { registerPrune } from './commands/prune.js';
-import { registerRefs } from './commands/refs.js';
-import { registerRevParse } from './commands/rev-parse.js';
-import { registerShow } from './commands/show.js';
-import { registerSummary } from './commands/summary.js';
 import { versionText } from './commands/version.js';
 
 /** Everything a verb module gets at registration time. */
@@ -30,22 +16,43 @@ export interface VerbContext {
   io: Io;
 }
 
-const VERBS = [
-  registerInit,
-  registerCommit,
-  registerLog,
-  registerShow,
-  registerLs,
-  registerCat,
-  registerCheckout,
-  registerRefs,
-  registerRevParse,
-  registerFsck,
-  registerPrune,
-  registerSummary,
-  registerDiff,
-  registerConfig,
-];
+type Register = (program: Command, ctx: VerbContext) => void;
+
+/**
+ * The verbs, in `--help` order. Each module is loaded only when its verb runs (or for help and
+ * unknown verbs, which need them all): a verb then pays for its own dependencies alone, which
+ * matters for quick ones such as a hardlink checkout, where process start-up is a large share.
+ */
+const VERBS: Record<string, () => Promise<Register>> = {
+  init: async () => (await import('./commands/init.js')).registerInit,
+  commit: async () => (await import('./commands/commit.js')).registerCommit,
+  log: async () => (await import('./commands/log.js')).registerLog,
+  show: async () => (await import('./commands/show.js')).registerShow,
+  ls: async () => (await import('./commands/ls.js')).registerLs,
+  cat: async () => (await import('./commands/cat.js')).registerCat,
+  checkout: async () => (await import('./commands/checkout.js')).registerCheckout,
+  refs: async () => (await import('./commands/refs.js')).registerRefs,
+  'rev-parse': async () => (await import('./commands/rev-parse.js')).registerRevParse,
+  fsck: async () => (await import('./commands/fsck.js')).registerFsck,
+  prune: async () => (await import('./commands/prune.js')).registerPrune,
+  summary: async () => (await import('./commands/summary.js')).registerSummary,
+  diff: async () => (await import('./commands/diff.js')).registerDiff,
+  config: async () => (await import('./commands/config.js')).registerConfig,
+};
+
+/** The verb named on the command line (the first word that is not an option), if any. */
+function verbOf(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return argv[i + 1];
+    if (a === '--repo') {
+      i++;
+      continue;
+    }
+    if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
 
 /** The version in this package's package.json (what `--version` prints). */
 export function packageVersion(): string {
@@ -53,7 +60,7 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-function buildProgram(ctx: VerbContext): Command {
+async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> {
   const program = new Command('larch')
     .description('larch: OSTree-compatible repository tool')
     .enablePositionalOptions()
@@ -79,7 +86,14 @@ function buildProgram(ctx: VerbContext): Command {
       }
       throw new UsageError('No command specified');
     });
-  for (const register of VERBS) register(program, ctx);
+  const verb = verbOf(argv);
+  const loaders =
+    verb !== undefined && Object.hasOwn(VERBS, verb)
+      ? [VERBS[verb]]
+      : verb === undefined && argv.includes('--version')
+        ? []
+        : Object.values(VERBS);
+  for (const register of await Promise.all(loaders.map((load) => load()))) register(program, ctx);
   return program;
 }
 
@@ -105,8 +119,8 @@ function commanderMessage(e: CommanderError): string {
 export async function runCli(argv: string[], io: Io = processIo()): Promise<number> {
   // Known before parsing, so that parse errors honour it too. `summary -v` means --view.
   const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
-  const program = buildProgram({ io });
   try {
+    const program = await buildProgram({ io }, argv);
     await program.parseAsync(argv, { from: 'user' });
     await io.flush();
     return 0;
