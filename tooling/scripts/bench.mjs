@@ -206,14 +206,13 @@ async function main() {
     record(`fsck, ${mode} repo`, 1.0, samples);
   }
   const ostreeVersion = spawnSync('ostree', ['--version'], { encoding: 'utf8' }).stdout.match(/Version: '([^']+)'/)?.[1];
-  const lines = [
-    '# Benchmarks',
+  const section = [
+    '## Store: commit, checkout, fsck',
     '',
-    'Larch against the real `ostree` on the same tree, in the same run. Produced by `pnpm bench`',
-    '(`tooling/scripts/bench.mjs`); rerun it to refresh this file. Each figure is the median wall time of',
-    `${runs} runs per tool, alternating the tools, each run on a fresh repo or destination; the ratio is larch / ostree`,
-    '(below 1 means Larch is faster). Peak RSS is the largest resident set of any run (GNU time).',
-    'Both tools produced the same commit checksum in every run.',
+    'Produced by `pnpm bench` (`tooling/scripts/bench.mjs`); rerun it to refresh this section. Each figure is',
+    `the median wall time of ${runs} runs per tool, alternating the tools, each run on a fresh repo or destination;`,
+    'the ratio is larch / ostree (below 1 means Larch is faster). Peak RSS is the largest resident set of any',
+    'run (GNU time). Both tools produced the same commit checksum in every run.',
     '',
     `- Date: ${new Date().toISOString().slice(0, 10)}`,
     `- Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ostree ${ostreeVersion}`,
@@ -224,14 +223,28 @@ async function main() {
     ...results.map((r) => `| ${r.name} | ${r.ostree.toFixed(2)} | ${r.larch.toFixed(2)} | ${r.ratio.toFixed(2)} ${r.ratio <= r.target ? '✓' : '✗'} | ≤ ${r.target} | ${r.rss.toFixed(0)} | ${r.ostreeRss.toFixed(0)} |`),
     '',
     'Notes:',
-    '- The page cache is warm for both tools (the tree is read once before the first run); neither tool is',
-    '  given an advantage by run order, since the order alternates.',
+    '- The page cache is warm for both tools (the tree is read once before the first run), and the run order',
+    '  alternates, so neither tool gains from going first.',
     '- Commit: Larch hashes each file first and compresses (archive) or copies (bare-user) only objects the repo',
-    '  lacks, with compression on the libuv thread pool across both cores.',
-    '',
-  ];
+    '  lacks, with compression running on both cores; `ostree` compresses on one.',
+  ].join('\n');
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, lines.join('\n'));
+  writeFileSync(outFile, replaceSection(existsSync(outFile) ? readFileSync(outFile, 'utf8') : '', 'store', section));
   console.log(`bench: wrote ${outFile}`);
 }
+/**
+ * Replace the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in a benchmarks document
+ * (appending the section when it is absent), so each benchmark script owns one section.
+ */
+function replaceSection(doc, name, body) {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${begin}\n${body}\n${end}`;
+  if (!doc.trim()) doc = '# Benchmarks\n\nLarch measured against the real `ostree` (and, for serving, nginx) on the same data in the same run.\n';
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i >= 0 && j > i) return doc.slice(0, i) + block + doc.slice(j + end.length);
+  return `${doc.trimEnd()}\n\n${block}\n`;
+}
+
 await main();
