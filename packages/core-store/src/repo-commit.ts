@@ -7,17 +7,21 @@
  * the caller's metadata, parent defaulting to the branch head.
  *
  * How it is fast (measured on a 2-core VM against `ostree commit`):
- * - The tree is walked first with synchronous lstat/readdir; per-file metadata calls and reads of
- *   small files are synchronous too. On such machines a libuv threadpool round-trip costs about
- *   ten times the system call itself, so the threadpool is kept for what needs it: zlib.
- * - Every file is hashed first (node:crypto over header + content); only objects the repository
- *   lacks are then compressed (archive: async raw deflate on the threadpool, so compression runs
- *   on both cores while the main thread reads and hashes the next files) or written (bare modes).
+ * - The tree is walked first with synchronous lstat/readdir; per-file metadata calls are
+ *   synchronous too. On such machines a libuv threadpool round-trip costs about ten times the
+ *   system call itself.
+ * - Archive commits of many files (or many bytes) store every regular file on worker threads
+ *   (commit-workers.ts, one per core): the main thread reads metadata and hands out batches of up
+ *   to 256 small files (each large file alone); a worker reads, hashes, skips what the repository
+ *   has, raw-deflates and writes the staged file, all synchronously, so every core compresses.
+ * - Otherwise every file is hashed first (node:crypto over header + content); only objects the
+ *   repository lacks are then compressed (archive: async raw deflate on the threadpool) or
+ *   written (bare modes).
  * - Small files (<= SMALL_FILE_MAX) are read once and the same buffer is hashed and stored.
- *   Larger files are streamed twice (hash pass, then store pass re-hashed and compared), so no
- *   file is ever held whole in memory and what is stored is exactly what was hashed.
+ *   Larger files are read twice (hash pass, then store pass re-hashed and compared), so no file
+ *   is ever held whole in memory and what is stored is exactly what was hashed.
  * - Hardlinked inputs are hashed once (dev+ino map); identical contents are stored once.
- * - At most `concurrency` compressions or large-file copies are in flight.
+ * - At most `concurrency` compressions or large-file copies (or worker threads) are in flight.
  *
  * Crash and error guarantees: all objects are staged in `tmp/` and published as one batch (one
  * syncfs, link into `objects/`, fsync of each touched directory); the commit object is written
@@ -27,7 +31,7 @@
  * Locking: holds the shared repo lock for the whole operation, so concurrent commits run together
  * and prune waits.
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -44,11 +48,20 @@ import { contentHasher } from './objects/file-header.js';
 import { serializeDirMeta } from './objects/dirmeta.js';
 import { serializeDirTree } from './objects/dirtree.js';
 import { serializeCommit } from './objects/commit.js';
+import { fileHeader } from './objects/file-header.js';
+import { serializeArchiveHeader } from './objects/archive-header.js';
+import { ArchiveStoreWorkers, type BatchOutcome, type SmallFileJob } from './commit-workers.js';
 
 /** Files up to this size are read into memory once; larger ones are streamed. */
 export const SMALL_FILE_MAX = 1024 * 1024;
 /** Default number of compressions / large-file copies in flight: one per core (at least 2). */
 export const DEFAULT_COMMIT_CONCURRENCY = Math.max(2, availableParallelism());
+/** Archive commits with at least this many files, or bytes, store regular files on worker threads. */
+const WORKER_MIN_FILES = 200;
+const WORKER_MIN_BYTES = 32 * 1024 * 1024;
+/** A worker batch closes at this many files or this many payload bytes. */
+const BATCH_FILES = 256;
+const BATCH_BYTES = 4 * 1024 * 1024;
 
 export interface CommitTreeOptions {
   /** Directory to commit. */
@@ -116,7 +129,7 @@ export async function commitTree(repo: Repo, opts: CommitTreeOptions): Promise<C
   return repo.withLock('shared', () => commitLocked(repo, opts), { signal: opts.signal });
 }
 
-function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<string>, matched: Set<string>, out: { files: number }): DirNode {
+function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<string>, matched: Set<string>, out: { files: number; bytes: number }): DirNode {
   let names: string[];
   try {
     names = readdirSync(abs);
@@ -142,6 +155,7 @@ function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<strin
     else if (cst.isFile() || cst.isSymbolicLink()) {
       node.files.push({ name: child, abs: childAbs, st: cst });
       out.files++;
+      out.bytes += cst.size;
     } else throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${childAbs}`, { path: childAbs });
   }
   return node;
@@ -280,11 +294,96 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
     }
   };
 
+  // Archive commits of many files: small regular files are read, hashed, compressed and staged
+  // on worker threads (commit-workers.ts), in batches; the main thread walks and reads metadata.
+  let pool: ArchiveStoreWorkers | null = null;
+  let workerCount = 0;
+  let pending: { jobs: SmallFileJob[]; files: FileNode[]; bytes: number } = { jobs: [], files: [], bytes: 0 };
+  const batches = new Set<Promise<void>>();
+  const firstByInode = new Map<string, FileNode>();
+  const aliases: Array<[FileNode, FileNode]> = [];
+  const headerCache = new Map<string, { header: Uint8Array; archiveHeader: Uint8Array }>();
+
+  const headersFor = (meta: FileMeta, size: number): { header: Uint8Array; archiveHeader: Uint8Array } => {
+    // Most files share owner and mode and carry no xattrs; the size is patched in by the worker.
+    const key = meta.xattrs.length === 0 ? `${meta.uid}:${meta.gid}:${meta.mode}` : null;
+    const hit = key !== null ? headerCache.get(key) : undefined;
+    if (hit !== undefined) return hit;
+    const h = { header: fileHeader(meta), archiveHeader: serializeArchiveHeader({ meta, size }) };
+    if (key !== null) headerCache.set(key, h);
+    return h;
+  };
+  /** Take in a worker's answer: every staged file goes into the batch (or is removed as a duplicate). */
+  const settle = (files: FileNode[], out: BatchOutcome): void => {
+    for (let i = 0; i < out.results.length; i++) {
+      const r = out.results[i];
+      files[i].checksum = r.checksum;
+      bytesDone += r.read;
+      stats.files++;
+      const key = `${r.checksum}.file`;
+      if (r.tmp !== null && staged.has(key)) {
+        try {
+          unlinkSync(r.tmp);
+        } catch {
+          // already gone
+        }
+      } else if (r.tmp !== null) {
+        staged.add(key);
+        record(r.tmp, 'file', r.checksum, r.written);
+      } else staged.add(key);
+    }
+    if (out.error !== undefined && failure === null) failure = out.error;
+    progress();
+  };
+  const dispatch = async (jobs: SmallFileJob[], files: FileNode[], bytes: number): Promise<void> => {
+    if (pool === null) return;
+    // Two batches queued per worker keep it busy while bounding memory.
+    while (pool.inFlight >= 2 * workerCount) await Promise.race(batches);
+    checkAbort();
+    const p = pool.run(jobs, bytes).then(
+      (out) => settle(files, out),
+      (e) => {
+        if (failure === null) failure = e;
+      },
+    );
+    const tracked = p.finally(() => batches.delete(tracked));
+    batches.add(tracked);
+  };
+  const flush = async (): Promise<void> => {
+    if (pending.jobs.length === 0) return;
+    const { jobs, files, bytes } = pending;
+    pending = { jobs: [], files: [], bytes: 0 };
+    await dispatch(jobs, files, bytes);
+  };
+
   /** Hash one file and (if new) stage it; returns when the checksum is known (staging may continue in `inflight`). */
   const processFile = async (f: FileNode): Promise<void> => {
     checkAbort();
     const st = f.st;
     const hlKey = st.nlink > 1 && st.isFile() ? `${st.dev}:${st.ino}` : null;
+    if (pool !== null && st.isFile()) {
+      if (hlKey !== null) {
+        const first = firstByInode.get(hlKey);
+        if (first !== undefined) {
+          aliases.push([f, first]);
+          stats.files++;
+          return;
+        }
+        firstByInode.set(hlKey, f);
+      }
+      const h = headersFor(metaFor(f), st.size);
+      const job = { path: f.abs, size: st.size, header: h.header, archiveHeader: h.archiveHeader };
+      if (st.size > SMALL_FILE_MAX) {
+        // Streamed by the worker a chunk at a time; sent alone so the workers stay balanced.
+        await dispatch([job], [f], st.size);
+        return;
+      }
+      pending.jobs.push(job);
+      pending.files.push(f);
+      pending.bytes += st.size;
+      if (pending.jobs.length >= BATCH_FILES || pending.bytes >= BATCH_BYTES) await flush();
+      return;
+    }
     if (hlKey !== null) {
       const known = hardlinks.get(hlKey);
       if (known !== undefined) {
@@ -391,12 +490,21 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
       throw ioError(e, 'Reading', opts.tree);
     }
     if (!rootSt.isDirectory()) throw new LarchError('INVALID_ARGUMENT', `Not a directory: ${opts.tree}`, { path: opts.tree });
-    const counts = { files: 0 };
+    const counts = { files: 0, bytes: 0 };
     const top = walk(rootPath, '', '', rootSt, skip, matched, counts);
     filesTotal = counts.files;
     const unmatched = [...skip].filter((s) => !matched.has(s));
     if (unmatched.length) {
       throw new LarchError('INVALID_ARGUMENT', `Unmatched skip-list paths: ${unmatched.join(', ')}`, { unmatched });
+    }
+    if (repo.mode === 'archive' && (counts.files >= WORKER_MIN_FILES || counts.bytes >= WORKER_MIN_BYTES)) {
+      workerCount = Math.max(1, Math.min(limit, availableParallelism()));
+      pool = new ArchiveStoreWorkers(workerCount, {
+        objectsDir: join(repo.path, 'objects'),
+        tmpDir: repo.tmpPath,
+        level: repo.zlibLevel,
+        maxSmall: SMALL_FILE_MAX,
+      });
     }
     const queue: DirNode[] = [top];
     while (queue.length) {
@@ -404,15 +512,21 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
       for (const f of d.files) await processFile(f);
       for (let i = d.dirs.length - 1; i >= 0; i--) queue.push(d.dirs[i]);
     }
+    await flush();
+    while (batches.size) await Promise.all(batches);
     while (inflight.size) await Promise.all(inflight);
     checkAbort();
+    for (const [f, first] of aliases) f.checksum = first.checksum;
     root = buildDir(top);
   } catch (e) {
     if (failure === null) failure = e;
     // Let every in-flight job finish so that no temporary file appears after cleanup.
+    while (batches.size) await Promise.allSettled(batches);
     while (inflight.size) await Promise.allSettled(inflight);
     await batch.abort();
     throw failure;
+  } finally {
+    await pool?.close();
   }
   await batch.commit();
 
