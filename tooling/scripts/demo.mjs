@@ -1,15 +1,18 @@
 #!/usr/bin/env node
-// The README's main job: a short end-to-end run of the store on its embedded
-// default, the sample OS tree in test-fixtures/sample-os.
+// The README's main job: a short end-to-end run on the embedded default, the
+// sample OS tree in test-fixtures/sample-os.
 //
 //   pnpm demo [--out DIR] [--tree DIR]
 //
 // It initialises an archive repo, commits the tree, shows the log and the
 // listing, checks the commit out again, compares the checkout with the input,
-// and verifies the repo with fsck. Every step is a real `larch` invocation,
-// printed before it runs; the first failing step stops the demo with its exit
-// status.
-import { spawnSync } from 'node:child_process';
+// verifies the repo with fsck and writes its summary. Then it serves the repo
+// with larch-server on a free loopback port and pulls it over HTTP into a
+// second, bare-user repo (with a progress bar on a terminal), and fscks that.
+// Every step is a real `larch` invocation, printed before it runs; the first
+// failing step stops the demo with its exit status.
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { rmSync, mkdirSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,9 +26,12 @@ const opt = (name, dflt) => {
 const out = opt('--out', join(root, 'demo-out'));
 const tree = opt('--tree', join(root, 'test-fixtures', 'sample-os'));
 const larchBin = join(root, 'apps', 'cli', 'dist', 'main.js');
-if (!existsSync(larchBin)) {
-  console.error(`error: ${larchBin} is missing; run "pnpm build" first`);
-  process.exit(1);
+const serverBin = join(root, 'apps', 'server', 'dist', 'main.js');
+for (const bin of [larchBin, serverBin]) {
+  if (!existsSync(bin)) {
+    console.error(`error: ${bin} is missing; run "pnpm build" first`);
+    process.exit(1);
+  }
 }
 
 const repo = join(out, 'repo');
@@ -36,6 +42,10 @@ mkdirSync(out, { recursive: true });
 function larch(...argv) {
   console.log(`\n$ larch ${argv.map((a) => (/[\s'"]/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
   const r = spawnSync(process.execPath, [larchBin, ...argv], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  if (r.error) {
+    console.error(`demo: could not run larch: ${r.error.message}`);
+    process.exit(1);
+  }
   process.stdout.write(r.stdout);
   if (r.status !== 0) {
     console.error(`demo: step failed with exit status ${r.status}`);
@@ -64,4 +74,38 @@ console.log('(identical)');
 larch('fsck', `--repo=${repo}`);
 larch('summary', `--repo=${repo}`, '-u');
 larch('summary', `--repo=${repo}`, '--view');
-console.log(`\nDemo finished: repo in ${repo}, checkout in ${checkoutDir}.`);
+
+// Serve the repo over HTTP and pull it into a second repo.
+console.log(`\n$ larch-server --repo=${repo} --port=0`);
+const server = spawn(process.execPath, [serverBin, `--repo=${repo}`, '--port=0', `--access-log=${join(out, 'access.log')}`], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+// Stopped however the demo ends, including a failing step's process.exit.
+process.on('exit', () => server.kill('SIGTERM'));
+const url = await new Promise((resolveUrl, reject) => {
+  const rl = createInterface({ input: server.stdout });
+  const timer = setTimeout(() => reject(new Error('larch-server did not start within 20 s')), 20_000);
+  rl.on('line', (line) => {
+    console.log(line);
+    const m = / at (http:\/\/\S+)/.exec(line);
+    if (m) {
+      clearTimeout(timer);
+      resolveUrl(m[1]);
+    }
+  });
+  server.on('exit', (code) => reject(new Error(`larch-server exited with status ${code}`)));
+}).catch((e) => {
+  console.error(`demo: ${e.message}`);
+  process.exit(1);
+});
+const mirror = join(out, 'mirror');
+try {
+  larch('init', `--repo=${mirror}`, '--mode=bare-user');
+  larch('remote', 'add', `--repo=${mirror}`, '--no-gpg-verify', 'demo', url);
+  larch('pull', `--repo=${mirror}`, 'demo', ref);
+  larch('log', `--repo=${mirror}`, `demo:${ref}`);
+  larch('fsck', `--repo=${mirror}`);
+} finally {
+  server.kill('SIGTERM');
+}
+console.log(`\nDemo finished: repo in ${repo}, checkout in ${checkoutDir}, pulled over HTTP into ${mirror}.`);

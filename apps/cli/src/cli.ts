@@ -38,6 +38,9 @@ const VERBS: Record<string, () => Promise<Register>> = {
   summary: async () => (await import('./commands/summary.js')).registerSummary,
   diff: async () => (await import('./commands/diff.js')).registerDiff,
   config: async () => (await import('./commands/config.js')).registerConfig,
+  remote: async () => (await import('./commands/remote.js')).registerRemote,
+  pull: async () => (await import('./commands/pull.js')).registerPull,
+  'pull-local': async () => (await import('./commands/pull-local.js')).registerPullLocal,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */

@@ -1,0 +1,113 @@
+/**
+ * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [--json] REMOTE [REF…]`:
+ * fetch refs (or commit checksums) from a configured remote, as `ostree pull`. Progress goes to
+ * a bar on stderr when it is a terminal (it says "estimating" until the tree walk has found every
+ * object, then shows the exact object count, bytes, rate and ETA), or as JSON lines on stdout
+ * with --json; ^C stops the pull cleanly (refs untouched, verified objects kept for the next
+ * run). The progress helpers here are shared with `pull-local`.
+ */
+import type { Command } from 'commander';
+import { pull, type PullProgress, type PullResult } from '@larch/http-pull';
+import type { VerbContext } from '../cli.js';
+import { interruptible, openRepo, UsageError, type Io } from '../context.js';
+import { formatSize, toJson } from '../format.js';
+import { integer, parseOption } from '../options.js';
+import { startProgress } from '../progress.js';
+import { allOptions, verb } from './common.js';
+
+interface PullOpts {
+  depth?: string;
+  mirror?: boolean;
+  commitMetadataOnly?: boolean;
+  subpath?: string;
+  json?: boolean;
+}
+
+/** Register `pull`. */
+export function registerPull(program: Command, ctx: VerbContext): void {
+  verb(program, 'pull', 'Download data from a remote repository')
+    .argument('<remote>', 'Name of a configured remote (or REMOTE:REF)')
+    .argument('[refs...]', 'Refs or commit checksums (default: the remote\'s branches, or every ref with --mirror)')
+    .option('--depth <depth>', 'Traverse DEPTH parents (-1=infinite) (default: 0)')
+    .option('--mirror', 'Write refs suitable for a mirror and fetch all refs if none provided')
+    .option('--commit-metadata-only', 'Fetch only the commit metadata')
+    .option('--subpath <subpath>', 'Only pull the provided subpath')
+    .option('--json', 'Print progress and the result as JSON lines on stdout')
+    .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
+      const opts = allOptions<PullOpts>(cmd);
+      const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
+      // ostree also accepts `pull REMOTE:REF`.
+      const colon = first.indexOf(':');
+      const remote = colon < 0 ? first : first.slice(0, colon);
+      const refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
+      if (remote === '' || (colon >= 0 && refs[0] === '')) throw new UsageError(`Invalid refspec ${first}`);
+      const repo = await openRepo(opts);
+      const sink = progressSink(ctx.io, Boolean(opts.json));
+      try {
+        const result = await interruptible((signal) =>
+          pull({
+            repo,
+            remote,
+            refs,
+            depth,
+            mirror: Boolean(opts.mirror),
+            commitMetadataOnly: Boolean(opts.commitMetadataOnly),
+            ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
+            signal,
+            ...(sink ? { onProgress: (p) => sink.update(p) } : {}),
+          }),
+        );
+        sink?.stop();
+        printResult(ctx.io, result, Boolean(opts.json));
+      } catch (e) {
+        sink?.stop();
+        throw e;
+      }
+    });
+}
+
+/** Where pull progress goes: a terminal bar or JSON lines. */
+export interface ProgressSink {
+  update(p: PullProgress): void;
+  stop(): void;
+}
+
+function describe(p: PullProgress): string {
+  const objects = p.objectsTotal === null ? `${p.objectsDone} objects (estimating)` : `${p.objectsDone}/${p.objectsTotal} objects`;
+  const rate = `${formatSize(p.bytesPerSecond)}/s`;
+  const eta = p.etaSeconds === null ? '' : ` ETA ${p.etaSeconds}s`;
+  return `${objects}, ${formatSize(p.bytesDone)} ${rate}${eta}`;
+}
+
+/** A bar on stderr (terminal only), JSON lines on stdout (`--json`), or nothing. */
+export function progressSink(io: Io, json: boolean): ProgressSink | null {
+  if (json) {
+    return {
+      update: (p) => io.out(`${JSON.stringify({ event: 'progress', ...p })}\n`),
+      stop: () => undefined,
+    };
+  }
+  if (!io.stderrIsTTY) return null;
+  // While the walk is still finding objects the bar stays empty and says "estimating".
+  return startProgress<PullProgress>(
+    'Receiving [{bar}] {text}',
+    (p) => ({
+      value: p.estimating ? 0 : p.objectsDone,
+      ...(p.objectsTotal !== null ? { total: Math.max(1, p.objectsTotal) } : {}),
+      payload: { text: describe(p) },
+    }),
+    { text: 'metadata (estimating)' },
+  );
+}
+
+/** ostree's closing line: `N metadata, M content objects fetched; SIZE transferred in S seconds`. */
+export function summaryLine(r: PullResult): string {
+  const p = r.progress;
+  return `${p.metadataFetched} metadata, ${p.contentFetched} content objects fetched; ${formatSize(p.bytesDone)} transferred in ${Math.round(p.elapsedMs / 1000)} seconds\n`;
+}
+
+/** Print the result: the summary line, or with --json a final `{ event: "done", ... }` line. */
+export function printResult(io: Io, r: PullResult, json: boolean): void {
+  if (json) io.out(`${JSON.stringify(JSON.parse(toJson({ event: 'done', ...r })))}\n`);
+  else io.out(summaryLine(r));
+}

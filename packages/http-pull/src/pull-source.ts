@@ -1,0 +1,161 @@
+/**
+ * Where a pull reads objects from. `HttpSource` reads a remote's files through a Fetcher with
+ * retries and timeouts (pull-transfer.ts); `LocalRepoSource` reads another repository on disk
+ * through core-store (pull-local). The walker in pull-engine.ts only sees this interface, so
+ * both get the same verification and the same resume behaviour.
+ */
+import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { LarchError, type Repo } from '@larch/core-store';
+import { fetchError } from './errors.js';
+import { joinUrl } from './fetcher.js';
+import { transfer, type TransferContext } from './pull-transfer.js';
+
+/** Metadata object types a source serves. */
+export type SourceMetadataType = 'commit' | 'dirtree' | 'dirmeta' | 'commitmeta';
+
+/** A content object as a source hands it over. */
+export type ContentInput =
+  | { kind: 'filez'; body: AsyncIterable<Uint8Array>; sizeHint: number | null }
+  | { kind: 'plain'; meta: import('@larch/core-store').FileMeta; size: number; stream: NodeJS.ReadableStream };
+
+/** A place objects are read from (a remote over a Fetcher, or a local repository). */
+export interface ObjectSource {
+  /**
+   * Read a metadata object and run `check` on its bytes (verification errors then name the
+   * object and where it came from); null when `optional` and absent.
+   */
+  metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null>;
+  /** Hand a content object to `stage` (re-run on retry); returns the bytes written. */
+  content(checksum: string, stage: (input: ContentInput) => Promise<number>): Promise<number>;
+}
+
+/** Collect a body into one buffer (bounded by the transfer's maxBytes). */
+export async function collect(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of body) {
+    parts.push(c);
+    n += c.length;
+  }
+  const b = Buffer.concat(parts, n);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** `objects/XX/REST.EXT`, relative to a repo root. */
+export function objectRelPath(checksum: string, ext: string): string {
+  return `objects/${checksum.slice(0, 2)}/${checksum.slice(2)}.${ext}`;
+}
+
+/** Objects of an OSTree archive repo served over HTTP(S) or file:// (`url` and `contenturl`). */
+export class HttpSource implements ObjectSource {
+  constructor(
+    private readonly ctx: TransferContext,
+    readonly url: string,
+    readonly contentUrl: string,
+  ) {}
+
+  /** GET a repo-relative file (summary, config, refs/...) fully into memory. */
+  file(rel: string, maxBytes: number, optional: boolean): Promise<Uint8Array | null> {
+    return transfer(this.ctx, { url: joinUrl(this.url, rel), object: rel, maxBytes, optional, high: true }, collect);
+  }
+
+  metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null> {
+    const rel = objectRelPath(checksum, type);
+    return transfer(this.ctx, { url: joinUrl(this.url, rel), object: `${checksum}.${type}`, maxBytes, optional, high: true }, async (body) => {
+      const bytes = await collect(body);
+      return { bytes, value: check(bytes) };
+    });
+  }
+
+  async content(checksum: string, stage: (input: ContentInput) => Promise<number>): Promise<number> {
+    const rel = objectRelPath(checksum, 'filez');
+    const r = await transfer(
+      this.ctx,
+      { url: joinUrl(this.contentUrl, rel), object: `${checksum}.filez`, maxBytes: this.ctx.limits.maxContentSize, optional: false, high: false, resumable: true },
+      (body, contentLength) => stage({ kind: 'filez', body, sizeHint: contentLength }),
+    );
+    return r ?? 0;
+  }
+}
+
+/** Objects of a repository on the local disk, in any mode. */
+export class LocalRepoSource implements ObjectSource {
+  constructor(
+    private readonly src: Repo,
+    /** Bytes read are reported here (there is no transfer layer to count them). */
+    private readonly onBytes: (n: number) => void = () => undefined,
+  ) {}
+
+  async metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null> {
+    const object = `${checksum}.${type}`;
+    const where = pathToFileURL(this.src.objectPath(type, checksum)).toString();
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.src.readMetadata(type, checksum);
+    } catch (e) {
+      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') {
+        if (optional) return null;
+        throw fetchError('OBJECT_MISSING', 'not-found', object, where, 'No such file', {}, e);
+      }
+      throw fetchError(e instanceof LarchError ? e.code : 'IO_ERROR', 'corrupted', object, where, (e as Error).message, {}, e);
+    }
+    this.onBytes(bytes.length);
+    if (bytes.length > maxBytes) {
+      throw fetchError('LIMIT_EXCEEDED', 'too-large', object, where, `${bytes.length} bytes exceed the limit of ${maxBytes}`, { limit: maxBytes, observed: bytes.length });
+    }
+    try {
+      return { bytes, value: check(bytes) };
+    } catch (e) {
+      throw fetchError(e instanceof LarchError ? e.code : 'OBJECT_CORRUPTED', 'corrupted', object, where, (e as Error).message, e instanceof LarchError ? { ...e.data } : {}, e);
+    }
+  }
+
+  async content(checksum: string, stage: (input: ContentInput) => Promise<number>): Promise<number> {
+    if (this.src.mode === 'archive') {
+      // Hand over the stored .filez as is; it is verified exactly like a download.
+      const { createReadStream } = await import('node:fs');
+      const p = this.src.objectPath('file', checksum);
+      const { stat } = await import('node:fs/promises');
+      let sizeHint: number | null = null;
+      try {
+        sizeHint = (await stat(p)).size;
+      } catch (e) {
+        throw this.contentError(checksum, p, e);
+      }
+      const stream = createReadStream(p, { highWaterMark: 256 * 1024 });
+      try {
+        const n = await stage({ kind: 'filez', body: stream, sizeHint });
+        this.onBytes(sizeHint);
+        return n;
+      } catch (e) {
+        throw this.contentError(checksum, p, e);
+      } finally {
+        stream.destroy();
+      }
+    }
+    const p = this.src.objectPath('file', checksum);
+    let stream: NodeJS.ReadableStream | undefined;
+    try {
+      const opened = await this.src.openFile(checksum);
+      stream = opened.open();
+      const n = await stage({ kind: 'plain', meta: opened.meta, size: opened.size, stream });
+      this.onBytes(opened.size);
+      return n;
+    } catch (e) {
+      throw this.contentError(checksum, p, e);
+    } finally {
+      (stream as Readable | undefined)?.destroy?.();
+    }
+  }
+
+  private contentError(checksum: string, path: string, e: unknown): LarchError {
+    const where = pathToFileURL(path).toString();
+    const object = `${checksum}.file`;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e instanceof LarchError && e.code === 'OBJECT_MISSING')) {
+      return fetchError('OBJECT_MISSING', 'not-found', object, where, 'No such file', {}, e);
+    }
+    if (e instanceof LarchError) return fetchError(e.code, 'corrupted', object, where, e.message, { ...e.data }, e);
+    return fetchError('IO_ERROR', 'corrupted', object, where, (e as Error).message ?? String(e), {}, e);
+  }
+}

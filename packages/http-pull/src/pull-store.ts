@@ -1,0 +1,302 @@
+/**
+ * Verify-then-store for pulled objects (spec pull-and-signing.md 4). Nothing enters the store
+ * before its checksum is proven:
+ * - metadata: sha256 of the received bytes must equal the name, then the bytes are parsed with
+ *   core-store's strict parsers (normal form, names, 32-byte checksums, directory modes);
+ * - content: the `.filez` header is parsed and re-serialized to the canonical file header, the
+ *   payload is inflated and hashed as it streams, and the result must equal the name. Archive
+ *   destinations keep the received `.filez` bytes (written to `tmp/` while hashing); bare modes
+ *   store the inflated payload through `Repo.writeFile` with `expectedChecksum`.
+ * Staged files are added to a `WriteBatch` (published together: one syncfs, then link(2) into
+ * `objects/`, which never replaces an existing object); a failure removes the staged file.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createInflateRaw, inflateRawSync } from 'node:zlib';
+import {
+  LarchError,
+  contentHasher,
+  parseArchiveHeaderVariant,
+  parseCommit,
+  parseCommitMeta,
+  parseDirMeta,
+  parseDirTree,
+  MAX_ARCHIVE_HEADER_SIZE,
+  S_IFLNK,
+  S_IFMT,
+  type ArchiveHeader,
+  type Commit,
+  type DirMeta,
+  type DirTree,
+  type FileMeta,
+  type Repo,
+  type WriteBatch,
+} from '@larch/core-store';
+
+/** Content-addressed metadata object types. */
+export type MetadataType = 'commit' | 'dirtree' | 'dirmeta';
+
+/** Check a metadata object's bytes against its name and parse it (throws OBJECT_CORRUPTED). */
+export function verifyMetadata(type: 'commit', checksum: string, bytes: Uint8Array): Commit;
+export function verifyMetadata(type: 'dirtree', checksum: string, bytes: Uint8Array): DirTree;
+export function verifyMetadata(type: 'dirmeta', checksum: string, bytes: Uint8Array): DirMeta;
+export function verifyMetadata(type: MetadataType, checksum: string, bytes: Uint8Array): Commit | DirTree | DirMeta;
+export function verifyMetadata(type: MetadataType, checksum: string, bytes: Uint8Array): Commit | DirTree | DirMeta {
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== checksum) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object; checksum expected='${checksum}' actual='${actual}'`, { type, checksum, actual });
+  }
+  try {
+    if (type === 'commit') return parseCommit(bytes);
+    if (type === 'dirtree') return parseDirTree(bytes);
+    return parseDirMeta(bytes);
+  } catch (e) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: ${(e as Error).message}`, { type, checksum }, { cause: e });
+  }
+}
+
+/** Validate detached metadata (`a{sv}`, normal form); it is not content-addressed. */
+export function verifyCommitMeta(checksum: string, bytes: Uint8Array): void {
+  try {
+    parseCommitMeta(bytes);
+  } catch (e) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted commitmeta object ${checksum}: ${(e as Error).message}`, { type: 'commitmeta', checksum }, { cause: e });
+  }
+}
+
+/** Stage verified metadata bytes into `batch` (no-op when the object is already stored). */
+export function stageMetadata(repo: Repo, batch: WriteBatch, type: MetadataType, checksum: string, bytes: Uint8Array): void {
+  if (repo.hasObjectSync(type, checksum)) return;
+  const tmp = repo.newTmpPath('pull');
+  repo.writeTmpSync(tmp, bytes, 0o644);
+  batch.add(tmp, type, checksum);
+}
+
+/** Read exactly-sized prefixes from a chunk stream, then hand over the rest. */
+class ChunkReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Uint8Array>;
+  private ended = false;
+  constructor(src: AsyncIterable<Uint8Array>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+
+  async readExactly(n: number, what: string): Promise<Buffer> {
+    while (this.buf.length < n && !this.ended) {
+      const r = await this.it.next();
+      if (r.done) this.ended = true;
+      else this.buf = this.buf.length === 0 ? Buffer.from(r.value) : Buffer.concat([this.buf, r.value]);
+    }
+    if (this.buf.length < n) throw new LarchError('OBJECT_CORRUPTED', `Truncated ${what}: ${this.buf.length} of ${n} bytes`, {});
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    return out;
+  }
+
+  async *rest(): AsyncIterable<Buffer> {
+    if (this.buf.length > 0) {
+      const b = this.buf;
+      this.buf = Buffer.alloc(0);
+      yield b;
+    }
+    if (this.ended) return;
+    for (;;) {
+      const r = await this.it.next();
+      if (r.done) return;
+      yield Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    }
+  }
+}
+
+/** Parse the `.filez` prefix (BE32 length, 4 reserved bytes, header variant). */
+async function readArchiveHeader(reader: ChunkReader, checksum: string): Promise<{ header: ArchiveHeader; raw: Buffer }> {
+  const prefix = await reader.readExactly(8, `${checksum}.filez header`);
+  const len = prefix.readUInt32BE(0);
+  if (len === 0 || len > MAX_ARCHIVE_HEADER_SIZE) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: invalid header length ${len}`, { checksum });
+  }
+  const v = await reader.readExactly(len, `${checksum}.filez header`);
+  let header: ArchiveHeader;
+  try {
+    header = parseArchiveHeaderVariant(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  } catch (e) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: ${(e as Error).message}`, { checksum }, { cause: e });
+  }
+  return { header, raw: Buffer.concat([prefix, v]) };
+}
+
+function tooLarge(checksum: string, size: number, limit: number): LarchError {
+  return new LarchError('LIMIT_EXCEEDED', `File object ${checksum} declares ${size} bytes, exceeding the limit of ${limit}`, { checksum, limit, observed: size });
+}
+
+function mismatch(checksum: string, actual: string): LarchError {
+  return new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { type: 'file', checksum, actual });
+}
+
+/** Objects whose download is at most this size are verified in memory (see stageSmallFilez). */
+export const SMALL_FILEZ_MAX = 256 * 1024;
+/** ...and only when their declared uncompressed size is at most this. */
+const SMALL_INFLATED_MAX = 4 * 1024 * 1024;
+
+/**
+ * Verify a `.filez` stream and stage it into `batch` in the repo's mode. Returns the number of
+ * bytes written to disk. Throws OBJECT_CORRUPTED on any mismatch, with nothing staged.
+ * `sizeHint` (the Content-Length, untrusted) only selects the in-memory path for small objects;
+ * the bytes actually received are what is checked.
+ */
+export async function stageFilez(
+  repo: Repo,
+  batch: WriteBatch,
+  checksum: string,
+  body: AsyncIterable<Uint8Array>,
+  sizeHint: number | null = null,
+  maxSize: number = Number.MAX_SAFE_INTEGER,
+): Promise<number> {
+  if (sizeHint !== null && sizeHint <= SMALL_FILEZ_MAX) {
+    const parts: Buffer[] = [];
+    let n = 0;
+    for await (const c of body) {
+      n += c.length;
+      if (n > SMALL_FILEZ_MAX) throw new LarchError('LIMIT_EXCEEDED', `Corrupted file object ${checksum}: more than the announced ${sizeHint} bytes`, { checksum, limit: SMALL_FILEZ_MAX });
+      parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    }
+    const whole = Buffer.concat(parts, n);
+    const small = stageSmallFilez(repo, batch, checksum, whole, maxSize);
+    if (small !== null) return small;
+    return stageFilez(repo, batch, checksum, (async function* () {
+      yield whole;
+    })(), null, maxSize);
+  }
+  const reader = new ChunkReader(body);
+  const { header, raw } = await readArchiveHeader(reader, checksum);
+  // The declared size is checked before inflating: a small download must not expand into more
+  // than the content limit on disk.
+  if (header.size > maxSize) throw tooLarge(checksum, header.size, maxSize);
+  const meta = header.meta;
+  const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+  if (repo.mode !== 'archive') {
+    if (isLink) {
+      for await (const _ of reader.rest()) void _;
+      return repo.writeFile(meta, { bytes: new Uint8Array(0) }, { expectedChecksum: checksum, batch }).then(() => 0);
+    }
+    const inflater = createInflateRaw();
+    const src = Readable.from(reader.rest());
+    const piped = pipeline(src, inflater).catch((e: unknown) => {
+      inflater.destroy(e as Error);
+    });
+    try {
+      await repo.writeFile(meta, { stream: inflater, size: header.size }, { expectedChecksum: checksum, batch });
+    } finally {
+      src.destroy();
+      await piped;
+    }
+    return header.size;
+  }
+  // Archive: keep the received bytes, verified through inflate + hash before publishing.
+  const tmp = repo.newTmpPath('pull');
+  const fh = await fsp.open(tmp, 'wx', 0o644);
+  let written = 0;
+  try {
+    await fh.write(raw);
+    written += raw.length;
+    const hash = contentHasher(meta);
+    if (isLink) {
+      for await (const chunk of reader.rest()) {
+        await fh.write(chunk);
+        written += chunk.length;
+      }
+    } else {
+      let inflated = 0;
+      const tee = async function* (): AsyncIterable<Buffer> {
+        for await (const chunk of reader.rest()) {
+          await fh.write(chunk);
+          written += chunk.length;
+          yield chunk;
+        }
+      };
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, cb): void {
+          inflated += chunk.length;
+          if (inflated > header.size) {
+            cb(new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: more data than the declared size ${header.size}`, { checksum }));
+            return;
+          }
+          hash.update(chunk);
+          cb();
+        },
+      });
+      await pipeline(Readable.from(tee()), createInflateRaw(), sink);
+      if (inflated !== header.size) {
+        throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: got ${inflated} bytes, declared size ${header.size}`, { checksum });
+      }
+    }
+    const actual = hash.digest('hex');
+    if (actual !== checksum) throw mismatch(checksum, actual);
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  batch.add(tmp, 'file', checksum);
+  return written;
+}
+
+/**
+ * The fast path for small objects, which are most objects of an OS tree: header parse, one
+ * synchronous inflate bounded by the declared size, hash, and (archive) one synchronous write of
+ * the received bytes into `tmp/`. Per-object stream and thread-pool overhead dominated pulls of
+ * many small files. Returns null when the object does not qualify (then it is streamed).
+ */
+function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole: Buffer, maxSize: number): Promise<number> | number | null {
+  if (whole.length < 8) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: truncated header`, { checksum });
+  const len = whole.readUInt32BE(0);
+  if (len === 0 || len > whole.length - 8) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: invalid header length ${len}`, { checksum });
+  let header: ArchiveHeader;
+  try {
+    header = parseArchiveHeaderVariant(new Uint8Array(whole.buffer, whole.byteOffset + 8, len));
+  } catch (e) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: ${(e as Error).message}`, { checksum }, { cause: e });
+  }
+  if (header.size > maxSize) throw tooLarge(checksum, header.size, maxSize);
+  if (header.size > SMALL_INFLATED_MAX) return null;
+  const meta = header.meta;
+  const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+  let payload: Buffer = Buffer.alloc(0);
+  if (!isLink) {
+    try {
+      payload = inflateRawSync(whole.subarray(8 + len), { maxOutputLength: Math.max(1, header.size) });
+    } catch (e) {
+      const msg = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `more data than the declared size ${header.size}` : (e as Error).message;
+      throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: ${msg}`, { checksum }, { cause: e });
+    }
+    if (payload.length !== header.size) {
+      throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: got ${payload.length} bytes, declared size ${header.size}`, { checksum });
+    }
+  }
+  const actual = contentHasher(meta).update(payload).digest('hex');
+  if (actual !== checksum) throw mismatch(checksum, actual);
+  if (repo.mode === 'archive') {
+    // Synchronous on purpose: creating a small file costs tens of microseconds, less than the
+    // three thread-pool round trips of an asynchronous open/write/close.
+    const tmp = repo.newTmpPath('pull');
+    repo.writeTmpSync(tmp, whole, 0o644);
+    batch.add(tmp, 'file', checksum);
+    return whole.length;
+  }
+  // Already verified above: no expectedChecksum, which would cost one more lstat round trip;
+  // the checksum core-store computes while writing is compared all the same.
+  return repo.writeFile(meta, { bytes: payload }, { batch }).then((written) => {
+    if (written !== checksum) throw mismatch(checksum, written);
+    return payload.length;
+  });
+}
+
+/** Stage a content object given as plain metadata + payload stream (pull-local from a bare repo). */
+export async function stagePlain(repo: Repo, batch: WriteBatch, checksum: string, meta: FileMeta, size: number, stream: NodeJS.ReadableStream): Promise<number> {
+  const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+  await repo.writeFile(meta, isLink ? { bytes: new Uint8Array(0) } : { stream, size }, { expectedChecksum: checksum, batch });
+  return size;
+}

@@ -1,0 +1,325 @@
+/**
+ * `pull`: fetch commits from a remote into a repository, as `ostree pull` 2022.7 does over
+ * HTTP (spec pull-and-signing.md 2, 8), object by object (static deltas are not used; every
+ * server that publishes deltas also has the loose objects, section 3).
+ *
+ * Order: summary.sig (only when summary verification is required or with `mirror`; OSTree always
+ * asks for it), summary (both optional unless summary verification is required), the
+ * remote config when the summary carries the mode and tombstone keys (OSTree's quirk 2.5; the
+ * remote must be an archive repo), ref resolution from the summary or `refs/heads/REF`, then the
+ * commits and their trees (pull-engine.ts), then refs: `refs/remotes/REMOTE/REF`, or with
+ * `mirror` `refs/heads/REF` plus the summary files copied byte for byte.
+ *
+ * Locking: the shared repo lock for the whole transaction (OSTree takes the same for pull).
+ * Crash guarantee: refs move only after every object of their commit is published and the
+ * commit's partial marker is gone; an interrupted pull leaves verified objects in place and the
+ * next run fetches only what is missing.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import {
+  KeyFile,
+  LarchError,
+  isChecksum,
+  readSummary,
+  validateRefName,
+  type Checksum,
+  type Repo,
+  type Summary,
+} from '@larch/core-store';
+import { fetchError } from './errors.js';
+import { FileFetcher } from './fetcher-file.js';
+import { UndiciFetcher } from './fetcher-undici.js';
+import { joinUrl, type FetchOptions, type FetchResponse, type Fetcher } from './fetcher.js';
+import { resolveLimits, type PullLimits } from './limits.js';
+import { ProgressTracker, type PullProgress } from './progress.js';
+import { PullEngine, type CommitTarget } from './pull-engine.js';
+import { HttpSource } from './pull-source.js';
+import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
+import { getRemote } from './remote-config.js';
+import { assertVerifierAvailable, verificationPolicy, type PullVerifier } from './verifier.js';
+
+/** Options of {@link pull}. */
+export interface PullOptions {
+  repo: Repo;
+  /** A configured remote (`[remote "NAME"]`). */
+  remote: string;
+  /** Ref names, or commit checksums, to pull. Default: the remote's `branches`, or every ref with `mirror`. */
+  refs?: string[];
+  /** Commit checksums to pull without writing a ref. */
+  commits?: string[];
+  /** Parents to follow: 0 (default), N, or -1 for the whole history. */
+  depth?: number;
+  /** Write `refs/heads/REF` instead of `refs/remotes/REMOTE/REF`, and copy summary + summary.sig. */
+  mirror?: boolean;
+  /** Fetch commit objects (and detached metadata) only; the commits stay partial. */
+  commitMetadataOnly?: boolean;
+  /** Fetch only this directory of the tree (e.g. `/usr/share`); the commit stays partial. */
+  subpath?: string;
+  /** Transport; default: undici for http(s), the file fetcher for file:// URLs. */
+  fetcher?: Fetcher;
+  /** Signature checks (from the signing package); required when the remote asks for verification. */
+  verifier?: PullVerifier;
+  signal?: AbortSignal;
+  onProgress?: (p: PullProgress) => void;
+  limits?: Partial<PullLimits>;
+}
+
+/** One ref the pull wrote (or found unchanged). */
+export interface PulledRef {
+  /** The remote's ref name. */
+  ref: string;
+  /** The local refspec written (`REMOTE:REF`, or `REF` with mirror). */
+  refspec: string;
+  checksum: Checksum;
+  previous: Checksum | null;
+}
+
+/** What a pull did: refs written, commits pulled, and the final progress snapshot. */
+export interface PullResult {
+  refs: PulledRef[];
+  /** Every commit pulled (targets and, with depth, their parents). */
+  commits: Checksum[];
+  /** Commits left partial on purpose (commit-metadata-only, subpath). */
+  partialCommits: Checksum[];
+  progress: PullProgress;
+}
+
+const optionsSchema = z.object({
+  remote: z.string().min(1),
+  refs: z.array(z.string().min(1)).optional(),
+  commits: z.array(z.string().regex(/^[0-9a-f]{64}$/, { message: 'Invalid checksum' })).optional(),
+  depth: z.number().int().min(-1).optional(),
+  mirror: z.boolean().optional(),
+  commitMetadataOnly: z.boolean().optional(),
+  subpath: z.string().optional(),
+});
+
+/** Validate the caller's options (TypeError for programming mistakes, as STYLE.md 4 asks). */
+function checkOptions(opts: PullOptions): void {
+  const r = optionsSchema.safeParse(opts);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new TypeError(`Invalid pull option ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`);
+  }
+}
+
+/** Split `--subpath` into validated components; `/` or empty means the whole tree. */
+export function parseSubpath(subpath: string | undefined): string[] | null {
+  if (subpath === undefined) return null;
+  const parts = subpath.split('/').filter((p) => p.length > 0);
+  for (const p of parts) {
+    if (p === '.' || p === '..') throw new LarchError('INVALID_ARGUMENT', `Invalid subpath ${subpath}`, { subpath });
+  }
+  return parts.length === 0 ? null : parts;
+}
+
+/** Dispatch by URL scheme: file:// to {@link FileFetcher}, the rest to one lazily created {@link UndiciFetcher}. */
+export class DefaultFetcher implements Fetcher {
+  private http: UndiciFetcher | null = null;
+  private readonly file = new FileFetcher();
+  get(url: string, opts: FetchOptions): Promise<FetchResponse> {
+    if (url.startsWith('file:')) return this.file.get(url, opts);
+    this.http ??= new UndiciFetcher();
+    return this.http.get(url, opts);
+  }
+  async close(): Promise<void> {
+    await this.http?.close();
+  }
+}
+
+const ARCHIVE_MODES = new Set(['archive-z2', 'archive']);
+
+function summaryMetaString(s: Summary, key: string): string | null {
+  const v = s.metadata.find(([k]) => k === key)?.[1];
+  return v && v.type === 's' ? (v.value as string) : null;
+}
+
+function parseRefFile(bytes: Uint8Array, ref: string): Checksum {
+  const text = Buffer.from(bytes).toString('utf8').trim();
+  if (!isChecksum(text)) throw new LarchError('INVALID_REF', `Invalid rev ${JSON.stringify(text.slice(0, 80))} in remote ref ${ref}`, { ref });
+  return text;
+}
+
+async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null): Promise<void> {
+  const dest = join(repo.path, name);
+  if (bytes === null) {
+    await fsp.rm(dest, { force: true });
+    return;
+  }
+  const tmp = join(repo.tmpPath, `larch-${name}-${randomBytes(6).toString('hex')}`);
+  await fsp.writeFile(tmp, bytes, { mode: 0o644 });
+  if (repo.fsyncEnabled) {
+    const fh = await fsp.open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+  await fsp.rename(tmp, dest);
+  await repo.fsyncDir(repo.path);
+}
+
+/**
+ * Pull refs or commits from a configured remote. See the top of this file for the order of
+ * requests, the lock and the crash guarantee. Limits: {@link PullLimits} (metadata ≤ 128 MiB,
+ * commit ≤ the summary's commit_size, 5 retries, stall and request timeouts).
+ *
+ * Throws LarchError: REF_NOT_FOUND (unknown remote or ref), BAD_CONFIG (verification required
+ * without a verifier, bad remote config), BAD_MODE (remote is not an archive repo), IO_ERROR
+ * (HTTP status, network, timeout, after retries), OBJECT_MISSING (404 on a required object),
+ * OBJECT_CORRUPTED (checksum or format), LIMIT_EXCEEDED, ABORTED. Fetch errors carry
+ * `data.object` and `data.url`.
+ */
+export async function pull(opts: PullOptions): Promise<PullResult> {
+  checkOptions(opts);
+  const { repo } = opts;
+  const cfg = getRemote(repo, opts.remote);
+  const policy = verificationPolicy(cfg);
+  assertVerifierAvailable(opts.remote, policy, opts.verifier);
+  const subpath = parseSubpath(opts.subpath);
+  for (const r of opts.refs ?? []) if (!isChecksum(r)) validateRefName(r);
+  const limits = resolveLimits(opts.limits);
+  const ownFetcher = opts.fetcher === undefined;
+  const fetcher = opts.fetcher ?? new DefaultFetcher();
+  const progress = new ProgressTracker(opts.onProgress);
+  const group = new TaskGroup(opts.signal);
+  const ctx: TransferContext = { fetcher, limits, progress, semaphore: new PrioritySemaphore(limits.concurrency), signal: group.signal };
+  const source = new HttpSource(ctx, cfg.url, cfg.contentUrl);
+  const verifyCtx = { remote: opts.remote, config: cfg };
+  try {
+    return await repo.withLock(
+      'shared',
+      async () => {
+        // 1. summary.sig (only when it is verified or mirrored: one request less than OSTree
+        // otherwise), then summary.
+        const wantSig = policy.summary.length > 0 || Boolean(opts.mirror);
+        const sig = wantSig ? await source.file('summary.sig', limits.maxMetadataSize, true) : null;
+        const summaryBytes = await source.file('summary', limits.maxMetadataSize, true);
+        if (policy.summary.length > 0) {
+          if (summaryBytes === null) {
+            throw new LarchError('BAD_CONFIG', `Summary verification enabled (${policy.summary.join(', ')}), but remote "${opts.remote}" has no summary`, { remote: opts.remote, reason: 'verification' });
+          }
+          await opts.verifier!.verifySummary(summaryBytes, sig, { ...verifyCtx, required: policy.summary });
+        }
+        let summary: Summary | null = null;
+        if (summaryBytes !== null) {
+          try {
+            summary = readSummary(summaryBytes);
+          } catch (e) {
+            throw fetchError('OBJECT_CORRUPTED', 'corrupted', 'summary', joinUrl(cfg.url, 'summary'), (e as Error).message, {}, e);
+          }
+        }
+        // 2. The remote's mode (config is fetched when the summary carries mode + tombstone keys).
+        if (summary !== null) {
+          let mode = summaryMetaString(summary, 'ostree.summary.mode');
+          const hasTombstoneKey = summary.metadata.some(([k]) => k === 'ostree.summary.tombstone-commits');
+          if (mode !== null && hasTombstoneKey) {
+            const remoteConfig = await source.file('config', 1024 * 1024, true);
+            if (remoteConfig !== null) {
+              const kf = KeyFile.parse(Buffer.from(remoteConfig).toString('utf8'), `${cfg.url} config`);
+              mode = kf.get('core', 'mode') ?? mode;
+            }
+          }
+          if (mode !== null && !ARCHIVE_MODES.has(mode.trim())) {
+            throw new LarchError('BAD_MODE', `Can't pull from archives with mode "${mode}"`, { remote: opts.remote, mode });
+          }
+        }
+        // 3. What to pull.
+        progress.phase = 'commits';
+        const targets = await resolveTargets(opts, cfg.branches, summary, source, limits);
+        // 4. Commits and trees.
+        const engine = new PullEngine({
+          repo,
+          source,
+          limits,
+          progress,
+          group,
+          depth: opts.depth ?? 0,
+          commitMetadataOnly: Boolean(opts.commitMetadataOnly),
+          subpath,
+          collectionId: cfg.collectionId,
+          ...(policy.commit.length > 0
+            ? {
+                verifyCommit: async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => {
+                  await opts.verifier!.verifyCommit(bytes, meta, { ...verifyCtx, required: policy.commit, checksum });
+                },
+              }
+            : {}),
+        });
+        const done = await engine.run(targets);
+        // 5. Refs, last.
+        if (opts.signal?.aborted) throw abortedError(opts.signal);
+        const refs: PulledRef[] = [];
+        for (const t of targets) {
+          if (t.ref === null) continue;
+          const refspec = opts.mirror ? t.ref : `${opts.remote}:${t.ref}`;
+          const previous = await repo.resolveRef(refspec).catch(() => null);
+          if (previous !== t.checksum) await repo.setRef(refspec, t.checksum);
+          refs.push({ ref: t.ref, refspec, checksum: t.checksum, previous });
+        }
+        if (opts.mirror && summaryBytes !== null && (opts.refs ?? []).length === 0 && (opts.commits ?? []).length === 0) {
+          await writeRootFile(repo, 'summary', summaryBytes);
+          await writeRootFile(repo, 'summary.sig', sig);
+        }
+        progress.phase = 'done';
+        progress.emit();
+        return {
+          refs,
+          commits: [...new Set([...done.complete, ...done.partial, ...targets.map((t) => t.checksum)])],
+          partialCommits: done.partial,
+          progress: progress.snapshot(),
+        };
+      },
+      opts.signal ? { signal: opts.signal } : {},
+    );
+  } finally {
+    if (ownFetcher) await fetcher.close?.();
+  }
+}
+
+async function resolveTargets(opts: PullOptions, branches: string[], summary: Summary | null, source: HttpSource, limits: PullLimits): Promise<CommitTarget[]> {
+  const targets: CommitTarget[] = [];
+  let names = opts.refs ?? [];
+  const commits = opts.commits ?? [];
+  if (names.length === 0 && commits.length === 0) {
+    if (opts.mirror) {
+      if (summary === null) {
+        throw new LarchError('OBJECT_MISSING', 'Fetching all refs was requested in mirror mode, but remote repository does not have a summary', { remote: opts.remote });
+      }
+      names = summary.refs.map((r) => r.name);
+    } else {
+      names = branches;
+      if (names.length === 0) throw new LarchError('INVALID_ARGUMENT', `No refs specified and no branches configured for remote ${opts.remote}`, { remote: opts.remote });
+    }
+  }
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name)) continue;
+    seen.add(name);
+    if (isChecksum(name)) {
+      targets.push({ checksum: name, ref: null, maxSize: limits.maxMetadataSize });
+      continue;
+    }
+    if (summary !== null) {
+      const entry = summary.refs.find((r) => r.name === name);
+      if (entry === undefined) throw new LarchError('REF_NOT_FOUND', `No such branch '${name}' in repository summary`, { remote: opts.remote, ref: name });
+      targets.push({ checksum: entry.checksum, ref: name, maxSize: Math.min(entry.size, limits.maxMetadataSize) });
+    } else {
+      const rel = `refs/heads/${name}`;
+      const bytes = (await source.file(rel, 4096, false))!;
+      let checksum: Checksum;
+      try {
+        checksum = parseRefFile(bytes, name);
+      } catch (e) {
+        throw fetchError('INVALID_REF', 'corrupted', rel, joinUrl(source.url, rel), (e as Error).message, { ref: name }, e);
+      }
+      targets.push({ checksum, ref: name, maxSize: limits.maxMetadataSize });
+    }
+  }
+  for (const c of commits) targets.push({ checksum: c, ref: null, maxSize: limits.maxMetadataSize });
+  return targets;
+}
