@@ -6,10 +6,10 @@
 import type { Command } from 'commander';
 import { pullLocal } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
-import { interruptible, openRepo } from '../context.js';
+import { openRepo } from '../context.js';
 import { integer, parseOption } from '../options.js';
 import { allOptions, verb } from './common.js';
-import { printResult, progressSink } from './pull.js';
+import { runPull } from './pull.js';
 
 interface PullLocalOpts {
   depth?: string;
@@ -31,25 +31,17 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
       const opts = allOptions<PullLocalOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
       const repo = await openRepo(opts);
-      const sink = progressSink(ctx.io, Boolean(opts.json));
-      try {
-        const result = await interruptible((signal) =>
-          pullLocal({
-            repo,
-            src,
-            refs,
-            depth,
-            commitMetadataOnly: Boolean(opts.commitMetadataOnly),
-            ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
-            signal,
-            ...(sink ? { onProgress: (p) => sink.update(p) } : {}),
-          }),
-        );
-        sink?.stop();
-        printResult(ctx.io, result, Boolean(opts.json));
-      } catch (e) {
-        sink?.stop();
-        throw e;
-      }
+      await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
+        pullLocal({
+          repo,
+          src,
+          refs,
+          depth,
+          commitMetadataOnly: Boolean(opts.commitMetadataOnly),
+          ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
+          signal,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+      );
     });
 }

@@ -42,28 +42,39 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       const refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
       if (remote === '' || (colon >= 0 && refs[0] === '')) throw new UsageError(`Invalid refspec ${first}`);
       const repo = await openRepo(opts);
-      const sink = progressSink(ctx.io, Boolean(opts.json));
-      try {
-        const result = await interruptible((signal) =>
-          pull({
-            repo,
-            remote,
-            refs,
-            depth,
-            mirror: Boolean(opts.mirror),
-            commitMetadataOnly: Boolean(opts.commitMetadataOnly),
-            ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
-            signal,
-            ...(sink ? { onProgress: (p) => sink.update(p) } : {}),
-          }),
-        );
-        sink?.stop();
-        printResult(ctx.io, result, Boolean(opts.json));
-      } catch (e) {
-        sink?.stop();
-        throw e;
-      }
+      await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
+        pull({
+          repo,
+          remote,
+          refs,
+          depth,
+          mirror: Boolean(opts.mirror),
+          commitMetadataOnly: Boolean(opts.commitMetadataOnly),
+          ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
+          signal,
+          ...(onProgress ? { onProgress } : {}),
+        }),
+      );
     });
+}
+
+/**
+ * Run a pull (or pull-local) with its progress going to a terminal bar or JSON lines, cancellable
+ * by Ctrl-C, and print its result.
+ */
+export async function runPull(
+  io: Io,
+  json: boolean,
+  run: (signal: AbortSignal, onProgress: ((p: PullProgress) => void) | undefined) => Promise<PullResult>,
+): Promise<void> {
+  const sink = progressSink(io, json);
+  let result: PullResult;
+  try {
+    result = await interruptible((signal) => run(signal, sink ? (p) => sink.update(p) : undefined));
+  } finally {
+    sink?.stop(); // cleared before anything else is printed
+  }
+  printResult(io, result, json);
 }
 
 /** Where pull progress goes: a terminal bar or JSON lines. */
