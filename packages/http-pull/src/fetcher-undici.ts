@@ -41,7 +41,10 @@ export class UndiciFetcher implements Fetcher {
     if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end ?? ''}`;
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: 'GET', headers, signal: opts.signal, dispatcher: this.dispatcher });
+      // A large high-water mark keeps undici's HTTP/1 parser from pausing under a briefly slow
+      // consumer: undici 7 asserts (and the process dies) when a server closes the connection
+      // while the parser is paused (nodejs/undici#5360, fixed only in releases that need Node 22).
+      res = await request(url, { method: 'GET', headers, signal: opts.signal, dispatcher: this.dispatcher, highWaterMark: BODY_HIGH_WATER_MARK });
     } catch (e) {
       if (opts.signal.aborted) throw opts.signal.reason ?? e;
       throw new TransportError((e as Error).message ?? String(e), { cause: e });
@@ -67,6 +70,9 @@ export class UndiciFetcher implements Fetcher {
     await this.agent.close();
   }
 }
+
+/** Bytes of response body buffered before undici applies backpressure (see get()). */
+const BODY_HIGH_WATER_MARK = 8 * 1024 * 1024;
 
 async function* wrapBody(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncIterable<Uint8Array> {
   try {
