@@ -23,5 +23,11 @@ try {
   failed = Math.max(failed, 1);
 }
 rmSync(dir, { recursive: true, force: true });
+// vitest also fails a run for errors outside any test (an unhandled exception, a worker that
+// died); those are not in the per-test counts, so count such a run as one failure.
+if (res.status !== 0 && failed === 0) {
+  console.log(`vitest exited with status ${res.status} although no test failed (unhandled errors): counted as a failure`);
+  failed = 1;
+}
 console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ''));
 process.exit(res.status === 0 && failed === 0 && passed > 0 ? 0 : 1);
