@@ -344,3 +344,33 @@ describe('metadata objects', () => {
     await expect(repo.readMetadata('commit', c)).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED' });
   });
 });
+
+describe('Repo.stageVerifiedFileSync', () => {
+  const work = mkdtempSync(join(tmpdir(), 'larch-stage-sync-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  it('stages regular files and symlinks in bare-user mode that the batch publishes and verifyFile accepts', async () => {
+    const repo = await Repo.init({ path: join(work, 'bu'), mode: 'bare-user' });
+    const file: FileMeta = { uid: 0, gid: 0, mode: S_IFREG | 0o644, symlinkTarget: '', xattrs: [] };
+    const link: FileMeta = { uid: 0, gid: 0, mode: S_IFLNK | 0o777, symlinkTarget: 'hello.txt', xattrs: [] };
+    const payload = new TextEncoder().encode('hello\n');
+    const fileSum = contentChecksumOf(file, payload);
+    const linkSum = contentChecksumOf(link, new Uint8Array(0));
+    const batch = repo.beginBatch();
+    expect(repo.stageVerifiedFileSync(file, payload, fileSum, batch)).toBe(payload.length);
+    repo.stageVerifiedFileSync(link, new Uint8Array(0), linkSum, batch);
+    expect(await repo.hasObject('file', fileSum)).toBe(false);
+    await batch.commit();
+    await repo.verifyFile(fileSum);
+    await repo.verifyFile(linkSum);
+    expect((await repo.openFile(linkSum)).meta.symlinkTarget).toBe('hello.txt');
+  });
+
+  it('refuses archive repos, which keep the received .filez', async () => {
+    const repo = await Repo.init({ path: join(work, 'ar'), mode: 'archive' });
+    const file: FileMeta = { uid: 0, gid: 0, mode: S_IFREG | 0o644, symlinkTarget: '', xattrs: [] };
+    expect(() => repo.stageVerifiedFileSync(file, new Uint8Array(1), '0'.repeat(64), repo.beginBatch())).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+    );
+  });
+});

@@ -29,7 +29,7 @@ import { parseDirMeta } from './objects/dirmeta.js';
 import { parseDirTree } from './objects/dirtree.js';
 import { parseTombstone } from './objects/tombstone.js';
 import { contentHasher } from './objects/file-header.js';
-import { openContentObject, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
 
@@ -464,6 +464,25 @@ export class Repo {
     } finally {
       await fh?.close();
     }
+  }
+
+  /**
+   * Stage a content object, in a bare mode, whose payload is in memory and whose checksum the
+   * caller has already computed from these exact bytes (a pull verifies each object as it
+   * arrives). Synchronous on purpose: for a small file one open/write/fchmod/futimes/close costs
+   * less main-thread time than the promise round trips of {@link writeFile}. `batch` publishes
+   * it; until then it lives in `tmp/` only. Returns the bytes written. Locking: none of its own
+   * (the caller's batch runs under the caller's lock). Archive repos keep the received `.filez`
+   * instead: INVALID_ARGUMENT.
+   */
+  stageVerifiedFileSync(meta: FileMeta, payload: Uint8Array, checksum: Checksum, batch: WriteBatch): number {
+    if (this.mode === 'archive') throw new LarchError('INVALID_ARGUMENT', 'stageVerifiedFileSync is for bare modes; archive repos store the .filez as received');
+    validateChecksum(checksum);
+    const tmp = this.newTmpPath();
+    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+    const written = stageBytesSync(this.mode, meta, isLink ? null : payload, tmp, null);
+    batch.add(tmp, 'file', checksum);
+    return written;
   }
 
   /** Re-hash a content object. Throws OBJECT_MISSING, or OBJECT_CORRUPTED with data {checksum, actual}. */

@@ -286,12 +286,9 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
     batch.add(tmp, 'file', checksum);
     return whole.length;
   }
-  // Already verified above: no expectedChecksum, which would cost one more lstat round trip;
-  // the checksum core-store computes while writing is compared all the same.
-  return repo.writeFile(meta, { bytes: payload }, { batch }).then((written) => {
-    if (written !== checksum) throw mismatch(checksum, written);
-    return payload.length;
-  });
+  // Verified above from these exact bytes: staged synchronously, published by the batch.
+  repo.stageVerifiedFileSync(meta, payload, checksum, batch);
+  return payload.length;
 }
 
 /** Stage a content object given as plain metadata + payload stream (pull-local from a bare repo). */
