@@ -25,7 +25,7 @@ describe('parseRemoteSigningConfig', () => {
 
   it('rejects non-boolean values and unknown sign types with CONFIG_INVALID', () => {
     expect(() => parseRemoteSigningConfig({ 'gpg-verify': 'yes' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining("Key 'gpg-verify'") }));
-    expect(() => parseRemoteSigningConfig({ 'sign-verify': 'spki' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('not implemented') }));
+    expect(() => parseRemoteSigningConfig({ 'sign-verify': 'spki' })).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining("Unknown signature type 'spki'") }));
   });
 });
 

@@ -58,7 +58,7 @@ const signTypes = (key: string) =>
       const names = v.split(';').map((s) => s.trim()).filter((s) => s !== '');
       for (const n of names) {
         if (!SIGN_TYPES.includes(n)) {
-          ctx.addIssue({ code: 'custom', message: `${key}: Requested signature type is not implemented: '${sanitize(n, 40)}'` });
+          ctx.addIssue({ code: 'custom', message: `${key}: Unknown signature type '${sanitize(n, 40)}' (supported: ${SIGN_TYPES.join(', ')})` });
           return z.NEVER;
         }
       }
