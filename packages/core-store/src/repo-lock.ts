@@ -62,6 +62,23 @@ export async function acquireRepoLock(
       },
     };
   }
+  const fh = await openLocked(repoPath, kind, opts);
+  let released = false;
+  return {
+    release: async () => {
+      if (released) return;
+      released = true;
+      try {
+        flock(fh.fd, 'un');
+      } finally {
+        await fh.close();
+      }
+    },
+  };
+}
+
+/** Open (creating) the repo's `.lock` file and take the flock, waiting up to the timeout. */
+async function openLocked(repoPath: string, kind: LockKind, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<fsp.FileHandle> {
   const lockPath = join(repoPath, '.lock');
   let fh: fsp.FileHandle;
   try {
@@ -75,18 +92,7 @@ export async function acquireRepoLock(
     await fh.close();
     throw e;
   }
-  let released = false;
-  return {
-    release: async () => {
-      if (released) return;
-      released = true;
-      try {
-        flock(fh.fd, 'un');
-      } finally {
-        await fh.close();
-      }
-    },
-  };
+  return fh;
 }
 
 async function waitFor(fd: number, op: 'sh' | 'ex', kind: LockKind, repoPath: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
@@ -116,15 +122,8 @@ export async function withRepoLock<T>(repoPath: string, kind: LockKind, opts: { 
       await h.release();
     }
   }
-  const lockPath = join(repoPath, '.lock');
-  let fh: fsp.FileHandle;
+  const fh = await openLocked(repoPath, kind, opts);
   try {
-    fh = await fsp.open(lockPath, fsc.O_RDWR | fsc.O_CREAT, 0o600);
-  } catch (e) {
-    throw ioError(e, 'Opening lock file', lockPath);
-  }
-  try {
-    await waitFor(fh.fd, kind === 'shared' ? 'sh' : 'ex', kind, repoPath, opts);
     const held: Held = { repoPath, fd: fh, kind };
     return await context.run([...(stack ?? []), held], fn);
   } finally {
