@@ -15,7 +15,7 @@ import { ProgressTracker, type PullProgress } from './progress.js';
 import { PullEngine, type CommitTarget } from './pull-engine.js';
 import { LocalRepoSource } from './pull-source.js';
 import { TaskGroup } from './pull-transfer.js';
-import type { PulledRef, PullResult } from './pull.js';
+import { moveRefs, pullResult, type PullResult } from './pull.js';
 
 /** Options of {@link pullLocal}. */
 export interface PullLocalOptions {
@@ -87,22 +87,8 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
         subpath: null,
       });
       const done = await engine.run(targets);
-      const refs: PulledRef[] = [];
-      for (const t of targets) {
-        if (t.ref === null) continue;
-        const refspec = opts.remote !== undefined ? `${opts.remote}:${t.ref}` : t.ref;
-        const previous = await repo.resolveRef(refspec).catch(() => null);
-        if (previous !== t.checksum) await repo.setRef(refspec, t.checksum as Checksum);
-        refs.push({ ref: t.ref, refspec, checksum: t.checksum, previous });
-      }
-      progress.phase = 'done';
-      progress.emit();
-      return {
-        refs,
-        commits: [...new Set([...done.complete, ...done.partial, ...targets.map((t) => t.checksum)])],
-        partialCommits: done.partial,
-        progress: progress.snapshot(),
-      };
+      const refs = await moveRefs(repo, targets, (ref) => (opts.remote !== undefined ? `${opts.remote}:${ref}` : ref));
+      return pullResult(refs, done, targets, progress);
     },
     opts.signal ? { signal: opts.signal } : {},
   );

@@ -35,7 +35,7 @@ import { UndiciFetcher } from './fetcher-undici.js';
 import { joinUrl, type FetchOptions, type FetchResponse, type Fetcher } from './fetcher.js';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
-import { PullEngine, type CommitTarget } from './pull-engine.js';
+import { PullEngine, type CommitTarget, type EngineResult } from './pull-engine.js';
 import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
@@ -253,26 +253,12 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         const done = await engine.run(targets);
         // 5. Refs, last.
         if (opts.signal?.aborted) throw abortedError(opts.signal);
-        const refs: PulledRef[] = [];
-        for (const t of targets) {
-          if (t.ref === null) continue;
-          const refspec = opts.mirror ? t.ref : `${opts.remote}:${t.ref}`;
-          const previous = await repo.resolveRef(refspec).catch(() => null);
-          if (previous !== t.checksum) await repo.setRef(refspec, t.checksum);
-          refs.push({ ref: t.ref, refspec, checksum: t.checksum, previous });
-        }
+        const refs = await moveRefs(repo, targets, (ref) => (opts.mirror ? ref : `${opts.remote}:${ref}`));
         if (opts.mirror && summaryBytes !== null && (opts.refs ?? []).length === 0 && (opts.commits ?? []).length === 0) {
           await writeRootFile(repo, 'summary', summaryBytes);
           await writeRootFile(repo, 'summary.sig', sig);
         }
-        progress.phase = 'done';
-        progress.emit();
-        return {
-          refs,
-          commits: [...new Set([...done.complete, ...done.partial, ...targets.map((t) => t.checksum)])],
-          partialCommits: done.partial,
-          progress: progress.snapshot(),
-        };
+        return pullResult(refs, done, targets, progress);
       },
       opts.signal ? { signal: opts.signal } : {},
     );
@@ -322,4 +308,32 @@ async function resolveTargets(opts: PullOptions, branches: string[], summary: Su
   }
   for (const c of commits) targets.push({ checksum: c, ref: null, maxSize: limits.maxMetadataSize });
   return targets;
+}
+
+/**
+ * Point each target's ref (`refspecOf(ref)`) at its commit, writing only refs that change. Called
+ * last, once every object of every target is published.
+ */
+export async function moveRefs(repo: Repo, targets: CommitTarget[], refspecOf: (ref: string) => string): Promise<PulledRef[]> {
+  const refs: PulledRef[] = [];
+  for (const t of targets) {
+    if (t.ref === null) continue;
+    const refspec = refspecOf(t.ref);
+    const previous = await repo.resolveRef(refspec).catch(() => null);
+    if (previous !== t.checksum) await repo.setRef(refspec, t.checksum);
+    refs.push({ ref: t.ref, refspec, checksum: t.checksum, previous });
+  }
+  return refs;
+}
+
+/** Mark the pull done and assemble its result. */
+export function pullResult(refs: PulledRef[], done: EngineResult, targets: CommitTarget[], progress: ProgressTracker): PullResult {
+  progress.phase = 'done';
+  progress.emit();
+  return {
+    refs,
+    commits: [...new Set([...done.complete, ...done.partial, ...targets.map((t) => t.checksum)])],
+    partialCommits: done.partial,
+    progress: progress.snapshot(),
+  };
 }
