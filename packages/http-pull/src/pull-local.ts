@@ -9,7 +9,7 @@
  * Locking: shared lock on the destination; the source is only read. Crash guarantee: as `pull`.
  */
 import { fileURLToPath } from 'node:url';
-import { LarchError, Repo, isChecksum, validateRefName, type Checksum } from '@larch/core-store';
+import { LarchError, Repo, isChecksum, validateRefName } from '@larch/core-store';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
 import { PullEngine, type CommitTarget } from './pull-engine.js';
