@@ -59,3 +59,4 @@ export { diffCommits, type DiffEntry } from './repo-diff.js';
 export { log, type LogEntry } from './repo-log.js';
 export { ls, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';
+export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';

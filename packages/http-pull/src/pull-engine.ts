@@ -29,6 +29,7 @@ import { mkdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import {
   LarchError,
+  ReceiveWorkers,
   WriteBatch,
   commitRefBindings,
   parseCommitMeta,
@@ -111,6 +112,8 @@ export class PullEngine {
   private contentQueue: Checksum[] = [];
   private contentHead = 0;
   private contentWorkers = 0;
+  /** Threads that verify and write small content objects (created with the first one). */
+  private receivers: ReceiveWorkers | null = null;
 
   constructor(private readonly o: EngineOptions) {
     this.proxy = new CurrentBatch(o.repo, this);
@@ -165,6 +168,15 @@ export class PullEngine {
     progress.phase = 'objects';
     for (const t of targets) this.spawnCommit(t.checksum, this.o.depth, t.maxSize, t.ref, false);
     progress.emit();
+    try {
+      return await this.runAll();
+    } finally {
+      await this.receivers?.close();
+    }
+  }
+
+  private async runAll(): Promise<EngineResult> {
+    const { group, progress } = this.o;
     try {
       await group.wait();
       await Promise.all(this.flushes);
@@ -359,7 +371,7 @@ export class PullEngine {
         }
         const n = await source.content(checksum, (input) =>
           input.kind === 'filez'
-            ? stageFilez(repo, this.proxy, checksum, input.body, input.sizeHint, this.o.limits.maxContentSize)
+            ? stageFilez(repo, this.proxy, checksum, input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
             : stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream),
         );
         progress.outstanding--;

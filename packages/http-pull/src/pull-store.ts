@@ -33,6 +33,7 @@ import {
   type FileMeta,
   type Repo,
   type WriteBatch,
+  type ReceiveWorkers,
 } from '@larch/core-store';
 
 /** Content-addressed metadata object types. */
@@ -153,6 +154,7 @@ export async function stageFilez(
   body: AsyncIterable<Uint8Array>,
   sizeHint: number | null = null,
   maxSize: number = Number.MAX_SAFE_INTEGER,
+  workers: ReceiveWorkers | null = null,
 ): Promise<number> {
   if (sizeHint !== null && sizeHint <= SMALL_FILEZ_MAX) {
     const parts: Buffer[] = [];
@@ -163,6 +165,12 @@ export async function stageFilez(
       parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     }
     const whole = Buffer.concat(parts, n);
+    if (workers !== null) {
+      // Verified and written on a worker thread (the bytes are handed over); the workers
+      // decline symlinks and large declared sizes before taking the bytes.
+      const done = await workers.stage(checksum, whole, batch, maxSize);
+      if (done !== null) return done;
+    }
     const small = stageSmallFilez(repo, batch, checksum, whole, maxSize);
     if (small !== null) return small;
     return stageFilez(repo, batch, checksum, (async function* () {
