@@ -3,7 +3,10 @@
 // `ostree pull`, from one static server, in the same run.
 //
 //   node packages/http-pull/bench/pull.mjs [--files N] [--size-mb N] [--runs N] [--mode archive|bare-user] [--work DIR]
+//                                          [--tree DIR]
 //
+// --tree pulls an existing tree instead of the generated one, e.g. bench-out/tree, the tree of
+// the store benchmark (`pnpm bench`, tooling/scripts/bench.mjs).
 // A deterministic tree is committed by the real ostree into an archive repo (summary updated);
 // bench/static-server.mjs serves it as a separate process. Each run pulls `main` into a fresh
 // repo with `ostree pull --disable-static-deltas` and with Larch, alternating, --runs times
@@ -28,6 +31,7 @@ const sizeMb = Number(opt('--size-mb', '60'));
 const runs = Number(opt('--runs', '3'));
 const mode = opt('--mode', 'archive');
 const work = resolve(opt('--work', join(tmpdir(), 'larch-pull-bench')));
+const givenTree = opt('--tree', null);
 
 function sh(cmd, args, opts = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, ...opts });
@@ -103,14 +107,16 @@ function timed(cmd, args) {
 }
 
 mkdirSync(work, { recursive: true });
-const tree = join(work, 'tree');
-const src = join(work, `src-${nFiles}-${sizeMb}`);
-makeTree(tree);
+const tree = givenTree !== null ? resolve(givenTree) : join(work, 'tree');
+const src = givenTree !== null ? join(work, 'src-given') : join(work, `src-${nFiles}-${sizeMb}`);
+if (givenTree === null) makeTree(tree);
+else if (existsSync(join(src, 'tree-path')) && spawnSync('cat', [join(src, 'tree-path')], { encoding: 'utf8' }).stdout !== tree) rmSync(src, { recursive: true, force: true });
 if (!existsSync(join(src, 'summary'))) {
   rmSync(src, { recursive: true, force: true });
   sh('ostree', ['init', `--repo=${src}`, '--mode=archive']);
   sh('ostree', ['commit', `--repo=${src}`, '-b', 'main', '--timestamp=@1700000000', '--no-xattrs', tree]);
   sh('ostree', ['summary', '-u', `--repo=${src}`]);
+  writeFileSync(join(src, 'tree-path'), tree);
 }
 const commit = sh('ostree', ['rev-parse', `--repo=${src}`, 'main']).trim();
 const server = await startServer(src);
