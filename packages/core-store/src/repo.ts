@@ -16,7 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { syncfs } from '@larch/native';
+import { syncfsAsync } from '@larch/native';
 import type { Variant } from '@larch/gvariant';
 import { KeyFile } from './config.js';
 import { LarchError, hasErrno, ioError } from './errors.js';
@@ -702,7 +702,7 @@ export class Repo {
   async syncTmpFs(): Promise<void> {
     const fh = await fsp.open(this.tmpPath, fsc.O_RDONLY | fsc.O_DIRECTORY);
     try {
-      syncfs(fh.fd);
+      await syncfsAsync(fh.fd);
     } finally {
       await fh.close();
     }

@@ -53,7 +53,7 @@ interface Libc {
   llistxattr: (path: string, buf: Uint8Array | null, size: number) => number;
   lremovexattr: (path: string, name: string) => number;
   flock: (fd: number, op: number) => number;
-  syncfs: (fd: number) => number;
+  syncfs: ((fd: number) => number) & { async: (fd: number, cb: (err: unknown, res: number) => void) => void };
 }
 
 let libc: Libc | undefined;
@@ -165,4 +165,27 @@ export function flock(fd: number, op: 'sh' | 'ex' | 'un', opts: { nonblocking?: 
 /** syncfs(2): flush every dirty page of the filesystem holding `fd` to stable storage. */
 export function syncfs(fd: number): void {
   if (lib().syncfs(fd) !== 0) fail('syncfs');
+}
+
+/**
+ * syncfs(2) on a thread of the FFI's pool, so the calling thread keeps running while the
+ * filesystem flushes (a flush of a large pull takes tens of milliseconds). The file descriptor
+ * must stay open until the promise settles. A failed call is repeated on the calling thread,
+ * which reports its errno (the pool thread's errno is not visible here); syncfs is idempotent.
+ */
+export function syncfsAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    lib().syncfs.async(fd, (err: unknown, res: number) => {
+      if (err) reject(err instanceof Error ? err : new Error(String(err)));
+      else if (res === 0) resolve();
+      else {
+        try {
+          syncfs(fd);
+          resolve();
+        } catch (e) {
+          reject(e);
+        }
+      }
+    });
+  });
 }
