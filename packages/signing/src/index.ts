@@ -65,3 +65,6 @@ export {
 export { MAX_KEYRING_SIZE, GpgKeyring, parseGpgKeyring, loadGpgKeyring, loadGpgHomedirKeyring, loadRemoteGpgKeyring } from './gpg-keyring.js';
 export { MAX_GPG_SIGNATURE_SIZE, MAX_PACKETS_PER_SIGNATURE, GpgVerifier, GpgProgramSigner, type GpgProgramSignerOptions, OpenPgpSigner } from './sign-gpg.js';
 export { type SignType, type RemoteSigningConfig, parseRemoteSigningConfig, policiesForRemote } from './remote-config.js';
+export { formatCDate, hexOf, describeSignature, signatureBlock, assertPullVerified, type VerifiedObject } from './text.js';
+export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
+export { importGpgKeys, remoteKeyringPath, loadRepoGpgKeyring } from './gpg-import.js';

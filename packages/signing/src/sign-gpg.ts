@@ -35,6 +35,9 @@ function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex').toUpperCase();
 }
 
+/** GnuPG's names for OpenPGP public-key algorithm ids (RFC 4880 9.1, RFC 9580 9.1). */
+const ALGORITHM_NAMES: Record<number, string> = { 1: 'RSA', 2: 'RSA', 3: 'RSA', 16: 'ELG', 17: 'DSA', 19: 'ECDSA', 22: 'EdDSA', 27: 'EdDSA', 28: 'EdDSA' };
+
 function classify(message: string): { revoked: boolean; expired: boolean } {
   return { revoked: /revoked/i.test(message), expired: /expired/i.test(message) };
 }
@@ -77,8 +80,10 @@ export class GpgVerifier implements Verifier {
     let keyId = pkt.issuerKeyID.toHex().toUpperCase();
     if (/^0+$/.test(keyId) && pkt.issuerFingerprint) keyId = hex(pkt.issuerFingerprint).slice(-16);
     const timestamp = pkt.created ?? null;
+    const algo = pkt.publicKeyAlgorithm as number | null;
     const report: SignatureReport = {
       scheme: 'gpg', keyId, fingerprint: null, userId: null, valid: false, reason: null,
+      algorithm: algo === null ? null : (ALGORITHM_NAMES[algo] ?? null), primaryKeyId: null,
       expired: false, revoked: false, timestamp, keysTried: [],
     };
     const candidates = this.keyring.findByKeyId(keyId);
@@ -96,6 +101,8 @@ export class GpgVerifier implements Verifier {
       report.keysTried.push(key.getFingerprint().toUpperCase());
       report.fingerprint = key.getFingerprint().toUpperCase();
       report.userId = key.getUserIDs()[0] ?? null;
+      const primary = key.getKeyID().toHex().toUpperCase();
+      report.primaryKeyId = primary === keyId ? null : primary;
       try {
         const res = await openpgp.verify({
           message: await openpgp.createMessage({ binary: data }),
@@ -221,7 +228,7 @@ export class GpgProgramSigner implements Signer {
       child.on('close', (code) => {
         if (failed) return reject(failed);
         if (code !== 0) {
-          return reject(new SigningError('GPG_FAILED', `gpg --detach-sign --local-user ${sanitize(o.keyId)} failed (exit ${code}): ${sanitize(err.trim(), 500)}`, { keyId: o.keyId, exitCode: code, stderr: sanitize(err, 2000) }));
+          return reject(new SigningError('GPG_FAILED', `gpg --detach-sign --local-user ${sanitize(o.keyId)} failed (exit ${code}): ${sanitize(err.trim().replace(/\s*\n\s*/g, '; '), 500)}`, { keyId: o.keyId, exitCode: code, stderr: sanitize(err, 2000) }));
         }
         const sig = new Uint8Array(Buffer.concat(out));
         openpgp.readSignature({ binarySignature: sig }).then(

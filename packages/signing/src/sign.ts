@@ -25,6 +25,10 @@ export interface SignatureReport {
   fingerprint?: string | null;
   /** gpg: primary user id of the key, when known. */
   userId?: string | null;
+  /** gpg: public-key algorithm of the signature as GnuPG names it (`RSA`, `EdDSA`, `DSA`, `ECDSA`). */
+  algorithm?: string | null;
+  /** gpg: true when the signature was made by a subkey (its primary key id is then `primaryKeyId`). */
+  primaryKeyId?: string | null;
   /** True only for a cryptographically valid signature by a trusted, non-revoked, non-expired key. */
   valid: boolean;
   /** Why it is not valid (null when valid), in words a user can act on. */
@@ -176,8 +180,10 @@ export function assertVerified(result: VerifyResult, subject: string): void {
 
 function describe(r: SignatureReport): string {
   if (r.scheme === 'ed25519') {
-    if (r.revoked) return `ed25519: key '${sanitize(r.keyId ?? '', 60)}' is revoked`;
-    if (r.keysTried.length === 1) return `ed25519: Signature couldn't be verified with: key '${sanitize(r.keysTried[0], 60)}'`;
+    // OSTree prints ed25519 keys in hex in these messages.
+    const hexKey = (b64: string): string => sanitize(Buffer.from(b64, 'base64').toString('hex'), 80);
+    if (r.revoked) return `ed25519: key '${hexKey(r.keyId ?? '')}' is revoked`;
+    if (r.keysTried.length === 1) return `ed25519: Signature couldn't be verified with: key '${hexKey(r.keysTried[0])}'`;
     return `ed25519: Signature couldn't be verified; tried ${r.keysTried.length} keys`;
   }
   const made = r.timestamp ? `Signature made ${r.timestamp.toUTCString()} using key ID ${r.keyId ?? 'unknown'}` : `Signature by key ID ${r.keyId ?? 'unknown'}`;

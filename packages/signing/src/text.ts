@@ -1,0 +1,128 @@
+/**
+ * Signature results as OSTree prints them, so a user can grep Larch's output and errors for the
+ * same lines: the `Found N signature(s):` block of `ostree show` (gpgme's description of each
+ * signature: `Signature made DATE using ALGO key ID KEYID`, `Good signature from "UID"`, …), the
+ * `ostree sign --verify` success line, and the errors of a pull that requires signatures
+ * (`Commit CSUM: GPG verification enabled, but no signatures found (use gpg-verify=false in
+ * remote config to disable)`, `GPG verification enabled, but no summary.sig found …`,
+ * `Can't verify commit CSUM: signature: ed25519: commit have no signatures of my type`).
+ *
+ * OSTree's multi-line gpgme descriptions become one line in errors (parts joined with "; "),
+ * because Larch reports every failure on one line.
+ */
+
+import { SigningError, sanitize } from './errors.js';
+import type { SignatureReport, VerifyResult } from './sign.js';
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const p2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * GLib's `%c` in the C locale: `Mon Jan  1 00:00:00 2024` (day of month padded with a space).
+ * `utc` selects UTC (what OSTree's timestamp check prints); otherwise local time (what gpgme's
+ * signature dates use). Pure.
+ */
+export function formatCDate(date: Date, options: { utc?: boolean } = {}): string {
+  const u = options.utc === true;
+  const day = u ? date.getUTCDay() : date.getDay();
+  const mon = u ? date.getUTCMonth() : date.getMonth();
+  const dom = u ? date.getUTCDate() : date.getDate();
+  const h = u ? date.getUTCHours() : date.getHours();
+  const m = u ? date.getUTCMinutes() : date.getMinutes();
+  const s = u ? date.getUTCSeconds() : date.getSeconds();
+  const y = u ? date.getUTCFullYear() : date.getFullYear();
+  return `${DAYS[day]} ${MONTHS[mon]} ${String(dom).padStart(2, ' ')} ${p2(h)}:${p2(m)}:${p2(s)} ${y}`;
+}
+
+/** Lowercase hex of bytes (ed25519 keys are shown in hex by `ostree sign`). */
+export function hexOf(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function base64ToHex(b64: string): string {
+  return Buffer.from(b64, 'base64').toString('hex');
+}
+
+/**
+ * The lines gpgme/OSTree print for one signature (without indentation), e.g.
+ * `Signature made Wed Nov 25 23:44:31 2026 using EdDSA key ID 51C0351FF238F15C` and
+ * `Good signature from "Larch Test <larch@example.com>"`; ed25519 reports give OSTree's one-line
+ * verification message. Pure.
+ */
+export function describeSignature(r: SignatureReport): string[] {
+  if (r.scheme === 'ed25519') {
+    if (r.valid) return [`ed25519: Signature verified successfully with key '${base64ToHex(r.keyId ?? '')}'`];
+    if (r.revoked) return [`ed25519: Signature made by revoked key '${base64ToHex(r.keyId ?? '')}'`];
+    if (r.keysTried.length === 0) return ['ed25519: no public keys loaded'];
+    if (r.keysTried.length > 3) return [`ed25519: Signature couldn't be verified; tried ${r.keysTried.length} keys`];
+    return [`ed25519: Signature couldn't be verified with: ${r.keysTried.map((k) => `key '${base64ToHex(k)}'`).join('; ')}`];
+  }
+  const when = r.timestamp ? formatCDate(r.timestamp) : formatCDate(new Date(0));
+  const lines = [`Signature made ${when} using ${r.algorithm ?? '[unknown name]'} key ID ${r.keyId ?? '[unknown]'}`];
+  const uid = `"${sanitize(r.userId ?? '[unknown name]', 200)}"`;
+  if (r.fingerprint === null || r.fingerprint === undefined) {
+    lines.push(r.reason?.startsWith("Can't check signature") || !r.reason ? "Can't check signature: public key not found" : sanitize(r.reason));
+    return lines;
+  }
+  if (r.valid) lines.push(`Good signature from ${uid}`);
+  else if (r.revoked) lines.push(`Signature from ${uid} by a revoked key`, `Key revoked (${sanitize(r.reason ?? 'revoked')})`);
+  else if (r.expired) lines.push(`Expired signature from ${uid}`, sanitize(r.reason ?? 'expired'));
+  else lines.push(`BAD signature from ${uid}`);
+  if (r.primaryKeyId) lines.push(`Primary key ID ${r.primaryKeyId}`);
+  return lines;
+}
+
+/**
+ * `ostree show`'s block for the GPG signatures of a commit (printed right after the commit's
+ * closing blank line): `Found N signature(s):`,
+ * then each signature's lines indented by two spaces, separated by blank lines; empty when
+ * there are no reports. Pure.
+ */
+export function signatureBlock(reports: readonly SignatureReport[], heading = 'signature'): string {
+  if (reports.length === 0) return '';
+  const parts = [`Found ${reports.length} ${heading}${reports.length === 1 ? '' : 's'}:\n`];
+  for (const r of reports) parts.push(`\n${describeSignature(r).map((l) => `  ${l}\n`).join('')}`);
+  return parts.join('');
+}
+
+/** What was verified, for OSTree's wording of pull errors. */
+export type VerifiedObject = { kind: 'commit'; checksum: string } | { kind: 'summary'; hasSigFile: boolean };
+
+/**
+ * Throw the error an OSTree pull reports when `result` is not valid; return when it is.
+ * GPG commit errors start with `Commit CSUM: ` (summary errors have no prefix), ed25519 ones with
+ * `Can't verify commit CSUM: signature: `, as in OSTree 2022.7.
+ * Codes as `assertVerified`: SIGNATURE_MISSING, KEY_REVOKED, KEY_EXPIRED, SIGNATURE_INVALID.
+ */
+export function assertPullVerified(result: VerifyResult, what: VerifiedObject): void {
+  if (result.valid) return;
+  const failed = result.schemes.find((s) => s.validCount === 0)!;
+  const reports = result.signatures.filter((r) => r.scheme === failed.scheme);
+  // OSTree words GPG and `ostree sign` failures differently: GPG errors start with `Commit CSUM: `,
+  // sign-engine errors with `Can't verify commit CSUM: signature: ` (summary errors have no CSUM).
+  const gpgPrefix = what.kind === 'commit' ? `Commit ${what.checksum}: ` : '';
+  const signPrefix = what.kind === 'commit' ? `Can't verify commit ${what.checksum}: signature: ` : "Can't verify summary: signature: ";
+  const prefix = failed.scheme === 'gpg' ? gpgPrefix : signPrefix;
+  const data = { object: what.kind === 'commit' ? `${what.checksum}.commit` : 'summary', scheme: failed.scheme, signatures: reports };
+  if (failed.found === 0) {
+    let msg: string;
+    if (failed.scheme === 'gpg') {
+      msg =
+        gpgPrefix +
+        (what.kind === 'summary'
+          ? what.hasSigFile
+            ? 'GPG verification enabled, but no signatures found in summary.sig (use gpg-verify-summary=false in remote config to disable)'
+            : 'GPG verification enabled, but no summary.sig found (use gpg-verify-summary=false in remote config to disable)'
+          : 'GPG verification enabled, but no signatures found (use gpg-verify=false in remote config to disable)');
+    } else if (what.kind === 'summary' && !what.hasSigFile) {
+      msg = 'Signatures verification enabled, but no summary.sig found (use sign-verify-summary=false in remote config to disable)';
+    } else {
+      msg = `${signPrefix}${failed.scheme}: ${what.kind} have no signatures of my type`;
+    }
+    throw new SigningError('SIGNATURE_MISSING', msg, data);
+  }
+  const detail = reports.map((r) => describeSignature(r).join('; ')).join('; ');
+  const code = reports.some((r) => r.revoked) ? 'KEY_REVOKED' : reports.some((r) => r.expired) ? 'KEY_EXPIRED' : 'SIGNATURE_INVALID';
+  throw new SigningError(code, `${prefix}${detail}`, data);
+}
