@@ -7,8 +7,10 @@
  * asks for it), summary (both optional unless summary verification is required), the
  * remote config when the summary carries the mode and tombstone keys (OSTree's quirk 2.5; the
  * remote must be an archive repo), ref resolution from the summary or `refs/heads/REF`, then the
- * commits and their trees (pull-engine.ts), then refs: `refs/remotes/REMOTE/REF`, or with
- * `mirror` `refs/heads/REF` plus the summary files copied byte for byte.
+ * commits and their trees (pull-engine.ts; each commit's signatures and, for ref targets, its
+ * timestamp against the local ref are checked before it is stored or its tree fetched), then
+ * refs: `refs/remotes/REMOTE/REF`, or with `mirror` `refs/heads/REF` plus the summary files
+ * copied byte for byte.
  *
  * Locking: the shared repo lock for the whole transaction (OSTree takes the same for pull).
  * Crash guarantee: refs move only after every object of their commit is published and the
@@ -23,6 +25,7 @@ import {
   KeyFile,
   LarchError,
   isChecksum,
+  parseCommit,
   readSummary,
   validateRefName,
   type Checksum,
@@ -39,6 +42,7 @@ import { PullEngine, type CommitTarget, type EngineResult } from './pull-engine.
 import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
+import { checkNotDowngrade } from './timestamp-check.js';
 import { assertVerifierAvailable, verificationPolicy, type PullVerifier } from './verifier.js';
 
 /** Options of {@link pull}. */
@@ -62,6 +66,12 @@ export interface PullOptions {
   fetcher?: Fetcher;
   /** Signature checks (from the signing package); required when the remote asks for verification. */
   verifier?: PullVerifier;
+  /**
+   * Accept a commit older than the one the local ref points to (OSTree's timestamp check is
+   * otherwise applied to every ref pulled: `Upgrade target revision … is chronologically older
+   * than current revision …`). Default false.
+   */
+  allowDowngrade?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -95,6 +105,7 @@ const optionsSchema = z.object({
   mirror: z.boolean().optional(),
   commitMetadataOnly: z.boolean().optional(),
   subpath: z.string().optional(),
+  allowDowngrade: z.boolean().optional(),
 });
 
 /** Validate the caller's options (TypeError for programming mistakes, as STYLE.md 4 asks). */
@@ -169,7 +180,10 @@ async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null)
  * commit ≤ the summary's commit_size, 5 retries, stall and request timeouts).
  *
  * Throws LarchError: REF_NOT_FOUND (unknown remote or ref), BAD_CONFIG (verification required
- * without a verifier, bad remote config), BAD_MODE (remote is not an archive repo), IO_ERROR
+ * without a verifier, bad remote config), INVALID_ARGUMENT with `data.reason = 'downgrade'` (a
+ * ref would move to an older commit and `allowDowngrade` is not set), whatever the verifier
+ * throws for bad signatures (before the commit is stored; no ref moves), BAD_MODE (remote is
+ * not an archive repo), IO_ERROR
  * (HTTP status, network, timeout, after retries), OBJECT_MISSING (404 on a required object),
  * OBJECT_CORRUPTED (checksum or format), LIMIT_EXCEEDED, ABORTED. Fetch errors carry
  * `data.object` and `data.url`.
@@ -201,7 +215,11 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         const summaryBytes = await source.file('summary', limits.maxMetadataSize, true);
         if (policy.summary.length > 0) {
           if (summaryBytes === null) {
-            throw new LarchError('BAD_CONFIG', `Summary verification enabled (${policy.summary.join(', ')}), but remote "${opts.remote}" has no summary`, { remote: opts.remote, reason: 'verification' });
+            // OSTree's wording for each policy key.
+            const msg = policy.summary.includes('gpg-verify-summary')
+              ? 'GPG verification enabled, but no summary found (use gpg-verify-summary=false in remote config to disable)'
+              : 'Signatures verification enabled, but no summary.sig found (use sign-verify-summary=false in remote config to disable)';
+            throw new LarchError('BAD_CONFIG', msg, { remote: opts.remote, reason: 'verification' });
           }
           await opts.verifier!.verifySummary(summaryBytes, sig, { ...verifyCtx, required: policy.summary });
         }
@@ -231,7 +249,21 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         // 3. What to pull.
         progress.phase = 'commits';
         const targets = await resolveTargets(opts, cfg.branches, summary, source, limits);
-        // 4. Commits and trees.
+        // 4. Commits and trees. Each commit is checked before it is stored and before any of its
+        // tree is fetched: signatures first (as OSTree does when the commit arrives), then, for
+        // the commits refs will point to, the timestamp against the local ref (downgrade check).
+        const refspecOf = (ref: string): string => (opts.mirror ? ref : `${opts.remote}:${ref}`);
+        const refsByCommit = new Map<Checksum, string[]>();
+        for (const t of targets) if (t.ref !== null) refsByCommit.set(t.checksum, [...(refsByCommit.get(t.checksum) ?? []), t.ref]);
+        const checkDowngrade = !opts.allowDowngrade && refsByCommit.size > 0;
+        const verifyCommit = async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null): Promise<void> => {
+          if (policy.commit.length > 0) await opts.verifier!.verifyCommit(bytes, meta, { ...verifyCtx, required: policy.commit, checksum });
+          const refs = checkDowngrade ? refsByCommit.get(checksum) : undefined;
+          if (refs !== undefined) {
+            const commit = parseCommit(bytes);
+            for (const ref of refs) await checkNotDowngrade(repo, refspecOf(ref), checksum, commit);
+          }
+        };
         const engine = new PullEngine({
           repo,
           source,
@@ -242,18 +274,12 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           subpath,
           collectionId: cfg.collectionId,
-          ...(policy.commit.length > 0
-            ? {
-                verifyCommit: async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => {
-                  await opts.verifier!.verifyCommit(bytes, meta, { ...verifyCtx, required: policy.commit, checksum });
-                },
-              }
-            : {}),
+          ...(policy.commit.length > 0 || checkDowngrade ? { verifyCommit } : {}),
         });
         const done = await engine.run(targets);
         // 5. Refs, last.
         if (opts.signal?.aborted) throw abortedError(opts.signal);
-        const refs = await moveRefs(repo, targets, (ref) => (opts.mirror ? ref : `${opts.remote}:${ref}`));
+        const refs = await moveRefs(repo, targets, refspecOf);
         if (opts.mirror && summaryBytes !== null && (opts.refs ?? []).length === 0 && (opts.commits ?? []).length === 0) {
           await writeRootFile(repo, 'summary', summaryBytes);
           await writeRootFile(repo, 'summary.sig', sig);

@@ -18,8 +18,11 @@ export interface VerifyContext {
 }
 
 /**
- * Implemented by the signing package. Each method returns (or resolves) when the signatures are
- * valid and throws a LarchError otherwise.
+ * Implemented by `createPullVerifier` of `@larch/signing` (structurally: neither package depends
+ * on the other; an application composes them). Each method returns (or resolves) when the
+ * signatures are valid and throws otherwise (the signing package throws SigningError, worded as
+ * OSTree). `verifyCommit` runs before the commit is stored or its tree fetched, so a refused commit
+ * is never referenced.
  */
 export interface PullVerifier {
   /** `commitBytes` are the exact `.commit` bytes; `detachedMeta` the `.commitmeta` bytes (`a{sv}`) or null when the remote has none. */
