@@ -41,6 +41,8 @@ const VERBS: Record<string, () => Promise<Register>> = {
   remote: async () => (await import('./commands/remote.js')).registerRemote,
   pull: async () => (await import('./commands/pull.js')).registerPull,
   'pull-local': async () => (await import('./commands/pull-local.js')).registerPullLocal,
+  'gpg-sign': async () => (await import('./commands/gpg-sign.js')).registerGpgSign,
+  sign: async () => (await import('./commands/sign.js')).registerSign,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */

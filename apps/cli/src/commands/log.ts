@@ -1,6 +1,9 @@
 /**
- * `larch log [--raw] [--json] REV`: the commit and its ancestors, newest first, in ostree's
- * layout; where a parent is not in the repository, `<< History beyond this commit not fetched >>`.
+ * `larch log [--raw] [--json] [--gpg-verify-remote=R] [--gpg-homedir=H] REV`: the commit and its
+ * ancestors, newest first, in ostree's layout; where a parent is not in the repository,
+ * `<< History beyond this commit not fetched >>`. Signed commits are followed by the same
+ * signature block as `show` (ostree 2022.7's log prints none; Larch shows the status so a
+ * history can be audited at a glance).
  */
 import type { Command } from 'commander';
 import { COMMIT_TYPE, log } from '@larch/core-store';
@@ -10,10 +13,13 @@ import { commitJson, commitText, HISTORY_NOT_FETCHED, type CommitJson } from '..
 import { toJson } from '../format.js';
 import { rawObjectText } from '../variants.js';
 import { allOptions, verb } from './common.js';
+import { signatureText } from './show.js';
 
 interface LogOptions {
   raw?: boolean;
   json?: boolean;
+  gpgVerifyRemote?: string;
+  gpgHomedir?: string;
 }
 
 /** Register `log`: print a commit and its ancestors. */
@@ -22,6 +28,8 @@ export function registerLog(program: Command, ctx: VerbContext): void {
     .argument('<rev>', 'Commit or ref')
     .option('--raw', 'Show raw variant data')
     .option('--json', 'Print JSON (see README)')
+    .option('--gpg-homedir <homedir>', 'GPG Homedir to use when looking for keyrings')
+    .option('--gpg-verify-remote <remote>', 'Use REMOTE name for GPG configuration')
     .action(async (rev: string, _o: LogOptions, cmd: Command) => {
       const opts = allOptions<LogOptions>(cmd);
       const repo = await openRepo(opts);
@@ -38,7 +46,10 @@ export function registerLog(program: Command, ctx: VerbContext): void {
         else if (opts.raw) {
           const bytes = await repo.readMetadata('commit', entry.checksum);
           ctx.io.out(`commit ${entry.checksum}\n${rawObjectText(COMMIT_TYPE, bytes)}\n`);
-        } else ctx.io.out(commitText(entry.checksum, entry.commit));
+        } else {
+          const sigs = await signatureText(repo, entry.checksum, opts);
+          ctx.io.out(commitText(entry.checksum, entry.commit) + (sigs === '' ? '' : `${sigs}\n`));
+        }
       }
       if (opts.json) ctx.io.out(toJson({ commits, missingParent }));
     });

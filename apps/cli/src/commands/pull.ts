@@ -1,13 +1,17 @@
 /**
- * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [--json] REMOTE [REF…]`:
- * fetch refs (or commit checksums) from a configured remote, as `ostree pull`. Progress goes to
+ * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [--allow-downgrade]
+ * [--json] REMOTE [REF…]`: fetch refs (or commit checksums) from a configured remote, as
+ * `ostree pull`. Signatures are enforced as the remote's config asks (`gpg-verify`, on by
+ * default, `gpg-verify-summary`, `sign-verify`, `sign-verify-summary`) by @larch/signing's
+ * verifier, before a commit is stored; a ref never moves to an older commit unless
+ * --allow-downgrade is given (OSTree's timestamp check, always on here; -T is accepted). Progress goes to
  * a bar on stderr when it is a terminal (it says "estimating" until the tree walk has found every
  * object, then shows the exact object count, bytes, rate and ETA), or as JSON lines on stdout
  * with --json; ^C stops the pull cleanly (refs untouched, verified objects kept for the next
  * run). The progress helpers here are shared with `pull-local`.
  */
 import type { Command } from 'commander';
-import { pull, type PullProgress, type PullResult } from '@larch/http-pull';
+import { pull, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { formatSize, toJson } from '../format.js';
@@ -21,6 +25,8 @@ interface PullOpts {
   commitMetadataOnly?: boolean;
   subpath?: string;
   json?: boolean;
+  allowDowngrade?: boolean;
+  timestampCheck?: boolean;
 }
 
 /** Register `pull`. */
@@ -33,6 +39,8 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--commit-metadata-only', 'Fetch only the commit metadata')
     .option('--subpath <subpath>', 'Only pull the provided subpath')
     .option('--json', 'Print progress and the result as JSON lines on stdout')
+    .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to')
+    .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
@@ -41,7 +49,9 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       const remote = colon < 0 ? first : first.slice(0, colon);
       const refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
       if (remote === '' || (colon >= 0 && refs[0] === '')) throw new UsageError(`Invalid refspec ${first}`);
+      if (opts.allowDowngrade && opts.timestampCheck) throw new UsageError('--allow-downgrade and --timestamp-check are mutually exclusive');
       const repo = await openRepo(opts);
+      const verifier = signatureVerifier(repo.path);
       await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
         pull({
           repo,
@@ -51,11 +61,26 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           mirror: Boolean(opts.mirror),
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
+          verifier,
+          allowDowngrade: Boolean(opts.allowDowngrade),
           signal,
           ...(onProgress ? { onProgress } : {}),
         }),
       );
     });
+}
+
+/**
+ * The pull's signature checks, from @larch/signing, which is loaded on the first check only
+ * (a remote without verification never pays for OpenPGP.js start-up).
+ */
+export function signatureVerifier(repoPath: string): PullVerifier {
+  let inner: Promise<PullVerifier> | undefined;
+  const get = (): Promise<PullVerifier> => (inner ??= import('@larch/signing').then((m) => m.createPullVerifier({ repoPath })));
+  return {
+    verifyCommit: async (bytes, meta, ctx) => (await get()).verifyCommit(bytes, meta, ctx),
+    verifySummary: async (bytes, sig, ctx) => (await get()).verifySummary(bytes, sig, ctx),
+  };
 }
 
 /**

@@ -31,6 +31,13 @@ interface SummaryOpts {
   raw?: boolean;
   json?: boolean;
   addMetadata?: string[];
+  gpgSign?: string[];
+  gpgHomedir?: string;
+  gpgSecretKeyFile?: string;
+  gpgPassphraseFile?: string;
+  sign?: string[];
+  signType?: string;
+  keysFile?: string;
 }
 
 /** Register `summary`: regenerate or view the summary file. */
@@ -41,15 +48,34 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
     .option('--raw', 'View the raw bytes of the summary file')
     .option('--json', 'With --view: print JSON (see README)')
     .option('-m, --add-metadata <key=value>', 'Additional metadata field to add to the summary (GVariant text)', collect)
+    .option('--gpg-sign <keyid>', 'GPG Key ID to sign the summary with', collect)
+    .option('--gpg-homedir <homedir>', 'GPG Homedir to use when looking for keyrings')
+    .option('--gpg-secret-key-file <file>', 'Sign with this armored OpenPGP secret key file instead of gpg')
+    .option('--gpg-passphrase-file <file>', 'Passphrase of the signing key (first line of FILE)')
+    .option('--sign <key>', 'Sign the summary with this base64 ed25519 secret key', collect)
+    .option('--sign-type <name>', 'Signature type to use (defaults to ed25519)')
+    .option('--keys-file <file>', 'Sign with the ed25519 secret keys in FILE (one base64 key per line)')
     .action(async (_o: SummaryOpts, cmd: Command) => {
       const opts = allOptions<SummaryOpts>(cmd);
+      const wantsSigning =
+        (opts.gpgSign?.length ?? 0) > 0 || opts.gpgSecretKeyFile !== undefined || (opts.sign?.length ?? 0) > 0 || opts.keysFile !== undefined;
+      // Signing is loaded only when asked for; signers are built before the summary is rewritten.
+      const signing = wantsSigning ? await import('./sign.js') : null;
+      const signers = signing ? await signing.signersFromOptions(opts) : [];
       if (opts.update) {
         const additionalMetadata = (opts.addMetadata ?? []).map((kv) => {
           const [k, text] = parseOption(keyValue, kv);
           return metadataFromText(kv, k, text);
         });
         const repo = await openRepo(opts);
+        // Regenerating removes a stale summary.sig; the new one is written fresh.
         await generateSummary(repo, { additionalMetadata });
+        if (signing) await signing.signSummary(repo, signers, false);
+        return;
+      }
+      if (signing && !opts.view) {
+        // `summary --gpg-sign=KEY` without -u: add signatures to the existing summary.
+        await signing.signSummary(await openRepo(opts), signers, true);
         return;
       }
       if (!opts.view) throw new UsageError('No option specified; use -u to update summary');
