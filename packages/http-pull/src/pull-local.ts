@@ -6,16 +6,24 @@
  * files as they are; other modes hand over header + payload.
  *
  * Refs: `refs/heads/REF` in the destination (or `refs/remotes/REMOTE/REF` with `remote`).
+ * Signatures (`ostree pull-local --gpg-verify --gpg-verify-summary --remote=R`): with
+ * `gpgVerify` every commit copied is checked by the verifier, against remote R's keys, before
+ * it is stored (as in a network pull); with `gpgVerifySummary` the source's `summary` is
+ * checked against its `summary.sig` before anything is read.
  * Locking: shared lock on the destination; the source is only read. Crash guarantee: as `pull`.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LarchError, Repo, isChecksum, validateRefName } from '@larch/core-store';
+import { LarchError, Repo, isChecksum, validateRefName, type Checksum } from '@larch/core-store';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
 import { PullEngine, type CommitTarget } from './pull-engine.js';
 import { LocalRepoSource } from './pull-source.js';
 import { TaskGroup } from './pull-transfer.js';
 import { moveRefs, pullResult, type PullResult } from './pull.js';
+import { getRemote } from './remote-config.js';
+import type { PullVerifier } from './verifier.js';
 
 /** Options of {@link pullLocal}. */
 export interface PullLocalOptions {
@@ -30,6 +38,12 @@ export interface PullLocalOptions {
   /** Write `refs/remotes/REMOTE/REF` instead of `refs/heads/REF`. */
   remote?: string;
   commitMetadataOnly?: boolean;
+  /** Check each commit's signatures with `verifier` against `remote`'s keys (needs both). */
+  gpgVerify?: boolean;
+  /** Check the source's summary against its summary.sig with `verifier` (needs `remote`). */
+  gpgVerifySummary?: boolean;
+  /** Signature checks (from the signing package), for `gpgVerify` / `gpgVerifySummary`. */
+  verifier?: PullVerifier;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -57,6 +71,12 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
   if (opts.depth !== undefined && (!Number.isInteger(opts.depth) || opts.depth < -1)) throw new TypeError(`Invalid depth ${opts.depth}`);
   const src = await Repo.open(srcPath(opts.src));
   const { repo } = opts;
+  const verifyCtx = opts.gpgVerify || opts.gpgVerifySummary ? verificationContext(opts) : null;
+  if (verifyCtx !== null && opts.gpgVerifySummary) {
+    const summary = await optionalFile(join(src.path, 'summary'));
+    if (summary === null) throw new LarchError('BAD_CONFIG', 'GPG verification enabled, but no summary found (use gpg-verify-summary=false in remote config to disable)', { src: opts.src, reason: 'verification' });
+    await verifyCtx.verifier.verifySummary(summary, await optionalFile(join(src.path, 'summary.sig')), { ...verifyCtx.ctx, required: ['gpg-verify-summary'] });
+  }
   const limits = resolveLimits(opts.limits);
   const targets: CommitTarget[] = [];
   const names = opts.refs && opts.refs.length > 0 ? opts.refs : [...(await src.listRefs({ kind: 'heads' })).keys()];
@@ -85,6 +105,13 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
         depth: opts.depth ?? 0,
         commitMetadataOnly: Boolean(opts.commitMetadataOnly),
         subpath: null,
+        ...(verifyCtx !== null && opts.gpgVerify
+          ? {
+              verifyCommit: async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => {
+                await verifyCtx.verifier.verifyCommit(bytes, meta, { ...verifyCtx.ctx, required: ['gpg-verify'], checksum });
+              },
+            }
+          : {}),
       });
       const done = await engine.run(targets);
       const refs = await moveRefs(repo, targets, (ref) => (opts.remote !== undefined ? `${opts.remote}:${ref}` : ref));
@@ -92,4 +119,21 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
     },
     opts.signal ? { signal: opts.signal } : {},
   );
+}
+
+function verificationContext(opts: PullLocalOptions): { verifier: PullVerifier; ctx: { remote: string; config: ReturnType<typeof getRemote> } } {
+  if (opts.remote === undefined) throw new TypeError('gpgVerify and gpgVerifySummary need the remote whose keys are used');
+  if (opts.verifier === undefined) {
+    throw new LarchError('BAD_CONFIG', `Signature verification requested for pull-local from ${opts.src}, but no signature verifier is available`, { remote: opts.remote, reason: 'verification' });
+  }
+  return { verifier: opts.verifier, ctx: { remote: opts.remote, config: getRemote(opts.repo, opts.remote) } };
+}
+
+async function optionalFile(path: string): Promise<Uint8Array | null> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
 }

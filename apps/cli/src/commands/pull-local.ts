@@ -5,16 +5,11 @@
  * refs every head of SRC_REPO is copied.
  *
  * With --gpg-verify (and --remote, whose keyring is used, as in OSTree) each commit's signatures
- * are checked in the source before anything is copied; the copy is then made by checksum (so
- * exactly the verified bytes arrive: objects are content-addressed) and the refs are written
- * afterwards. --gpg-verify-summary checks SRC_REPO's summary against summary.sig first.
+ * are checked before it is stored; --gpg-verify-summary checks SRC_REPO's summary against its
+ * summary.sig first (both done by `pullLocal` with the signing package's verifier).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { LarchError, Repo, isChecksum, type Checksum } from '@larch/core-store';
-import { getRemote, pullLocal, type PulledRef, type RemoteConfig } from '@larch/http-pull';
+import { pullLocal } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { openRepo, UsageError } from '../context.js';
 import { integer, parseOption } from '../options.js';
@@ -28,64 +23,6 @@ interface PullLocalOpts {
   json?: boolean;
   gpgVerify?: boolean;
   gpgVerifySummary?: boolean;
-}
-
-async function optionalBytes(p: Promise<Uint8Array>): Promise<Uint8Array | null> {
-  try {
-    return await p;
-  } catch (e) {
-    if ((e instanceof LarchError && e.code === 'OBJECT_MISSING') || (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
-
-/**
- * Check the source's summary (--gpg-verify-summary) and the signatures of every commit to be
- * copied (the targets and, with depth, their parents present in the source); return the targets
- * as (ref or null, checksum). Reads the source only.
- */
-async function verifySource(
-  repoPath: string,
-  srcArg: string,
-  names: string[],
-  depth: number,
-  remote: string,
-  opts: { commits: boolean; summary: boolean },
-  config: RemoteConfig,
-): Promise<Array<{ ref: string | null; checksum: Checksum }>> {
-  const src = await Repo.open(srcArg.startsWith('file:') ? fileURLToPath(srcArg) : srcArg);
-  const verifier = signatureVerifier(repoPath);
-  const ctx = { remote, config };
-  if (opts.summary) {
-    const summary = await optionalBytes(readFile(join(src.path, 'summary')));
-    if (summary === null) throw new LarchError('BAD_CONFIG', `Summary verification enabled (gpg-verify-summary), but ${srcArg} has no summary`, { src: srcArg });
-    await verifier.verifySummary(summary, await optionalBytes(readFile(join(src.path, 'summary.sig'))), { ...ctx, required: ['gpg-verify-summary'] });
-  }
-  const targets: Array<{ ref: string | null; checksum: Checksum }> = [];
-  const list = names.length > 0 ? names : [...(await src.listRefs({ kind: 'heads' })).keys()];
-  for (const name of list) {
-    if (isChecksum(name)) targets.push({ ref: null, checksum: name });
-    else {
-      const c = await src.resolveRef(name);
-      if (c === null) throw new LarchError('REF_NOT_FOUND', `Refspec '${name}' not found`, { refspec: name, path: src.path });
-      targets.push({ ref: name, checksum: c });
-    }
-  }
-  if (opts.commits) {
-    const seen = new Set<string>();
-    for (const t of targets) {
-      let c: Checksum | null = t.checksum;
-      for (let left = depth; c !== null && !seen.has(c); left--) {
-        seen.add(c);
-        const bytes = await optionalBytes(src.readMetadata('commit', c));
-        if (bytes === null) break; // a missing parent is tolerated, as by the copy itself
-        await verifier.verifyCommit(bytes, await optionalBytes(src.readMetadata('commitmeta', c)), { ...ctx, required: ['gpg-verify'], checksum: c });
-        if (left === 0) break;
-        c = (await src.readCommit(c)).parent;
-      }
-    }
-  }
-  return targets;
 }
 
 /** Register `pull-local`. */
@@ -103,36 +40,8 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
       const opts = allOptions<PullLocalOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
       const repo = await openRepo(opts);
-      if (opts.gpgVerify || opts.gpgVerifySummary) {
-        if (opts.remote === undefined) throw new UsageError('--gpg-verify and --gpg-verify-summary require --remote');
-        const remote = opts.remote;
-        const config = getRemote(repo, remote);
-        const targets = await verifySource(repo.path, src, refs, depth, remote, { commits: Boolean(opts.gpgVerify), summary: Boolean(opts.gpgVerifySummary) }, config);
-        await runPull(ctx.io, Boolean(opts.json), async (signal, onProgress) => {
-          const r = await pullLocal({
-            repo,
-            src,
-            refs: [...new Set(targets.map((t) => t.checksum))],
-            depth,
-            commitMetadataOnly: Boolean(opts.commitMetadataOnly),
-            signal,
-            ...(onProgress ? { onProgress } : {}),
-          });
-          // Refs last, to the verified commits (pulled by checksum above).
-          const written: PulledRef[] = [];
-          await repo.withLock('shared', async () => {
-            for (const t of targets) {
-              if (t.ref === null) continue;
-              const refspec = `${remote}:${t.ref}`;
-              const previous = await repo.resolveRef(refspec).catch(() => null);
-              if (previous !== t.checksum) await repo.setRef(refspec, t.checksum);
-              written.push({ ref: t.ref, refspec, checksum: t.checksum, previous });
-            }
-          });
-          return { ...r, refs: written };
-        });
-        return;
-      }
+      const verify = Boolean(opts.gpgVerify || opts.gpgVerifySummary);
+      if (verify && opts.remote === undefined) throw new UsageError('--gpg-verify and --gpg-verify-summary require --remote');
       await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
         pullLocal({
           repo,
@@ -141,6 +50,7 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
           depth,
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
+          ...(verify ? { gpgVerify: Boolean(opts.gpgVerify), gpgVerifySummary: Boolean(opts.gpgVerifySummary), verifier: signatureVerifier(repo.path) } : {}),
           signal,
           ...(onProgress ? { onProgress } : {}),
         }),
