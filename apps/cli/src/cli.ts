@@ -43,6 +43,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'pull-local': async () => (await import('./commands/pull-local.js')).registerPullLocal,
   'gpg-sign': async () => (await import('./commands/gpg-sign.js')).registerGpgSign,
   sign: async () => (await import('./commands/sign.js')).registerSign,
+  admin: async () => (await import('./commands/admin.js')).registerAdmin,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */

@@ -1,0 +1,243 @@
+/**
+ * `larch admin …`: manage an OSTree sysroot, in `ostree admin`'s command forms:
+ *   admin init-fs [--modern] DIR
+ *   admin os-init [--sysroot=DIR] OS
+ *   admin deploy [--sysroot=DIR] --os=OS [--karg=K=V]… [--karg-append=K=V]… [--karg-delete=K]…
+ *                [--karg-none] [--retain] [--retain-pending] [--retain-rollback] [--not-as-default]
+ *                [--no-merge] [--no-prune] [--origin-file=F] [--stage] [--dry-run [--json]] REF|CHECKSUM
+ *   admin status [--sysroot=DIR] [--json]
+ *   admin undeploy INDEX | set-default INDEX | rollback | cleanup | pin [-u] INDEX… |
+ *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
+ *         kargs edit-in-place [--append-if-missing=K=V]… |
+ *         upgrade [--os=OS] | finalize-staged
+ * `--sysroot` is accepted before or after the sub-verb (default `/`). The work is
+ * @larch/sysroot's; this module parses, calls and prints OSTree's messages.
+ */
+import type { Command } from 'commander';
+import type { VerbContext } from '../cli.js';
+import { UsageError } from '../context.js';
+import { toJson } from '../format.js';
+import { collect, integer, parseOption } from '../options.js';
+import { allOptions } from './common.js';
+
+interface SysrootOpts {
+  sysroot?: string;
+  json?: boolean;
+}
+
+function sub(parent: Command, name: string, description: string): Command {
+  return parent
+    .command(name)
+    .description(description)
+    .option('--sysroot <path>', 'Use system root PATH (default: /)')
+    .option('-v, --verbose', 'Print debug information on errors')
+    .allowExcessArguments(false);
+}
+
+function sysrootOf(opts: SysrootOpts): string {
+  return opts.sysroot ?? '/';
+}
+
+function index(value: string): number {
+  return parseOption(integer("INDEX", { min: 0 }), value);
+}
+
+async function lib(): Promise<typeof import('@larch/sysroot')> {
+  return import('@larch/sysroot');
+}
+
+interface DeployOpts extends SysrootOpts {
+  os?: string;
+  karg?: string[];
+  kargAppend?: string[];
+  kargDelete?: string[];
+  kargNone?: boolean;
+  retain?: boolean;
+  retainPending?: boolean;
+  retainRollback?: boolean;
+  notAsDefault?: boolean;
+  merge: boolean;
+  prune: boolean;
+  originFile?: string;
+  stage?: boolean;
+  dryRun?: boolean;
+}
+
+/** Register `admin` and its sub-verbs. */
+export function registerAdmin(program: Command, ctx: VerbContext): void {
+  const out = (line: string): void => ctx.io.out(`${line}\n`);
+  const admin = program
+    .command('admin')
+    .description('Commands for managing a host system booted with ostree')
+    .option('--sysroot <path>', 'Use system root PATH (default: /)')
+    .option('-v, --verbose', 'Print debug information on errors')
+    .argument('[command]')
+    .allowExcessArguments(true)
+    .action((command: string | undefined) => {
+      throw new UsageError(command === undefined ? 'No "admin" subcommand specified' : `Unknown "admin" subcommand '${command}'`);
+    });
+
+  sub(admin, 'init-fs', 'Initialize a root filesystem')
+    .argument('<path>', 'Directory to initialize (must exist)')
+    .option('--modern', 'Only create /boot and /ostree')
+    .action(async (dir: string, _o: { modern?: boolean }, cmd: Command) => {
+      const opts = allOptions<{ modern?: boolean }>(cmd);
+      await (await lib()).initFs(dir, { modern: Boolean(opts.modern) });
+    });
+
+  sub(admin, 'os-init', 'Initialize empty state for given operating system')
+    .argument('<os>', 'Stateroot name')
+    .action(async (os: string, _o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      await (await lib()).osInit(sysrootOf(opts), os, out);
+    });
+
+  sub(admin, 'deploy', 'Checkout revision REFSPEC as the new default deployment')
+    .argument('<refspec>', 'Ref or commit checksum')
+    .option('--os <osname>', 'Use a different operating system root than the current one')
+    .option('--karg <k=v>', 'Set kernel argument, like root=/dev/sda1; this overrides any earlier argument with the same name', collect)
+    .option('--karg-append <k=v>', 'Append kernel argument; useful with e.g. console= that can be used multiple times', collect)
+    .option('--karg-delete <k[=v]>', 'Delete kernel argument if exists', collect)
+    .option('--karg-none', 'Do not import kernel arguments')
+    .option('--retain', 'Do not delete previous deployments')
+    .option('--retain-pending', 'Do not delete pending deployments')
+    .option('--retain-rollback', 'Do not delete rollback deployments')
+    .option('--not-as-default', 'Append rather than prepend new deployment')
+    .option('--no-merge', 'Do not apply configuration (/etc and kernel arguments) from booted deployment')
+    .option('--no-prune', "Don't prune the repo when done")
+    .option('--origin-file <file>', 'Specify origin file')
+    .option('--stage', 'Complete deployment at OS shutdown')
+    .option('--dry-run', 'Print what would be done, including the /etc merge preview; change nothing')
+    .option('--json', 'With --dry-run: print the preview as JSON')
+    .action(async (refspec: string, _o: DeployOpts, cmd: Command) => {
+      const opts = allOptions<DeployOpts>(cmd);
+      const l = await lib();
+      const dopts = {
+        ...(opts.os !== undefined ? { stateroot: opts.os } : {}),
+        refspec,
+        kargs: { none: Boolean(opts.kargNone), replace: opts.karg ?? [], append: opts.kargAppend ?? [], delete: opts.kargDelete ?? [] },
+        retain: Boolean(opts.retain),
+        retainPending: Boolean(opts.retainPending),
+        retainRollback: Boolean(opts.retainRollback),
+        notAsDefault: Boolean(opts.notAsDefault),
+        noMerge: opts.merge === false,
+        noPrune: opts.prune === false,
+        ...(opts.originFile !== undefined ? { originFile: opts.originFile } : {}),
+        stage: Boolean(opts.stage),
+        log: out,
+      };
+      if (opts.dryRun) {
+        const p = await l.previewDeploy(sysrootOf(opts), dopts);
+        if (opts.json) {
+          ctx.io.out(toJson({ ...p, merge: p.merge ? { stateroot: p.merge.stateroot, name: l.deploymentName(p.merge) } : null }));
+          return;
+        }
+        out(`Would deploy ${p.list.find((d) => d.isNew)?.stateroot ?? ''} ${p.commit}.${p.deployserial}`);
+        out(`Merge deployment: ${p.merge ? `${p.merge.stateroot} ${l.deploymentName(p.merge)}` : 'none'}`);
+        out(`Kernel arguments: ${p.kargs}`);
+        out('Deployments after:');
+        for (const d of p.list) out(`  ${d.stateroot} ${d.name}${d.isNew ? ' (new)' : ''}`);
+        if (!p.etc) {
+          out('/etc merge: none (no merge deployment)');
+          return;
+        }
+        out(`/etc merge: ${p.etc.modified.length} modified, ${p.etc.removed.length} removed, ${p.etc.added.length} added`);
+        const word = { 'keep-local': 'M', remove: 'D', 'add-local': 'A' } as const;
+        for (const e of p.etc.entries) out(`  ${word[e.action]}    /etc/${e.path}${e.conflict ? `  (conflict: ${e.conflict})` : ''}`);
+        if (p.etc.blocked) out('The merge would fail: a modified config file newly defaults to a directory');
+        return;
+      }
+      await l.deploy(sysrootOf(opts), dopts);
+    });
+
+  sub(admin, 'finalize-staged', 'Finalize the staged deployment (run at shutdown on a booted system)')
+    .action(async (_o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      const r = await (await lib()).finalizeStaged(sysrootOf(opts), {}, out);
+      if (r === null) out('No deployment staged');
+    });
+
+  sub(admin, 'status', 'List deployments')
+    .option('--json', 'Print JSON (see README)')
+    .action(async (_o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      const l = await lib();
+      const s = await l.sysrootStatus(sysrootOf(opts));
+      ctx.io.out(opts.json ? toJson(s) : l.formatStatus(s));
+    });
+
+  sub(admin, 'undeploy', 'Delete deployment INDEX')
+    .argument('<index>', 'Deployment index')
+    .action(async (i: string, _o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      await (await lib()).undeploy(sysrootOf(opts), index(i), out);
+    });
+
+  sub(admin, 'set-default', 'Make deployment INDEX the default')
+    .argument('<index>', 'Deployment index')
+    .action(async (i: string, _o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      await (await lib()).setDefault(sysrootOf(opts), index(i), out);
+    });
+
+  sub(admin, 'rollback', 'Make the previous deployment of the default stateroot the default')
+    .action(async (_o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      const l = await lib();
+      const r = await l.rollback(sysrootOf(opts), out);
+      out(`Moving '${l.deploymentName(r.target)}' to be first deployment`);
+    });
+
+  sub(admin, 'cleanup', 'Delete untagged deployments and repository objects')
+    .action(async (_o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts>(cmd);
+      await (await lib()).cleanup(sysrootOf(opts), { log: out });
+    });
+
+  sub(admin, 'pin', 'Change the "pinning" state of a deployment')
+    .argument('<index...>', 'Deployment indices')
+    .option('-u, --unpin', 'Unset pin')
+    .action(async (idx: string[], _o: { unpin?: boolean }, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { unpin?: boolean }>(cmd);
+      await (await lib()).pin(sysrootOf(opts), idx.map(index), Boolean(opts.unpin), out);
+    });
+
+  const kargs = sub(admin, 'kargs', 'Change kernel arguments')
+    .option('--append <k=v>', 'Append a kernel argument', collect)
+    .option('--delete <k[=v]>', 'Delete a kernel argument', collect)
+    .option('--replace <k=v>', 'Replace every value of a kernel argument', collect)
+    .option('--deployment-index <index>', 'Deployment to change (default 0)')
+    .option('--json', 'Print JSON: { kargs }')
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { append?: string[]; delete?: string[]; replace?: string[]; deploymentIndex?: string }>(cmd);
+      const l = await lib();
+      const i = opts.deploymentIndex === undefined ? 0 : index(opts.deploymentIndex);
+      const edits = (opts.append?.length ?? 0) + (opts.delete?.length ?? 0) + (opts.replace?.length ?? 0);
+      let kargs: string;
+      if (edits === 0) {
+        const s = await l.sysrootStatus(sysrootOf(opts));
+        const d = s.deployments[i];
+        if (!d) throw new UsageError(`Out of range deployment index ${i}, expected < ${s.deployments.length}`);
+        kargs = d.kargs;
+      } else {
+        kargs = (await l.editKargs(sysrootOf(opts), { append: opts.append ?? [], delete: opts.delete ?? [], replace: opts.replace ?? [] }, i, out)).kargs;
+      }
+      ctx.io.out(opts.json ? toJson({ kargs }) : `${kargs}\n`);
+    });
+
+  sub(kargs, 'edit-in-place', 'Set new kernel command line arguments in place (applies to all deployments by default)')
+    .option('--append-if-missing <name=value>', 'Append kernel arguments if they do not exist', collect)
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { appendIfMissing?: string[] }>(cmd);
+      await (await lib()).editKargsInPlace(sysrootOf(opts), opts.appendIfMissing ?? []);
+    });
+
+  sub(admin, 'upgrade', 'Deploy the current commit of the origin ref, if it changed')
+    .option('--os <osname>', 'Use a different operating system root than the current one')
+    .option('--pull', 'Pull before deploying (not available: pull into the system repo with `larch pull` first)')
+    .action(async (_o: unknown, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { os?: string; pull?: boolean }>(cmd);
+      if (opts.pull) throw new UsageError('admin upgrade --pull is not available; run `larch pull --repo=SYSROOT/ostree/repo` first');
+      await (await lib()).upgrade(sysrootOf(opts), { ...(opts.os !== undefined ? { stateroot: opts.os } : {}), log: out });
+    });
+}

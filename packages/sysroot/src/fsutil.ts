@@ -1,0 +1,205 @@
+/**
+ * Small filesystem helpers for the sysroot: atomic replace of files and symlinks (write a
+ * temporary name, make it durable, rename over), syncfs of a whole filesystem, recursive removal
+ * that first clears the immutable attribute OSTree puts on deployment roots, and copies that keep
+ * mode, ownership (as root) and xattrs, using reflinks/copy_file_range where the kernel offers them.
+ *
+ * The immutable flag is read and written with the FS_IOC_GETFLAGS / FS_IOC_SETFLAGS ioctls via
+ * koffi (the same FFI @larch/native uses): Node has no API for it. Failures with EPERM, ENOTTY,
+ * EOPNOTSUPP or EINVAL are ignored, as OSTree does, so unprivileged sysroots and tmpfs work.
+ */
+import { closeSync, constants as C, copyFileSync, fsyncSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import koffi from 'koffi';
+import * as native from '@larch/native';
+
+export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** fsync a file or directory by path. */
+export function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** syncfs(2) the filesystem holding `p`. */
+export function syncFs(p: string): void {
+  const fd = openSync(p, 'r');
+  try {
+    native.syncfs(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Write `data` to `dest` atomically: `dest.tmp-XXXX`, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(dest: string, data: string | Uint8Array, mode = 0o644, opts: { fsync?: boolean } = {}): void {
+  const dir = path.dirname(dest);
+  const tmp = path.join(dir, `.${path.basename(dest)}.tmp-${process.pid}`);
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, mode);
+  try {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    if (opts.fsync !== false) fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, mode);
+  renameSync(tmp, dest);
+  if (opts.fsync !== false) fsyncPath(dir);
+}
+
+/** Replace (or create) the symlink `linkPath` → `target` atomically via `linkPath.tmp`. */
+export function symlinkAtomic(target: string, linkPath: string, tmpName = `${path.basename(linkPath)}.tmp`): void {
+  const tmp = path.join(path.dirname(linkPath), tmpName);
+  rmSync(tmp, { force: true });
+  symlinkSync(target, tmp);
+  renameSync(tmp, linkPath);
+}
+
+export function lstatOrNull(p: string): Stats | null {
+  try {
+    return lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+export function readlinkOrNull(p: string): string | null {
+  try {
+    return readlinkSync(p);
+  } catch (e) {
+    const c = (e as NodeJS.ErrnoException).code;
+    if (c === 'ENOENT' || c === 'EINVAL' || c === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+// --- immutable attribute -----------------------------------------------------------------------
+
+const FS_IOC_GETFLAGS = 0x80086601;
+const FS_IOC_SETFLAGS = 0x40086602;
+const FS_IMMUTABLE_FL = 0x10;
+const IGNORED_ERRNOS = new Set(['EPERM', 'ENOTTY', 'EOPNOTSUPP', 'EINVAL', 'ENOSYS', 'EACCES']);
+
+interface Ioctl {
+  ioctl: (fd: number, req: number, arg: Int32Array) => number;
+}
+let libc: Ioctl | null | undefined;
+function ioctlLib(): Ioctl | null {
+  if (libc !== undefined) return libc;
+  try {
+    const l = koffi.load('libc.so.6');
+    libc = { ioctl: l.func('int ioctl(int fd, unsigned long req, _Inout_ int32_t *arg)') as Ioctl['ioctl'] };
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+/**
+ * Set or clear FS_IMMUTABLE_FL on a directory. Best effort: returns false when the filesystem or
+ * our privileges do not allow it (as OSTree, which ignores EPERM/ENOTTY/EOPNOTSUPP).
+ */
+export function setImmutable(dir: string, on: boolean): boolean {
+  const l = ioctlLib();
+  if (!l) return false;
+  let fd: number;
+  try {
+    fd = openSync(dir, C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+  } catch {
+    return false;
+  }
+  try {
+    const flags = new Int32Array(1);
+    if (l.ioctl(fd, FS_IOC_GETFLAGS, flags) !== 0) return false;
+    const has = (flags[0] & FS_IMMUTABLE_FL) !== 0;
+    if (has === on) return true;
+    flags[0] = on ? flags[0] | FS_IMMUTABLE_FL : flags[0] & ~FS_IMMUTABLE_FL;
+    if (l.ioctl(fd, FS_IOC_SETFLAGS, flags) !== 0) {
+      const errno = koffi.errno();
+      const name = Object.entries(koffi.os.errno as Record<string, number>).find(([, v]) => v === errno)?.[0] ?? '';
+      if (IGNORED_ERRNOS.has(name)) return false;
+      throw Object.assign(new Error(`ioctl(FS_IOC_SETFLAGS) ${dir}: errno ${errno}`), { code: name });
+    }
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `rm -rf` that first clears the immutable attribute of `p` itself (OSTree sets it only on deployment roots). */
+export function rmTree(p: string): void {
+  const st = lstatOrNull(p);
+  if (!st) return;
+  if (st.isDirectory()) setImmutable(p, false);
+  rmSync(p, { recursive: true, force: true });
+}
+
+// --- copies with metadata ----------------------------------------------------------------------
+
+/** Copy xattrs of `src` to `dst` (no-follow). Attributes the filesystem refuses are skipped. */
+export function copyXattrs(src: string, dst: string): void {
+  let names: string[];
+  try {
+    names = native.llistxattr(src);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const v = native.lgetxattr(src, n);
+    if (v === null) continue;
+    try {
+      native.lsetxattr(dst, n, v);
+    } catch {
+      /* e.g. security.* without privilege, or unsupported namespace on this filesystem */
+    }
+  }
+}
+
+/**
+ * Copy one non-directory entry (regular file or symlink) with its mode, owner (as root) and
+ * xattrs. Regular files use copyFile with COPYFILE_FICLONE: a reflink where the filesystem
+ * supports it, else copy_file_range in the kernel. `dst` must not exist.
+ */
+export function copyEntry(src: string, dst: string, st: Stats = lstatSync(src)): void {
+  if (st.isSymbolicLink()) {
+    symlinkSync(readlinkSync(src), dst);
+  } else if (st.isFile()) {
+    copyFileSync(src, dst, C.COPYFILE_EXCL | C.COPYFILE_FICLONE);
+    chmodSync(dst, st.mode & 0o7777);
+  } else {
+    return; // sockets, fifos, devices: skipped, as OSTree's /etc merge does
+  }
+  if (IS_ROOT) lchownSync(dst, st.uid, st.gid);
+  copyXattrs(src, dst);
+  if (IS_ROOT && st.isFile() && (st.mode & 0o6000) !== 0) chmodSync(dst, st.mode & 0o7777); // chown clears setuid/setgid
+}
+
+/** Recursively copy `src` to `dst` (must not exist), keeping modes, owners (as root) and xattrs. */
+export function copyTree(src: string, dst: string): void {
+  const st = lstatSync(src);
+  if (!st.isDirectory()) {
+    copyEntry(src, dst, st);
+    return;
+  }
+  mkdirSync(dst, { mode: 0o700 });
+  for (const name of readdirSync(src)) copyTree(path.join(src, name), path.join(dst, name));
+  if (IS_ROOT) lchownSync(dst, st.uid, st.gid);
+  copyXattrs(src, dst);
+  chmodSync(dst, st.mode & 0o7777);
+}
+
+/** Remove one entry of any type (directories recursively). */
+export function removeEntry(p: string): void {
+  const st = lstatOrNull(p);
+  if (!st) return;
+  if (st.isDirectory()) rmSync(p, { recursive: true, force: true });
+  else unlinkSync(p);
+}

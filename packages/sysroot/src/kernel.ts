@@ -1,0 +1,185 @@
+/**
+ * Kernel discovery inside a deployment tree and installation into `/boot/ostree` (spec §5).
+ *
+ * Order: `usr/lib/modules/KVER/vmlinuz` (first KVER in readdir order with a regular `vmlinuz`),
+ * with optional `initramfs.img` (or `initramfs`), `devicetree` (or a `dtb/` directory) and
+ * `.vmlinuz.hmac`; bootcsum = SHA-256 of vmlinuz ‖ initramfs ‖ devicetree (or every file under
+ * dtb/, names sorted bytewise, recursively). Else the legacy layout in `usr/lib/ostree-boot` or
+ * `boot`: `vmlinuz-*-CSUM` and friends, bootcsum = the CSUM suffix. When the modules layout has
+ * no initramfs but the legacy one does, the legacy one wins.
+ *
+ * Installation: files go into `boot/ostree/STATEROOT-BOOTCSUM/` only when missing, hardlinked
+ * from the deployment (so they share the repo object's inode) or, across filesystems, copied to a
+ * temporary name, fsynced and renamed.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, chmodSync, copyFileSync, constants as C, fsyncSync, openSync, closeSync } from 'node:fs';
+import path from 'node:path';
+import { sysrootError } from './errors.js';
+import { lstatOrNull } from './fsutil.js';
+
+export interface KernelLayout {
+  bootcsum: string;
+  /** Absolute source path → installed name in the boot dir. */
+  kernel: { src: string; name: string };
+  initramfs?: { src: string; name: string };
+  devicetree?: { src: string; name: string };
+  hmac?: { src: string; name: string };
+  /** A `dtb/` directory (installed as `dtb`). */
+  dtbDir?: string;
+}
+
+function isReg(p: string): boolean {
+  const st = lstatOrNull(p);
+  return st !== null && st.isFile();
+}
+
+async function hashFiles(files: string[]): Promise<string> {
+  const h = createHash('sha256');
+  for (const f of files) {
+    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+  }
+  return h.digest('hex');
+}
+
+function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const names = readdirSync(dir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  for (const n of names) {
+    const p = path.join(dir, n);
+    const st = lstatSync(p);
+    if (st.isDirectory()) out.push(...filesUnder(p));
+    else if (st.isFile()) out.push(p);
+  }
+  return out;
+}
+
+async function modulesLayout(root: string): Promise<KernelLayout | null> {
+  const modules = path.join(root, 'usr/lib/modules');
+  let kvers: string[];
+  try {
+    kvers = readdirSync(modules);
+  } catch {
+    return null;
+  }
+  for (const kver of kvers) {
+    const d = path.join(modules, kver);
+    if (!isReg(path.join(d, 'vmlinuz'))) continue;
+    const l: KernelLayout = { bootcsum: '', kernel: { src: path.join(d, 'vmlinuz'), name: `vmlinuz-${kver}` } };
+    const hashed = [l.kernel.src];
+    for (const n of ['initramfs.img', 'initramfs']) {
+      if (isReg(path.join(d, n))) {
+        l.initramfs = { src: path.join(d, n), name: `initramfs-${kver}.img` };
+        hashed.push(l.initramfs.src);
+        break;
+      }
+    }
+    if (isReg(path.join(d, 'devicetree'))) {
+      l.devicetree = { src: path.join(d, 'devicetree'), name: `devicetree-${kver}` };
+      hashed.push(l.devicetree.src);
+    } else {
+      const dtb = lstatOrNull(path.join(d, 'dtb'));
+      if (dtb?.isDirectory()) {
+        l.dtbDir = path.join(d, 'dtb');
+        hashed.push(...filesUnder(l.dtbDir));
+      }
+    }
+    if (isReg(path.join(d, '.vmlinuz.hmac'))) l.hmac = { src: path.join(d, '.vmlinuz.hmac'), name: `.vmlinuz-${kver}.hmac` };
+    l.bootcsum = await hashFiles(hashed);
+    return l;
+  }
+  return null;
+}
+
+function legacyLayout(root: string): KernelLayout | null {
+  for (const sub of ['usr/lib/ostree-boot', 'boot']) {
+    const d = path.join(root, sub);
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    let kernel: { src: string; name: string; csum: string } | undefined;
+    let initramfs: { src: string; name: string; csum: string } | undefined;
+    let devicetree: { src: string; name: string; csum: string } | undefined;
+    for (const n of names) {
+      const m = /^(vmlinuz|initramfs|devicetree)-(.*)-([0-9a-f]{64})$/.exec(n);
+      if (!m || !isReg(path.join(d, n))) continue;
+      const e = { src: path.join(d, n), name: n.slice(0, n.length - 65), csum: m[3] };
+      if (m[1] === 'vmlinuz') kernel ??= e;
+      else if (m[1] === 'initramfs') initramfs ??= e;
+      else devicetree ??= e;
+    }
+    if (!kernel) continue;
+    if ((initramfs && initramfs.csum !== kernel.csum) || (devicetree && devicetree.csum !== kernel.csum)) {
+      throw sysrootError('BAD_CONFIG', 'no-kernel', `Mismatched kernel checksum vs initrd in ${d}`, { path: d });
+    }
+    const l: KernelLayout = { bootcsum: kernel.csum, kernel: { src: kernel.src, name: kernel.name } };
+    if (initramfs) l.initramfs = { src: initramfs.src, name: initramfs.name };
+    if (devicetree) l.devicetree = { src: devicetree.src, name: devicetree.name };
+    return l;
+  }
+  return null;
+}
+
+/** Find the kernel (and friends) in a deployment root. Throws `Failed to find kernel …` as OSTree. */
+export async function findKernel(root: string): Promise<KernelLayout> {
+  const mod = await modulesLayout(root);
+  if (mod && mod.initramfs) return mod;
+  const legacy = legacyLayout(root);
+  if (mod && !(legacy && legacy.initramfs)) return mod;
+  if (legacy) return legacy;
+  throw sysrootError('OBJECT_MISSING', 'no-kernel', 'Failed to find kernel in /usr/lib/modules, /usr/lib/ostree-boot or /boot', { root });
+}
+
+function installFile(src: string, dest: string, fsync: boolean): void {
+  if (lstatOrNull(dest)) return;
+  try {
+    linkSync(src, dest);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EXDEV' && code !== 'EMLINK' && code !== 'EPERM') throw e;
+  }
+  const tmp = `${dest}.tmp`;
+  rmSync(tmp, { force: true });
+  copyFileSync(src, tmp, C.COPYFILE_FICLONE);
+  chmodSync(tmp, lstatSync(src).mode & 0o7777);
+  if (fsync) {
+    const fd = openSync(tmp, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+  }
+  renameSync(tmp, dest);
+}
+
+function installDir(src: string, dest: string, fsync: boolean): void {
+  if (lstatOrNull(dest)) return;
+  const tmp = `${dest}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  const copy = (s: string, d: string): void => {
+    mkdirSync(d, { mode: lstatSync(s).mode & 0o7777 });
+    for (const n of readdirSync(s)) {
+      const sp = path.join(s, n);
+      const st = lstatSync(sp);
+      if (st.isDirectory()) copy(sp, path.join(d, n));
+      else if (st.isFile()) installFile(sp, path.join(d, n), fsync);
+    }
+  };
+  copy(src, tmp);
+  renameSync(tmp, dest);
+}
+
+/**
+ * Install the kernel files into `bootDir` (`boot/ostree/STATEROOT-BOOTCSUM`), each only if
+ * missing. Crash-safe: files appear under their final names only complete.
+ */
+export function installKernel(layout: KernelLayout, bootDir: string, fsync = true): void {
+  mkdirSync(bootDir, { recursive: true, mode: 0o775 });
+  installFile(layout.kernel.src, path.join(bootDir, layout.kernel.name), fsync);
+  if (layout.initramfs) installFile(layout.initramfs.src, path.join(bootDir, layout.initramfs.name), fsync);
+  if (layout.devicetree) installFile(layout.devicetree.src, path.join(bootDir, layout.devicetree.name), fsync);
+  if (layout.hmac) installFile(layout.hmac.src, path.join(bootDir, layout.hmac.name), fsync);
+  if (layout.dtbDir) installDir(layout.dtbDir, path.join(bootDir, 'dtb'), fsync);
+}
