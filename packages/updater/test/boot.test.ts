@@ -1,0 +1,181 @@
+/**
+ * Boot failures the agent must survive without looping: the boot loader falling back on its
+ * own (the update never boots), a health check that never finishes (the confirmation deadline),
+ * a fallback that fails its checks too (degraded, no more reboots), and a fallback that never
+ * comes up (boot counting gives up after maxBootAttempts).
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sysroot } from '@larch/sysroot';
+import { tmpDir, type TmpDir } from '@larch/test-fixtures';
+import { readState } from '../src/index.js';
+import { Device, Publisher, runAgent, transitions, type AgentRun } from './harness.js';
+
+describe('boot failures', () => {
+  let work: TmpDir;
+  let pub: Publisher;
+  let url = '';
+  const devices: Record<string, Device> = {};
+
+  beforeAll(async () => {
+    work = await tmpDir('larch-agent-boot-');
+    pub = new Publisher(work.join('pub'));
+    await pub.init();
+    await pub.publish({ version: '1' });
+    url = await pub.start();
+    for (const id of ['fallback', 'deadline', 'degraded', 'noboot', 'crashloop', 'noop']) {
+      devices[id] = new Device(work.join(id), id);
+      await devices[id].provision(url);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await pub?.stop();
+    for (const d of Object.values(devices)) await d.remove();
+    await work?.cleanup();
+  });
+
+  const once = (d: Device): Promise<AgentRun> => runAgent(['run', '--once', `--config=${d.configPath}`]);
+
+  /** A "reboot" that only starts a new boot, without booting the default deployment. */
+  function stuckReboot(d: Device): string {
+    const p = path.join(d.dir, 'stuck-reboot.sh');
+    writeFileSync(p, `#!/bin/sh\ncat /proc/sys/kernel/random/uuid > "${d.bootIdFile}"\n`);
+    chmodSync(p, 0o755);
+    return p;
+  }
+
+  it('the boot loader falls back on its own: the update is marked bad, the default restored', async () => {
+    const d = devices.fallback;
+    const old = d.bootedCommit();
+    const v2 = await pub.publish({ version: '2' });
+    d.writeConfig(url, { rebootCommand: [stuckReboot(d)] });
+    const a = await once(d);
+    expect(transitions(a)).toEqual(['idle>check', 'check>pull', 'pull>preflight', 'preflight>stage', 'stage>reboot']);
+    const b = await once(d);
+    expect(transitions(b)).toEqual(['reboot>confirm', 'confirm>idle']);
+    expect(b.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'boot-failed', commit: v2 });
+    expect(readState(d.stateDir).badCommits).toEqual([v2]);
+    const sr = await Sysroot.open(d.sysroot);
+    expect(sr.deployments[0].csum).toBe(old);
+    expect(d.bootedCommit()).toBe(old);
+  }, 60_000);
+
+  it('a check that never finishes: rolled back at the confirmation deadline', async () => {
+    const d = devices.deadline;
+    const old = d.bootedCommit();
+    const hang = path.join(d.healthDir, 'required.d/50-hang');
+    d.writeConfig(url, { healthChecks: { dir: d.healthDir, checkTimeoutSeconds: 30, confirmTimeoutSeconds: 3, maxBootAttempts: 3 } });
+    const v3 = await pub.publish({ version: '3' });
+    await once(d);
+    // Hangs only on the new deployment.
+    writeFileSync(hang, `#!/bin/sh\n[ "$LARCH_BOOTED_COMMIT" = "${v3}" ] && sleep 30\nexit 0\n`);
+    chmodSync(hang, 0o755);
+    const t0 = Date.now();
+    const b = await once(d);
+    expect(Date.now() - t0).toBeLessThan(25_000);
+    expect(transitions(b)).toEqual(['reboot>confirm', 'confirm>rollback', 'rollback>reboot']);
+    expect(b.lines.find((l) => l.event === 'health-failed' && l.check === '50-hang')).toMatchObject({ timedOut: true });
+    const c = await once(d);
+    expect(c.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'rolled-back', commit: v3 });
+    expect(d.bootedCommit()).toBe(old);
+  }, 60_000);
+
+  it('a fallback failing its checks too: degraded, and no reboot loop', async () => {
+    const d = devices.degraded;
+    const v4 = await pub.publish({ version: '4' });
+    await once(d);
+    // From now on every deployment fails the required check.
+    const bad = path.join(d.healthDir, 'required.d/60-always');
+    writeFileSync(bad, '#!/bin/sh\nexit 9\n');
+    chmodSync(bad, 0o755);
+    const b = await once(d);
+    expect(transitions(b)).toEqual(['reboot>confirm', 'confirm>rollback', 'rollback>reboot']);
+    const c = await once(d);
+    expect(transitions(c)).toEqual(['reboot>confirm', 'confirm>idle']);
+    expect(c.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'degraded', commit: v4 });
+    expect(c.lines.some((l) => l.event === 'reboot')).toBe(false);
+    expect(readState(d.stateDir)).toMatchObject({ degraded: true, phase: 'idle', badCommits: [v4] });
+    // The next cycle does not reboot again.
+    const e = await once(d);
+    expect(transitions(e)).toEqual(['idle>check', 'check>idle']);
+    expect(e.lines.some((l) => l.event === 'reboot')).toBe(false);
+  }, 60_000);
+
+  it('a fallback that never boots: boot counting gives up after maxBootAttempts', async () => {
+    const d = devices.noboot;
+    const v5 = await pub.publish({ version: '5', extra: { 'usr/share/broken': 'yes\n' } });
+    await once(d); // staged, rebooted into v5
+    expect(d.bootedCommit()).toBe(v5);
+    // From now on reboots do not switch deployments.
+    d.writeConfig(url, { rebootCommand: [stuckReboot(d)], healthChecks: { dir: d.healthDir, checkTimeoutSeconds: 10, confirmTimeoutSeconds: 120, maxBootAttempts: 2 } });
+    const b = await once(d);
+    expect(transitions(b)).toEqual(['reboot>confirm', 'confirm>rollback', 'rollback>reboot']);
+    const runs: AgentRun[] = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await once(d);
+      runs.push(r);
+      if (r.lines.some((l) => l.to === 'idle')) break;
+    }
+    const last = runs[runs.length - 1];
+    expect(last.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'degraded', commit: v5 });
+    expect(runs.length).toBe(2);
+    expect(readState(d.stateDir)).toMatchObject({ degraded: true, fallbackBoots: 0, phase: 'idle' });
+  }, 60_000);
+
+  it('an update whose boots never get confirmed (the machine dies during the checks) is rolled back after maxBootAttempts boots', async () => {
+    const d = devices.crashloop;
+    const old = d.bootedCommit();
+    d.writeChecks({ slow: 1 });
+    const v6 = await pub.publish({ version: '6' });
+    await once(d);
+    expect(d.bootedCommit()).toBe(v6);
+    // Three boots of v6, each dying during the health checks (the agent is killed, a new boot id).
+    for (let boot = 1; boot <= 3; boot++) {
+      const r = await runAgent(['run', '--once', `--config=${d.configPath}`], { killOnEvent: 'boot-counted', killDelayMs: 100 });
+      expect(r.signal).toBe('SIGKILL');
+      expect(r.lines.find((l) => l.event === 'boot-counted')).toMatchObject({ bootCount: boot });
+      // Killed again within the same boot: not a new boot.
+      const again = await runAgent(['run', '--once', `--config=${d.configPath}`], { killAfterLines: 1, killDelayMs: 200 });
+      expect(again.lines.some((l) => l.event === 'boot-counted')).toBe(false);
+      writeFileSync(d.bootIdFile, `${randomUUID()}\n`);
+    }
+    const r = await once(d);
+    expect(transitions(r)).toEqual(['confirm>rollback', 'rollback>reboot']);
+    expect(r.lines.find((l) => l.to === 'rollback')).toMatchObject({ reason: 'booted 4 times without confirmation' });
+    const f = await once(d);
+    expect(f.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'rolled-back', commit: v6 });
+    expect(d.bootedCommit()).toBe(old);
+  }, 60_000);
+
+  it('a reboot command that returns without rebooting: wait in this boot, then issue it again', async () => {
+    const d = devices.noop;
+    const fail = path.join(d.dir, 'fail-reboot.sh');
+    writeFileSync(fail, '#!/bin/sh\necho "no permission" >&2\nexit 1\n');
+    chmodSync(fail, 0o755);
+    d.writeConfig(url, { rebootCommand: ['true'], timeouts: { noProgressSeconds: 5, requestSeconds: 30, rebootSeconds: 1 } });
+    const v7 = await pub.publish({ version: '7' });
+    const a = await once(d);
+    expect(a.lines.filter((l) => l.event === 'reboot')).toHaveLength(1);
+    const b = await once(d);
+    expect(b.lines.some((l) => l.event === 'reboot')).toBe(false);
+    expect(b.lines.find((l) => l.event === 'waiting')).toMatchObject({ reason: 'reboot pending' });
+    await new Promise((r) => setTimeout(r, 1100));
+    // Still the same boot after rebootSeconds: the command is issued again; a failing one backs off.
+    d.writeConfig(url, { rebootCommand: [fail], timeouts: { noProgressSeconds: 5, requestSeconds: 30, rebootSeconds: 1 } });
+    const c = await once(d);
+    expect(c.lines.filter((l) => l.event === 'reboot')).toHaveLength(1);
+    expect(c.lines.find((l) => l.event === 'error')).toMatchObject({ failedPhase: 'reboot', code: 'IO_ERROR' });
+    const e = await once(d);
+    expect(e.lines.some((l) => l.event === 'reboot')).toBe(false);
+    expect(e.lines.find((l) => l.event === 'waiting')).toMatchObject({ reason: 'backoff' });
+    await new Promise((r) => setTimeout(r, 1100));
+    d.writeConfig(url, { timeouts: { noProgressSeconds: 5, requestSeconds: 30, rebootSeconds: 1 } });
+    await once(d);
+    expect(d.bootedCommit()).toBe(v7);
+    const f = await once(d);
+    expect(f.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'confirmed', commit: v7 });
+  }, 60_000);
+});
