@@ -69,7 +69,11 @@ describe('larch-agent with three devices against larch-server', () => {
       const text = await runCli(['admin', 'status', `--sysroot=${devices[i].sysroot}`]);
       expect(text.stdout).toContain(`testos ${v2}.0`);
       expect(text.stdout).toContain(`testos ${v1}.0`);
-      // With the running root known: v2 booted, v1 the rollback.
+      // With the running root known: v2 booted, v1 the rollback (the CLI, then the library).
+      const booted = await runCli(['admin', 'status', `--sysroot=${devices[i].sysroot}`, `--booted-root=${devices[i].bootedLink}`]);
+      expect(booted.code, booted.stderr).toBe(0);
+      expect(booted.stdout).toMatch(new RegExp(`^\\* testos ${v2}\\.0$`, 'm'));
+      expect(booted.stdout).toMatch(new RegExp(`^  testos ${v1}\\.0 \\(rollback\\)$`, 'm'));
       const s = await sysrootStatus(devices[i].sysroot, { bootedRoot: devices[i].bootedLink });
       expect(s.deployments.map((d) => [d.checksum, d.booted, d.rollback])).toEqual([
         [v2, true, false],

@@ -5,7 +5,7 @@
  *   admin deploy [--sysroot=DIR] --os=OS [--karg=K=V]… [--karg-append=K=V]… [--karg-delete=K]…
  *                [--karg-none] [--retain] [--retain-pending] [--retain-rollback] [--not-as-default]
  *                [--no-merge] [--no-prune] [--origin-file=F] [--stage] [--dry-run [--json]] REF|CHECKSUM
- *   admin status [--sysroot=DIR] [--json]
+ *   admin status [--sysroot=DIR] [--json] [--booted-root=PATH]
  *   admin undeploy INDEX | set-default INDEX | rollback | cleanup | pin [-u] INDEX… |
  *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
  *         kargs edit-in-place [--append-if-missing=K=V]… |
@@ -159,10 +159,11 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
 
   sub(admin, 'status', 'List deployments')
     .option('--json', 'Print JSON (see README)')
+    .option('--booted-root <path>', 'Treat PATH as the running root (a device image or a simulated device); default: / when the sysroot is / and /run/ostree-booted exists')
     .action(async (_o: SysrootOpts, cmd: Command) => {
-      const opts = allOptions<SysrootOpts>(cmd);
+      const opts = allOptions<SysrootOpts & { bootedRoot?: string }>(cmd);
       const l = await lib();
-      const s = await l.sysrootStatus(sysrootOf(opts));
+      const s = await l.sysrootStatus(sysrootOf(opts), opts.bootedRoot !== undefined ? { bootedRoot: opts.bootedRoot } : {});
       ctx.io.out(opts.json ? toJson(s) : l.formatStatus(s));
     });
 
