@@ -107,7 +107,7 @@ run $AGENT run --once --config="$OUT/device/agent.toml"
 
 echo "== status" >&2
 run $AGENT status --config="$OUT/device/agent.toml"
-run $LARCH admin status --sysroot="$SYSROOT"
+run $LARCH admin status --sysroot="$SYSROOT" --booted-root="$OUT/device/booted"
 phase=$($AGENT status --json --config="$OUT/device/agent.toml" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);const b=j.sysroot.deployments.find(d=>d.booted);console.log(j.state.phase+" "+j.state.counters.updates+" "+(b&&b.version))})')
 [ "$phase" = "idle 1 2" ] || { echo "error: expected the device idle on version 2 after one update, got: $phase" >&2; exit 1; }
 echo "== done: the device runs version 2, version 1 is its rollback" >&2

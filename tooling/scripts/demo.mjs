@@ -108,4 +108,12 @@ try {
 } finally {
   server.kill('SIGTERM');
 }
-console.log(`\nDemo finished: repo in ${repo}, checkout in ${checkoutDir}, pulled over HTTP into ${mirror}.`);
+// One update-agent cycle: a device sysroot follows a branch served by larch-server (check,
+// pull, pre-flight, stage, "reboot", health checks, confirm).
+console.log('\n$ bash tooling/scripts/demo-agent.sh');
+const agent = spawnSync('bash', [join(root, 'tooling/scripts/demo-agent.sh'), join(out, 'agent')], { stdio: 'inherit' });
+if (agent.status !== 0) {
+  console.error(`demo: the agent cycle failed (status ${agent.status})`);
+  process.exit(1);
+}
+console.log(`\nDemo finished: repo in ${repo}, checkout in ${checkoutDir}, pulled over HTTP into ${mirror}, agent cycle in ${join(out, 'agent')}.`);
