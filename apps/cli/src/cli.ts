@@ -41,9 +41,10 @@ const VERBS: Record<string, () => Promise<Register>> = {
   remote: async () => (await import('./commands/remote.js')).registerRemote,
   pull: async () => (await import('./commands/pull.js')).registerPull,
   'pull-local': async () => (await import('./commands/pull-local.js')).registerPullLocal,
+  admin: async () => (await import('./commands/admin.js')).registerAdmin,
+  'static-delta': async () => (await import('./commands/static-delta.js')).registerStaticDelta,
   'gpg-sign': async () => (await import('./commands/gpg-sign.js')).registerGpgSign,
   sign: async () => (await import('./commands/sign.js')).registerSign,
-  admin: async () => (await import('./commands/admin.js')).registerAdmin,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */

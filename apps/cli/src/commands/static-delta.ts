@@ -1,0 +1,180 @@
+/**
+ * `larch static-delta list|show|delete|generate|apply-offline|reindex`: OSTree's static deltas,
+ * in ostree's command forms and output lines:
+ *   static-delta generate [--from=REV | --empty] --to=REV [--inline|--inline-parts]
+ *                         [--disable-bsdiff] [-n] [--min-fallback-size=MB] [--max-bsdiff-size=MB]
+ *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
+ *   static-delta list | show NAME | delete NAME | reindex
+ *   static-delta apply-offline PATH   (PATH: the delta's directory or its superblock)
+ * Formats and algorithms are @larch/delta's; this module parses, calls and prints.
+ */
+import type { Command } from 'commander';
+import type { VerbContext } from '../cli.js';
+import { CommandError, interruptible, openRepo, UsageError } from '../context.js';
+import { toJson } from '../format.js';
+import { integer, parseOption } from '../options.js';
+import { allOptions, verb } from './common.js';
+
+function sub(parent: Command, name: string, description: string): Command {
+  return parent
+    .command(name)
+    .description(description)
+    .option('--repo <path>', 'Path to OSTree repository (defaults to $OSTREE_REPO or the current directory)')
+    .allowExcessArguments(false);
+}
+
+interface GenerateOpts {
+  from?: string;
+  empty?: boolean;
+  to?: string;
+  inline?: boolean;
+  inlineParts?: boolean;
+  disableBsdiff?: boolean;
+  ifNotExists?: boolean;
+  minFallbackSize?: string;
+  maxBsdiffSize?: string;
+  maxChunkSize?: string;
+  compression?: string;
+  json?: boolean;
+}
+
+const sizeLine = (label: string, n: number): string => `${label}: ${n} (${n} bytes)\n`;
+
+/** Register `static-delta` and its sub-verbs. */
+export function registerStaticDelta(program: Command, ctx: VerbContext): void {
+  const sd = verb(program, 'static-delta', 'Static delta related commands');
+
+  sub(sd, 'list', 'List static delta files')
+    .option('--json', 'Print JSON: [{ name, from, to }]')
+    .action(async (_o: { json?: boolean }, cmd: Command) => {
+      const opts = allOptions<{ json?: boolean }>(cmd);
+      const { listDeltas } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      const list = await listDeltas(repo);
+      if (opts.json) {
+        ctx.io.out(toJson(list.map(({ name, from, to }) => ({ name, from, to }))));
+        return;
+      }
+      if (list.length === 0) ctx.io.out('(No static deltas)\n');
+      for (const d of list) ctx.io.out(`${d.name}\n`);
+    });
+
+  sub(sd, 'show', 'Dump information on a delta')
+    .argument('<delta>', 'Delta name (TO or FROM-TO)')
+    .option('--json', 'Print JSON')
+    .action(async (name: string, _o: { json?: boolean }, cmd: Command) => {
+      const opts = allOptions<{ json?: boolean }>(cmd);
+      const { showDelta } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      const d = await showDelta(repo, name);
+      if (opts.json) {
+        ctx.io.out(toJson(d));
+        return;
+      }
+      let s = `Delta: ${d.name}\nSigned: ${d.signed ? 'yes' : 'no'}\n`;
+      s += d.from === null ? 'From <scratch>\n' : `From: ${d.from}\n`;
+      s += `To: ${d.to}\nEndianness: ${d.endianness}\nTimestamp: ${d.timestamp}\nNumber of parents: ${d.parents}\n`;
+      s += `Number of fallback entries: ${d.fallbacks}\n`;
+      s += sizeLine('Total Fallback Size', d.fallbackSize) + sizeLine('Total Fallback Uncompressed Size', d.fallbackUsize);
+      s += `Number of parts: ${d.parts.length}\n`;
+      for (const p of d.parts) {
+        s += `PartMeta${p.index}: nobjects=${p.nobjects} size=${p.size} usize=${p.usize}\n`;
+        s += `PartPayload${p.index}: nmodes=${p.nmodes} nxattrs=${p.nxattrs} blobsize=${p.blobsize} opsize=${p.opsize}\n`;
+        const o = p.ops!;
+        s += `PartPayloadOps${p.index}: openspliceclose=${o.openspliceclose} open=${o.open} write=${o.write} setread=${o.setread} unsetread=${o.unsetread} close=${o.close} bspatch=${o.bspatch}\n`;
+      }
+      s += sizeLine('Total Part Size', d.partSize) + sizeLine('Total Part Uncompressed Size', d.partUsize);
+      s += sizeLine('Total Size', d.partSize + d.fallbackSize) + sizeLine('Total Uncompressed Size', d.partUsize + d.fallbackUsize);
+      ctx.io.out(s);
+    });
+
+  sub(sd, 'delete', 'Remove a delta')
+    .argument('<delta>', 'Delta name (TO or FROM-TO)')
+    .action(async (name: string, _o: object, cmd: Command) => {
+      const opts = allOptions<object>(cmd);
+      const { deleteDelta } = await import('@larch/delta');
+      await deleteDelta(await openRepo(opts), name);
+    });
+
+  sub(sd, 'reindex', 'Regenerate static delta indexes')
+    .action(async (_o: object, cmd: Command) => {
+      const opts = allOptions<object>(cmd);
+      const { reindexDeltas } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      await repo.withLock('exclusive', () => reindexDeltas(repo));
+    });
+
+  sub(sd, 'generate', 'Generate static delta files')
+    .argument('[to]', 'Target revision (same as --to)')
+    .option('--from <rev>', 'Create delta from revision REV')
+    .option('--empty', 'Create delta from scratch')
+    .option('--to <rev>', 'Create delta to revision REV')
+    .option('--inline', 'Inline delta parts into main delta')
+    .option('--inline-parts', 'Inline delta parts into main delta (same as --inline)')
+    .option('--disable-bsdiff', 'Disable use of bsdiff')
+    .option('-n, --if-not-exists', 'Only generate if a delta does not already exist')
+    .option('--min-fallback-size <mb>', 'Minimum uncompressed size in megabytes for individual HTTP request')
+    .option('--max-bsdiff-size <mb>', 'Maximum size in megabytes to consider bsdiff compression for input files')
+    .option('--max-chunk-size <mb>', 'Maximum size of delta chunks in megabytes')
+    .option('--compression <kind>', "Part compression: 'xz' (default) or 'none'")
+    .option('--json', 'Print JSON statistics')
+    .action(async (toArg: string | undefined, _o: GenerateOpts, cmd: Command) => {
+      const opts = allOptions<GenerateOpts>(cmd);
+      if (opts.empty && opts.from !== undefined) throw new UsageError('Cannot specify both --empty and --from=REV');
+      const toRev = opts.to ?? toArg;
+      if (toRev === undefined) throw new UsageError('--to=REV must be specified');
+      const mb = (name: string, v: string | undefined): number | undefined => (v === undefined ? undefined : parseOption(integer(name, { min: 0 }), v));
+      const minFallbackSize = mb('--min-fallback-size', opts.minFallbackSize);
+      const maxBsdiffSize = mb('--max-bsdiff-size', opts.maxBsdiffSize);
+      const maxChunkSize = mb('--max-chunk-size', opts.maxChunkSize);
+      if (maxChunkSize === 0) throw new UsageError('--max-chunk-size must be at least 1');
+      if (opts.compression !== undefined && opts.compression !== 'xz' && opts.compression !== 'none') throw new UsageError(`Invalid compression '${opts.compression}': expected xz or none`);
+      const { generateDelta, deltaRelDir } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      const to = await repo.revParse(toRev);
+      let from: string | null = null;
+      if (!opts.empty) {
+        if (opts.from !== undefined) from = await repo.revParse(opts.from);
+        else {
+          const parent = (await repo.readCommit(to)).parent;
+          if (parent === null) throw new CommandError(`Commit ${to} has no parent; use --empty for a delta from scratch`);
+          from = parent;
+        }
+      }
+      if (opts.ifNotExists) {
+        const { access } = await import('node:fs/promises');
+        const exists = await access(`${repo.path}/${deltaRelDir(from, to)}/superblock`).then(
+          () => true,
+          () => false,
+        );
+        if (exists) {
+          if (!opts.json) ctx.io.out(`Static delta ${from === null ? to : `${from}-${to}`} already exists\n`);
+          else ctx.io.out(toJson({ name: from === null ? to : `${from}-${to}`, existed: true }));
+          return;
+        }
+      }
+      if (!opts.json) ctx.io.out(`Generating static delta:\n  From: ${from ?? 'empty'}\n  To:   ${to}\n`);
+      const stats = await generateDelta(repo, {
+        from,
+        to,
+        ...(minFallbackSize !== undefined ? { minFallbackSize } : {}),
+        ...(maxBsdiffSize !== undefined ? { maxBsdiffSize } : {}),
+        ...(maxChunkSize !== undefined ? { maxChunkSize } : {}),
+        inlineParts: Boolean(opts.inline || opts.inlineParts),
+        disableBsdiff: Boolean(opts.disableBsdiff),
+        ...(opts.compression !== undefined ? { compression: opts.compression as 'xz' | 'none' } : {}),
+      });
+      if (opts.json) ctx.io.out(toJson(stats));
+    });
+
+  sub(sd, 'apply-offline', 'Apply static delta file')
+    .argument('<path>', 'The delta directory or its superblock file')
+    .option('--json', 'Print JSON statistics')
+    .action(async (path: string, _o: { json?: boolean }, cmd: Command) => {
+      const opts = allOptions<{ json?: boolean }>(cmd);
+      const { applyOffline } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      const r = await interruptible((signal) => applyOffline(repo, path, { signal }));
+      if (opts.json) ctx.io.out(toJson(r));
+    });
+}

@@ -1,0 +1,599 @@
+/**
+ * Generating a static delta in OSTree's format (spec static-deltas.md section 9).
+ *
+ * Plan: the objects reachable from TO that FROM does not have (all of them for a from-scratch
+ * delta), minus the TO commit (it travels in the superblock). Modified files are paired with a
+ * FROM file of the same (or same-stem) basename and similar size; a pair becomes a bsdiff patch
+ * (computed on worker threads) or, failing that, rollsum copies from the old file; everything else
+ * is spliced whole. Objects are packed into parts of about `max-chunk-size` bytes, ordered so that
+ * similar content sits together (metadata, then patched files, then plain files grouped by file
+ * extension and name, then symlinks), which lets xz find more redundancy.
+ *
+ * Memory: at most one part being filled, `concurrency` parts being compressed, and one old/new
+ * pair per bsdiff worker. Output is written into a private directory under `tmp/` and renamed
+ * into `deltas/` only when the superblock (written last) is durable, so readers never see a
+ * half-written delta.
+ */
+import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { promises as fsp } from 'node:fs';
+import { join, dirname } from 'node:path';
+import {
+  LarchError,
+  S_IFLNK,
+  S_IFMT,
+  fileHeader,
+  type Checksum,
+  type FileMeta,
+  type ObjectType,
+  type Repo,
+  type Xattr,
+} from '@larch/core-store';
+import { Variant } from '@larch/gvariant';
+import { encodePartBodyChunks, partBodyFrame, encodeSuperblock, inlinePartVariant, COMPRESSION_NONE, COMPRESSION_XZ, type DeltaObject, type FallbackEntry, type PartHeader } from './format.js';
+import { deltaName, deltaRelDir } from './names.js';
+import { ByteSink, ChunkSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_OPEN_SPLICE_AND_CLOSE, OP_SET_READ_SOURCE, OP_UNSET_READ_SOURCE, OP_WRITE } from './ops.js';
+import { BsdiffPool } from './pool.js';
+import { rollsumMatches, type Match } from './rollsum.js';
+import { xzCompress } from './xz.js';
+import { reindexDeltas } from './manage.js';
+
+const MB = 1000 * 1000;
+
+export interface GenerateOptions {
+  /** FROM commit, or null for a from-scratch delta. */
+  from: Checksum | null;
+  to: Checksum;
+  /** `--min-fallback-size` in MB (10^6 bytes); 0 disables fallbacks. Default 4. */
+  minFallbackSize?: number;
+  /** `--max-bsdiff-size` in MB: largest old+new pair diffed. Default 128. */
+  maxBsdiffSize?: number;
+  /** `--max-chunk-size` in MB: target part size. Default 32. */
+  maxChunkSize?: number;
+  /** `--inline-parts`: store parts inside the superblock. */
+  inlineParts?: boolean;
+  /** `--disable-bsdiff`. */
+  disableBsdiff?: boolean;
+  /** Part compression: 'xz' (default, what ostree writes) or 'none'. */
+  compression?: 'xz' | 'none';
+  /** xz preset 0-9 (when given, used as is instead of the sized preset-8 dictionary) and the extreme flag (default false: twice the time for about 0.2 % less). */
+  xzPreset?: number;
+  xzExtreme?: boolean;
+  /**
+   * Largest xz dictionary (bytes). Each part uses the smallest power of two holding its body, up
+   * to this. Default: 8 MiB when parts compress in parallel, else 32 MiB (preset 8's), so that
+   * the encoders together need no more memory than one ostree encoder (about 370 MB).
+   */
+  xzDictSize?: number;
+  /** x86 BCJ filter in front of LZMA2: 'auto' (default: parts mostly made of ELF files), 'always', 'never'. */
+  x86Filter?: 'auto' | 'always' | 'never';
+  /** Extra superblock metadata, written first. */
+  metadata?: Array<[string, Variant]>;
+  /** Worker threads / parts compressed at once (default: available cores). */
+  concurrency?: number;
+  /** Generation time in the superblock (default now), seconds since the epoch. */
+  timestamp?: bigint;
+  /** Regenerate the delta index of TO afterwards (default true). */
+  updateIndex?: boolean;
+}
+
+export interface GenerateStats {
+  name: string;
+  dir: string;
+  parts: number;
+  objects: number;
+  fallbacks: number;
+  bsdiff: number;
+  rollsum: number;
+  /** Total stored bytes (superblock + part files). */
+  size: number;
+  usize: number;
+  superblockSha256: string;
+  /** Where the time went (ms): planning, waiting for bsdiff workers, waiting for compression, total. */
+  timings: { plan: number; waitBsdiff: number; waitCompress: number; total: number };
+}
+
+interface TreeIndex {
+  files: Map<Checksum, string>;
+  meta: Map<string, ObjectType>;
+}
+
+async function walkCommit(repo: Repo, commit: Checksum): Promise<TreeIndex> {
+  const c = await repo.readCommit(commit);
+  const out: TreeIndex = { files: new Map(), meta: new Map() };
+  const visit = async (tree: Checksum, meta: Checksum): Promise<void> => {
+    out.meta.set(meta, 'dirmeta');
+    if (out.meta.has(tree)) return;
+    out.meta.set(tree, 'dirtree');
+    const dt = await repo.readDirTree(tree);
+    for (const f of dt.files) if (!out.files.has(f.checksum)) out.files.set(f.checksum, f.name);
+    await Promise.all(dt.dirs.map((d) => visit(d.treeChecksum, d.metaChecksum)));
+  };
+  await visit(c.rootTree, c.rootMeta);
+  return out;
+}
+
+async function readContent(repo: Repo, checksum: Checksum, into?: { buf: Buffer; offset: number }): Promise<{ meta: FileMeta; data: Buffer }> {
+  const f = await repo.openFile(checksum);
+  if ((f.meta.mode & S_IFMT) === S_IFLNK) return { meta: f.meta, data: Buffer.from(f.meta.symlinkTarget, 'utf8') };
+  // One buffer of the declared size (or the caller's, at its offset), filled in place.
+  if (into !== undefined && into.buf.length - into.offset < f.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: size changed`, { checksum });
+  const data = into !== undefined ? into.buf.subarray(into.offset, into.offset + f.size) : Buffer.allocUnsafeSlow(f.size);
+  let n = 0;
+  for await (const c of f.open() as AsyncIterable<Buffer>) {
+    if (n + c.length > f.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: longer than its size`, { checksum });
+    c.copy(data, n);
+    n += c.length;
+  }
+  if (n !== f.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: shorter than its size`, { checksum });
+  return { meta: f.meta, data };
+}
+
+async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
+  const f = await repo.openFile(checksum);
+  const stream = f.open() as NodeJS.ReadableStream & { destroy?: () => void };
+  let head = Buffer.alloc(0);
+  for await (const c of stream as AsyncIterable<Buffer>) {
+    head = Buffer.concat([head, c]);
+    if (head.length >= 4) break;
+  }
+  stream.destroy?.();
+  return head.length >= 4 && head.readUInt32BE(0) === 0x7f454c46;
+}
+
+const ext = (name: string): string => {
+  const i = name.lastIndexOf('.');
+  return i > 0 ? name.slice(i + 1) : '';
+};
+const stem = (name: string): string => {
+  const i = name.indexOf('.');
+  return i > 0 ? name.slice(0, i) : name;
+};
+
+/** Accumulates one part: tables, payload and op stream. */
+class PartBuilder {
+  readonly modes: Array<[number, number, number]> = [];
+  readonly xattrs: Xattr[][] = [];
+  private readonly modeIdx = new Map<string, number>();
+  private readonly xattrIdx = new Map<string, number>();
+  readonly payload = new ChunkSink();
+  readonly ops = new ByteSink(1 << 10);
+  readonly objects: DeltaObject[] = [];
+  usize = 0;
+  /** Payload bytes that are whole ELF files. */
+  elfBytes = 0;
+
+  get size(): number {
+    return this.payload.length + this.ops.length + this.modes.length * 12 + this.xattrs.length * 16;
+  }
+
+  private mode(meta: FileMeta): number {
+    const k = `${meta.uid}:${meta.gid}:${meta.mode}`;
+    let i = this.modeIdx.get(k);
+    if (i === undefined) {
+      i = this.modes.length;
+      this.modes.push([meta.uid, meta.gid, meta.mode]);
+      this.modeIdx.set(k, i);
+    }
+    return i;
+  }
+
+  private xattr(meta: FileMeta): number {
+    const k = meta.xattrs.map((x) => `${x.name}\0${Buffer.from(x.value).toString('base64')}`).join('\0');
+    let i = this.xattrIdx.get(k);
+    if (i === undefined) {
+      i = this.xattrs.length;
+      this.xattrs.push(meta.xattrs);
+      this.xattrIdx.set(k, i);
+    }
+    return i;
+  }
+
+  addMetadata(type: ObjectType, checksum: Checksum, bytes: Uint8Array): void {
+    const off = this.payload.length;
+    this.payload.bytes(bytes);
+    this.ops.byte(OP_OPEN_SPLICE_AND_CLOSE).varint(bytes.length).varint(off);
+    this.objects.push({ type, checksum });
+    this.usize += bytes.length;
+  }
+
+  addSpliced(checksum: Checksum, meta: FileMeta, data: Uint8Array, elf = false): void {
+    if (elf) this.elfBytes += data.length;
+    const m = this.mode(meta);
+    const x = this.xattr(meta);
+    const off = this.payload.length;
+    this.payload.bytes(data);
+    this.ops.byte(OP_OPEN_SPLICE_AND_CLOSE).varint(m).varint(x).varint(data.length).varint(off);
+    this.objects.push({ type: 'file', checksum });
+    this.usize += data.length;
+  }
+
+  addBsdiff(checksum: Checksum, meta: FileMeta, size: number, from: Checksum, patch: Uint8Array): void {
+    const srcOff = this.payload.length;
+    this.payload.bytes(Buffer.from(from, 'hex'));
+    const patchOff = this.payload.length;
+    this.payload.bytes(patch);
+    this.ops.byte(OP_SET_READ_SOURCE).varint(srcOff);
+    this.ops.byte(OP_OPEN).varint(this.mode(meta)).varint(this.xattr(meta)).varint(size);
+    this.ops.byte(OP_BSPATCH).varint(patchOff).varint(patch.length);
+    this.ops.byte(OP_CLOSE);
+    this.objects.push({ type: 'file', checksum });
+    this.usize += size;
+  }
+
+  addRollsum(checksum: Checksum, meta: FileMeta, data: Uint8Array, from: Checksum, matches: Match[]): void {
+    const srcOff = this.payload.length;
+    this.payload.bytes(Buffer.from(from, 'hex'));
+    this.ops.byte(OP_OPEN).varint(this.mode(meta)).varint(this.xattr(meta)).varint(data.length);
+    let pos = 0;
+    let active = false;
+    const literal = (end: number): void => {
+      if (end <= pos) return;
+      if (active) {
+        this.ops.byte(OP_UNSET_READ_SOURCE);
+        active = false;
+      }
+      const off = this.payload.length;
+      this.payload.bytes(data.subarray(pos, end));
+      this.ops.byte(OP_WRITE).varint(end - pos).varint(off);
+      pos = end;
+    };
+    for (const mt of matches) {
+      literal(mt.to);
+      if (!active) {
+        this.ops.byte(OP_SET_READ_SOURCE).varint(srcOff);
+        active = true;
+      }
+      this.ops.byte(OP_WRITE).varint(mt.length).varint(mt.from);
+      pos = mt.to + mt.length;
+    }
+    literal(data.length);
+    if (active) this.ops.byte(OP_UNSET_READ_SOURCE);
+    this.ops.byte(OP_CLOSE);
+    this.objects.push({ type: 'file', checksum });
+    this.usize += data.length;
+  }
+}
+
+interface NewFile {
+  checksum: Checksum;
+  name: string;
+  meta: FileMeta;
+  size: number;
+  pair: Checksum | null;
+  /** Starts with the ELF magic (compressed with the x86 BCJ filter when it dominates a part). */
+  elf?: boolean;
+}
+
+/**
+ * Generate the static delta FROM→TO (or from scratch) into `repo`'s `deltas/` and, unless
+ * `updateIndex` is false, refresh `delta-indexes/` for TO.
+ *
+ * Locking: shared repo lock while reading objects and publishing. Crash guarantee: the delta
+ * directory appears whole (renamed into place after its superblock is durable) or not at all; an
+ * existing delta of the same name is replaced. Limits: see the file comment; a single object
+ * larger than `max-chunk-size` makes a part of its own size, held in memory.
+ */
+export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<GenerateStats> {
+  const minFallback = (opts.minFallbackSize ?? 4) * MB;
+  const maxBsdiff = (opts.maxBsdiffSize ?? 128) * MB;
+  const maxChunk = Math.max(1, (opts.maxChunkSize ?? 32) * MB);
+  const concurrency = Math.max(1, opts.concurrency ?? availableParallelism());
+  const compression = opts.compression ?? 'xz';
+  const preset = opts.xzPreset ?? 8;
+  const extreme = opts.xzExtreme ?? false;
+  const dictCap = opts.xzDictSize ?? (concurrency > 1 ? 8 << 20 : 32 << 20);
+  const { from, to } = opts;
+  if (from === to) throw new LarchError('INVALID_ARGUMENT', `Static delta source and target are the same commit ${to}`);
+
+  return repo.withLock('shared', async () => {
+    const t0 = performance.now();
+    const timings = { plan: 0, waitBsdiff: 0, waitCompress: 0, total: 0 };
+    const commitBytes = await repo.readMetadata('commit', to, { verify: true });
+    if (from !== null && !(await repo.hasObject('commit', from))) {
+      throw new LarchError('OBJECT_MISSING', `Commit ${from}, which is the delta source, is not in repository`, { checksum: from });
+    }
+    const toIdx = await walkCommit(repo, to);
+    const fromIdx = from === null ? null : await walkCommit(repo, from);
+
+    // New metadata (dirtree/dirmeta) and content.
+    const newMeta: Array<[Checksum, ObjectType]> = [];
+    for (const [c, t] of toIdx.meta) if (!fromIdx?.meta.has(c)) newMeta.push([c, t]);
+    const newFiles: NewFile[] = [];
+    const fromByName = new Map<string, Checksum[]>();
+    const fromByStem = new Map<string, Checksum[]>();
+    if (fromIdx) {
+      for (const [c, n] of fromIdx.files) {
+        const byName = fromByName.get(n);
+        if (byName) byName.push(c);
+        else fromByName.set(n, [c]);
+        const byStem = fromByStem.get(stem(n));
+        if (byStem) byStem.push(c);
+        else fromByStem.set(stem(n), [c]);
+      }
+    }
+    const sizeOf = new Map<Checksum, { meta: FileMeta; size: number }>();
+    const info = async (c: Checksum): Promise<{ meta: FileMeta; size: number }> => {
+      let v = sizeOf.get(c);
+      if (!v) {
+        const f = await repo.openFile(c);
+        v = { meta: f.meta, size: (f.meta.mode & S_IFMT) === S_IFLNK ? Buffer.byteLength(f.meta.symlinkTarget) : f.size };
+        sizeOf.set(c, v);
+      }
+      return v;
+    };
+    for (const [c, name] of toIdx.files) {
+      if (fromIdx?.files.has(c)) continue;
+      const { meta, size } = await info(c);
+      newFiles.push({ checksum: c, name, meta, size, pair: null });
+    }
+
+    // Similar-file pairing.
+    if (fromIdx) {
+      for (const f of newFiles) {
+        if (f.size === 0 || (f.meta.mode & S_IFMT) === S_IFLNK || /\.(xz|bz2|gz|zst)$/.test(f.name)) continue;
+        const pick = async (cands: Checksum[] | undefined): Promise<Checksum | null> => {
+          let best: Checksum | null = null;
+          let bestDiff = Infinity;
+          for (const c of cands ?? []) {
+            const o = await info(c);
+            if ((o.meta.mode & S_IFMT) === S_IFLNK || (o.meta.mode & 0o004) === 0 || o.size === 0) continue;
+            const d = Math.abs(o.size - f.size);
+            if (d > f.size * 0.3) continue;
+            if (d < bestDiff) {
+              bestDiff = d;
+              best = c;
+            }
+          }
+          return best;
+        };
+        f.pair = (await pick(fromByName.get(f.name))) ?? (await pick(fromByStem.get(stem(f.name))));
+      }
+    }
+
+    // Fallbacks: large plain regular files go out as ordinary objects.
+    const fallbacks: FallbackEntry[] = [];
+    const plain: NewFile[] = [];
+    const paired: NewFile[] = [];
+    const links: NewFile[] = [];
+    for (const f of newFiles) {
+      if ((f.meta.mode & S_IFMT) === S_IFLNK) links.push(f);
+      else if (f.pair !== null && (await info(f.pair)).size + f.size <= maxBsdiff) paired.push(f);
+      else if (minFallback > 0 && fileHeader(f.meta).length + f.size > minFallback) {
+        const st = await fsp.stat(repo.objectPath('file', f.checksum));
+        fallbacks.push({ type: 'file', checksum: f.checksum, compressedSize: st.size, size: f.size });
+      } else plain.push(f);
+    }
+    const byContent = (a: NewFile, b: NewFile): number => {
+      const ea = ext(a.name);
+      const eb = ext(b.name);
+      if (ea !== eb) return ea < eb ? -1 : 1;
+      return a.name < b.name ? -1 : a.name > b.name ? 1 : a.checksum < b.checksum ? -1 : 1;
+    };
+    // Plain files: ELF first (their parts get the x86 filter), then grouped by extension and name.
+    await Promise.all(plain.map(async (f) => {
+      f.elf = f.size >= 64 && (await isElf(repo, f.checksum));
+    }));
+    // Objects of half a part or more go first, each in a part of its own, so that their long
+    // compression starts at once and overlaps with everything else.
+    const huge = plain.filter((f) => f.size >= maxChunk / 2).sort((a, b) => b.size - a.size || (a.checksum < b.checksum ? -1 : 1));
+    const small = plain.filter((f) => f.size < maxChunk / 2);
+    small.sort((a, b) => (a.elf === b.elf ? byContent(a, b) : a.elf ? -1 : 1));
+    plain.length = 0;
+    plain.push(...small);
+    paired.sort(byContent);
+    links.sort(byContent);
+
+    // One core is left to xz (it compresses finished parts meanwhile), so cores - 1 diff workers.
+    const pool = new BsdiffPool(opts.disableBsdiff || paired.length === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, paired.length)));
+    const tmpDir = await fsp.mkdtemp(join(repo.tmpPath, 'larch-delta-'));
+    const relDir = deltaRelDir(from, to);
+    const headers: PartHeader[] = [];
+    const inlineVariants: Array<[string, Variant]> = [];
+    const inflight = new Set<Promise<void>>();
+    let firstError: unknown = null;
+    let bsdiffCount = 0;
+    let rollsumCount = 0;
+    let objectCount = 0;
+    let totalSize = 0;
+    let totalUsize = 0;
+
+    /** Register part `header` and compress `body` in the background (at most `concurrency` at once). */
+    const submit = async (header: PartHeader, body: Uint8Array[], x86: boolean): Promise<void> => {
+      const index = headers.length;
+      headers.push(header);
+      objectCount += header.objects.length;
+      totalUsize += header.usize;
+      const job = (async () => {
+        const bodyLength = body.reduce((n, c) => n + c.length, 0);
+        let dict = 1 << 20;
+        while (dict < bodyLength && dict < dictCap) dict *= 2;
+        const packed = compression === 'xz' ? await xzCompress(body, preset, extreme, x86, opts.xzPreset === undefined ? Math.min(dict, dictCap) : undefined) : Buffer.concat(body);
+        const stored = Buffer.allocUnsafe(packed.length + 1);
+        stored[0] = compression === 'xz' ? COMPRESSION_XZ : COMPRESSION_NONE;
+        packed.copy(stored, 1);
+        header.checksum = createHash('sha256').update(stored).digest('hex');
+        header.size = stored.length;
+        if (opts.inlineParts) inlineVariants[index] = [`${relDir}/${index}`, inlinePartVariant(stored)];
+        else {
+          await fsp.writeFile(join(tmpDir, String(index)), stored, { mode: 0o644 });
+          totalSize += stored.length;
+        }
+      })().catch((e: unknown) => {
+        firstError ??= e;
+      });
+      inflight.add(job);
+      void job.finally(() => inflight.delete(job));
+      const tw = performance.now();
+      while (inflight.size >= concurrency) await Promise.race(inflight);
+      timings.waitCompress += performance.now() - tw;
+    };
+
+    const closePart = async (b: PartBuilder): Promise<void> => {
+      const header: PartHeader = { version: 0, checksum: '', size: 0, usize: b.usize, objects: b.objects };
+      // Parts that are mostly machine code compress better behind the x86 branch filter;
+      // any liblzma .xz decoder (ostree's included) undoes it.
+      const x86 = opts.x86Filter === 'always' || (opts.x86Filter !== 'never' && b.elfBytes * 2 > b.payload.length);
+      await submit(header, encodePartBodyChunks(b.modes, b.xattrs, b.payload.parts(), b.ops.view()), x86);
+    };
+
+    /** A part holding one large plain file: its body is laid out around the file's bytes, read in place (one copy in memory). */
+    const closeSingle = async (f: NewFile): Promise<void> => {
+      const ops = new ByteSink().byte(OP_OPEN_SPLICE_AND_CLOSE).varint(0).varint(0).varint(f.size).varint(0).view();
+      const { head, tail } = partBodyFrame([[f.meta.uid, f.meta.gid, f.meta.mode]], [f.meta.xattrs], f.size, ops);
+      const body = Buffer.allocUnsafeSlow(head.length + f.size + tail.length);
+      head.copy(body, 0);
+      await readContent(repo, f.checksum, { buf: body, offset: head.length });
+      tail.copy(body, head.length + f.size);
+      const x86 = opts.x86Filter === 'always' || (opts.x86Filter !== 'never' && f.elf === true);
+      await submit({ version: 0, checksum: '', size: 0, usize: f.size, objects: [{ type: 'file', checksum: f.checksum }] }, [body], x86);
+    };
+
+    let cur = new PartBuilder();
+    const room = async (need: number): Promise<void> => {
+      if (cur.objects.length > 0 && cur.size + need > maxChunk) {
+        const full = cur;
+        cur = new PartBuilder();
+        await closePart(full);
+      }
+      if (firstError !== null) throw firstError;
+    };
+
+    timings.plan = performance.now() - t0;
+    try {
+      for (const f of huge) {
+        await closeSingle(f);
+        if (firstError !== null) throw firstError;
+      }
+      // Metadata next.
+      newMeta.sort((a, b) => (a[1] === b[1] ? (a[0] < b[0] ? -1 : 1) : a[1] === 'dirtree' ? -1 : 1));
+      for (const [c, t] of newMeta) {
+        const bytes = await repo.readMetadata(t as 'dirtree' | 'dirmeta', c);
+        await room(bytes.length);
+        cur.addMetadata(t, c, bytes);
+      }
+      // Paired files: bsdiff (on workers) when allowed, else rollsum, else plain.
+      const patches = paired.map((f) => {
+        const useBsdiff = !opts.disableBsdiff && sizeOf.get(f.pair!)!.size + f.size <= maxBsdiff;
+        if (!useBsdiff) return null;
+        return pool.diff(async () => ({ old: (await readContent(repo, f.pair!)).data, nw: (await readContent(repo, f.checksum)).data }));
+      });
+      patches.forEach((p) => p?.catch(() => undefined));
+      for (let i = 0; i < paired.length; i++) {
+        const f = paired[i];
+        const p = patches[i];
+        if (p !== null) {
+          const tw = performance.now();
+          const patch = await p;
+          timings.waitBsdiff += performance.now() - tw;
+          // A raw patch is about the new file's size (diff + extra bytes, mostly zeros in the diff);
+          // one much larger than the file means the pairing found little in common.
+          if (patch.length <= f.size * 1.05 + 64) {
+            await room(patch.length + 32);
+            cur.addBsdiff(f.checksum, f.meta, f.size, f.pair!, patch);
+            bsdiffCount++;
+            continue;
+          }
+        }
+        const nw = (await readContent(repo, f.checksum)).data;
+        const old = (await readContent(repo, f.pair!)).data;
+        const { matches, ratio } = rollsumMatches(old, nw);
+        if (ratio >= 0.5) {
+          const literal = nw.length - matches.reduce((s, m) => s + m.length, 0);
+          await room(literal + 32 + matches.length * 8);
+          cur.addRollsum(f.checksum, f.meta, nw, f.pair!, matches);
+          rollsumCount++;
+        } else {
+          await room(nw.length);
+          cur.addSpliced(f.checksum, f.meta, nw);
+        }
+      }
+      // No diff is left: release the workers (and their memory) before the plain files.
+      await pool.close();
+      // ELF files get parts of their own (they take the x86 filter); so do the remaining files.
+      let group: boolean | null = null;
+      for (const f of plain) {
+        const isElfFile = f.elf === true;
+        if (group !== isElfFile && cur.objects.length > 0 && (isElfFile || group === true)) await room(Number.POSITIVE_INFINITY);
+        group = isElfFile;
+        await room(f.size);
+        const { data } = await readContent(repo, f.checksum);
+        cur.addSpliced(f.checksum, f.meta, data, f.elf === true);
+      }
+      for (const f of links) {
+        await room(f.size);
+        cur.addSpliced(f.checksum, f.meta, Buffer.from(f.meta.symlinkTarget, 'utf8'));
+      }
+      // At least one part always exists.
+      if (cur.objects.length > 0 || headers.length === 0) await closePart(cur);
+      const tw = performance.now();
+      await Promise.all(inflight);
+      timings.waitCompress += performance.now() - tw;
+      if (firstError !== null) throw firstError;
+
+      const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
+      metadata.push(['ostree.endianness', new Variant('y', 0x6c)]);
+      for (const v of inlineVariants) if (v) metadata.push(v);
+      const cm = await repo.readCommitMeta(to);
+      if (cm !== null) metadata.push([`${relDir}/commitmeta`, new Variant('a{sv}', cm)]);
+      const sb = encodeSuperblock({
+        metadata,
+        timestamp: opts.timestamp ?? BigInt(Math.floor(Date.now() / 1000)),
+        from,
+        to,
+        commit: commitBytes,
+        parts: headers,
+        fallbacks,
+      });
+      totalSize += sb.length;
+      const sbTmp = join(tmpDir, 'superblock');
+      const fh = await fsp.open(sbTmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(sb);
+        if (repo.fsyncEnabled) await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (repo.fsyncEnabled) {
+        for (let i = 0; i < headers.length && !opts.inlineParts; i++) {
+          const h = await fsp.open(join(tmpDir, String(i)), 'r');
+          await h.sync();
+          await h.close();
+        }
+      }
+      await fsp.chmod(tmpDir, 0o755);
+      const dest = join(repo.path, relDir);
+      await fsp.mkdir(dirname(dest), { recursive: true });
+      const old = `${tmpDir}.old`;
+      let replaced = false;
+      try {
+        await fsp.rename(dest, old);
+        replaced = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      await fsp.rename(tmpDir, dest);
+      if (replaced) await fsp.rm(old, { recursive: true, force: true });
+      if (opts.updateIndex !== false) await reindexDeltas(repo, { to });
+      return {
+        name: deltaName(from, to),
+        dir: relDir,
+        parts: headers.length,
+        objects: objectCount,
+        fallbacks: fallbacks.length,
+        bsdiff: bsdiffCount,
+        rollsum: rollsumCount,
+        size: totalSize,
+        usize: totalUsize,
+        superblockSha256: createHash('sha256').update(sb).digest('hex'),
+        timings: { ...timings, total: performance.now() - t0 },
+      };
+    } catch (e) {
+      await Promise.all(inflight);
+      throw e;
+    } finally {
+      await pool.close();
+      await fsp.rm(tmpDir, { recursive: true, force: true });
+    }
+  });
+}

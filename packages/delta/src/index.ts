@@ -1,0 +1,59 @@
+/**
+ * @larch/delta: OSTree static deltas (spec static-deltas.md) — generate them in OSTree's own
+ * format, inspect, delete and index them, and apply them offline or from a fetched source.
+ * See README.md for an example.
+ */
+export { mb64, mb64Decode, deltaRelDir, deltaName, parseDeltaName, parseDeltaDirName, deltaIndexRelPath } from './names.js';
+export {
+  SUPERBLOCK_TYPE,
+  PART_BODY_TYPE,
+  COMPRESSION_NONE,
+  COMPRESSION_XZ,
+  encodeSuperblock,
+  decodeSuperblock,
+  encodePartBody,
+  encodePartBodyChunks,
+  decodePartBody,
+  encodeObjectList,
+  decodeObjectList,
+  inlinePartBytes,
+  inlinePartVariant,
+  type Superblock,
+  type PartHeader,
+  type PartBody,
+  type FallbackEntry,
+  type DeltaObject,
+} from './format.js';
+export { ByteSink, ChunkSink, OpReader, OP_NAMES } from './ops.js';
+export { bsdiff, bspatch, suffixArray } from './bsdiff.js';
+export { chunks as rollsumChunks, rollsumMatches, type Chunk, type Match } from './rollsum.js';
+export { xzCompress, xzDecompressBounded, XZ_MEMLIMIT } from './xz.js';
+export {
+  applySuperblock,
+  unpackPart,
+  verifyPart,
+  partComplete,
+  partBodyLimit,
+  superblockCommitMeta,
+  MAX_PART_BODY,
+  type ApplyOptions,
+  type ApplyResult,
+  type PartSource,
+  type DeltaProgress,
+} from './apply.js';
+export { generateDelta, type GenerateOptions, type GenerateStats } from './generate.js';
+export {
+  listDeltas,
+  readDelta,
+  showDelta,
+  deleteDelta,
+  reindexDeltas,
+  parseDeltaIndex,
+  applyOffline,
+  directoryPartSource,
+  readBounded,
+  MAX_SUPERBLOCK_SIZE,
+  type DeltaEntry,
+  type DeltaDescription,
+  type PartDescription,
+} from './manage.js';

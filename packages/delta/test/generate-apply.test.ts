@@ -1,0 +1,119 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Repo, fsck, type RepoMode } from '@larch/core-store';
+import { tmpDir, type TmpDir } from '@larch/test-fixtures';
+import { applyOffline, deleteDelta, deltaRelDir, generateDelta, listDeltas, parseDeltaIndex, readDelta, showDelta, deltaIndexRelPath } from '../src/index.js';
+import { expectSameTree, makeVersions, type Versions } from './helpers.js';
+
+let tmp: TmpDir;
+let v: Versions;
+
+beforeAll(async () => {
+  tmp = await tmpDir('larch-delta-');
+  v = await makeVersions(tmp.path);
+});
+afterAll(async () => {
+  await tmp.cleanup();
+});
+
+async function target(name: string, mode: RepoMode, withV1: boolean): Promise<Repo> {
+  const repo = await Repo.init({ path: join(tmp.path, name), mode });
+  if (withV1) {
+    await generateDelta(v.repo, { from: null, to: v.v1, minFallbackSize: 0 });
+    await applyOffline(repo, join(v.repo.path, deltaRelDir(null, v.v1)));
+  }
+  return repo;
+}
+
+async function objectCount(repo: Repo): Promise<number> {
+  let n = 0;
+  for await (const _ of repo.listObjects()) n++;
+  return n;
+}
+
+describe('generate + apply-offline', () => {
+  it('a from-scratch delta rebuilds the commit in every repo mode', async () => {
+    const stats = await generateDelta(v.repo, { from: null, to: v.v2, minFallbackSize: 0 });
+    expect(stats.fallbacks).toBe(0);
+    expect(stats.parts).toBe(1);
+    for (const mode of ['bare-user', 'archive', 'bare'] as RepoMode[]) {
+      const repo = await target(`scratch-${mode}`, mode, false);
+      const r = await applyOffline(repo, join(v.repo.path, deltaRelDir(null, v.v2), 'superblock'));
+      expect(r.commitWritten).toBe(true);
+      expect((await fsck(repo)).errors).toEqual([]);
+      await expectSameTree(repo, v.v2, join(tmp.path, `co-scratch-${mode}`), v.tree2);
+    }
+  });
+
+  it('a FROM->TO delta uses bsdiff and rollsum and applies on top of FROM', async () => {
+    const stats = await generateDelta(v.repo, { from: v.v1, to: v.v2, minFallbackSize: 0 });
+    expect(stats.bsdiff).toBeGreaterThanOrEqual(2); // tool, libfoo.so.1 -> .so.2 (stem match), ...
+    const show = await showDelta(v.repo, `${v.v1}-${v.v2}`);
+    expect(show.parts[0].ops!.bspatch).toBe(stats.bsdiff);
+    // Only new objects travel: much smaller than the scratch delta.
+    const scratch = await readDelta(v.repo, v.v2);
+    expect(show.partSize).toBeLessThan(scratch.superblock.parts[0].size / 3);
+    for (const mode of ['bare-user', 'archive'] as RepoMode[]) {
+      const repo = await target(`from-${mode}`, mode, true);
+      const before = await objectCount(repo);
+      const r = await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
+      expect(r.partsApplied).toBe(1);
+      expect(await objectCount(repo)).toBeGreaterThan(before);
+      expect((await fsck(repo)).errors).toEqual([]);
+      await expectSameTree(repo, v.v2, join(tmp.path, `co-from-${mode}`), v.tree2);
+      // Applying again skips every part.
+      const again = await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
+      expect(again).toMatchObject({ partsApplied: 0, partsSkipped: 1, commitWritten: false });
+    }
+  });
+
+  it('rollsum when bsdiff is disabled; several parts with a small chunk size; inline parts; no compression', async () => {
+    const stats = await generateDelta(v.repo, { from: v.v1, to: v.v2, minFallbackSize: 0, disableBsdiff: true, maxChunkSize: 1, inlineParts: true, compression: 'none' });
+    expect(stats.bsdiff).toBe(0);
+    expect(stats.rollsum).toBeGreaterThanOrEqual(1);
+    const d = await readDelta(v.repo, `${v.v1}-${v.v2}`);
+    expect(d.superblock.parts.length).toBe(stats.parts);
+    expect(d.superblock.metadata.filter(([k]) => k.startsWith('deltas/')).length).toBe(stats.parts);
+    expect((await fsp.readdir(join(v.repo.path, deltaRelDir(v.v1, v.v2)))).sort()).toEqual(['superblock']);
+    const big = await generateDelta(v.repo, { from: null, to: v.v2, minFallbackSize: 0, maxChunkSize: 1 });
+    expect(big.parts).toBeGreaterThan(1);
+    const repo = await target('multi', 'bare-user', true);
+    await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
+    await expectSameTree(repo, v.v2, join(tmp.path, 'co-multi'), v.tree2);
+    const repo2 = await target('multi2', 'archive', false);
+    await applyOffline(repo2, join(v.repo.path, deltaRelDir(null, v.v2)));
+    await expectSameTree(repo2, v.v2, join(tmp.path, 'co-multi2'), v.tree2);
+  });
+
+  it('fallbacks: large files leave the parts; apply-offline refuses such a delta', async () => {
+    const stats = await generateDelta(v.repo, { from: null, to: v.v2, minFallbackSize: 1 });
+    expect(stats.fallbacks).toBe(1);
+    const d = await readDelta(v.repo, v.v2);
+    expect(d.superblock.fallbacks[0].size).toBe(1_200_000);
+    const repo = await target('fallback', 'bare-user', false);
+    await expect(applyOffline(repo, join(v.repo.path, deltaRelDir(null, v.v2)))).rejects.toThrow(/Cannot execute static delta with 1 fallback objects offline/);
+    expect(await repo.hasObject('commit', v.v2)).toBe(false);
+  });
+
+  it('lists, indexes and deletes deltas', async () => {
+    await generateDelta(v.repo, { from: v.v1, to: v.v2 });
+    const names = (await listDeltas(v.repo)).map((d) => d.name);
+    expect(names).toContain(`${v.v1}-${v.v2}`);
+    const idx = parseDeltaIndex(await fsp.readFile(join(v.repo.path, deltaIndexRelPath(v.v2))));
+    expect([...idx.keys()].sort()).toEqual([v.v2, `${v.v1}-${v.v2}`].sort());
+    expect(v.repo.config.getBoolean('core', 'indexed-deltas', false)).toBe(true);
+    await deleteDelta(v.repo, `${v.v1}-${v.v2}`);
+    expect((await listDeltas(v.repo)).map((d) => d.name)).not.toContain(`${v.v1}-${v.v2}`);
+    const idx2 = parseDeltaIndex(await fsp.readFile(join(v.repo.path, deltaIndexRelPath(v.v2))));
+    expect([...idx2.keys()]).toEqual([v.v2]);
+    await expect(deleteDelta(v.repo, `${v.v1}-${v.v2}`)).rejects.toThrow(/not found/);
+    await expect(showDelta(v.repo, 'nonsense')).rejects.toThrow(/Invalid static delta name/);
+  });
+
+  it('refuses a FROM delta when FROM is not local', async () => {
+    await generateDelta(v.repo, { from: v.v1, to: v.v2 });
+    const repo = await target('nofrom', 'bare-user', false);
+    await expect(applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)))).rejects.toThrow(`Commit ${v.v1}, which is the delta source, is not in repository`);
+  });
+});
