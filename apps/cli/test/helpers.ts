@@ -3,7 +3,7 @@
  * scratch directories and small trees. Interop tests need `ostree`; in CI (CI=true) its absence
  * is a failure, elsewhere those tests are skipped.
  */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -51,6 +51,20 @@ export function larch(args: string[], opts: RunOptions = {}): RunResult {
       maxBuffer: 64 * 1024 * 1024,
     }),
   );
+}
+
+/** Like {@link larch}, without blocking the event loop (for tests that serve over HTTP in-process). */
+export function larchAsync(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: env(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
 }
 
 export function larchBytes(args: string[], opts: RunOptions = {}): { code: number; stdout: Buffer; stderr: string } {

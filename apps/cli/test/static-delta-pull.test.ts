@@ -12,7 +12,7 @@ import { Repo, fsck } from '@larch/core-store';
 import { deltaRelDir, generateDelta, type DeltaProgress } from '@larch/delta';
 import { UndiciFetcher, pullLocal } from '@larch/http-pull';
 import { findDelta, pullDelta } from '../../../packages/http-pull/dist/pull-delta.js';
-import { larch, ok, ostree, RUN_INTEROP, scratch } from './helpers.js';
+import { larch, larchAsync, ok, ostree, RUN_INTEROP, scratch } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -187,6 +187,94 @@ describe('pullDelta over HTTP', () => {
       expect(ok(ostree(['fsck', `--repo=${repo.path}`]))).toMatch(/no errors found/);
     } finally {
       await fetcher.close?.();
+      await server.stop();
+    }
+  });
+});
+
+describe('larch pull uses the deltas a remote offers', () => {
+  async function client(server: Server): Promise<Repo> {
+    const repo = await withV1();
+    ok(larch(['remote', 'add', `--repo=${repo.path}`, '--no-gpg-verify', 'origin', server.url]));
+    await repo.setRef('origin:main', c1);
+    return repo;
+  }
+  const deltaBytes = async (): Promise<number> => {
+    const d = join(src.path, deltaRelDir(c1, c2));
+    return (await Promise.all((await fsp.readdir(d)).map(async (f) => (await fsp.stat(join(d, f))).size))).reduce((a, b) => a + b, 0);
+  };
+
+  beforeAll(() => {
+    ok(larch(['summary', '-u', `--repo=${src.path}`]));
+  });
+
+  it('pulls FROM→TO through the delta listed in the summary: no content objects, about the delta on the wire', async () => {
+    const server = await serve(src.path);
+    try {
+      const repo = await client(server);
+      const before = server.bytesSent;
+      const out = ok(await larchAsync(['pull', `--repo=${repo.path}`, '--json', 'origin', 'main']));
+      const done = JSON.parse(out.trim().split('\n').pop()!) as { event: string; deltas: Array<{ from: string; to: string; partsApplied: number }>; progress: { phase: string; deltaPartsDone: number; deltaPartsTotal: number } };
+      expect(done.deltas).toHaveLength(1);
+      expect(done.deltas[0]).toMatchObject({ from: c1, to: c2 });
+      expect(done.progress.deltaPartsDone).toBe(done.progress.deltaPartsTotal);
+      expect(done.progress.deltaPartsTotal).toBeGreaterThan(1);
+      const objects = server.requests.filter((p) => p.startsWith('/objects/'));
+      expect(objects.every((p) => p.endsWith(`${c2.slice(2)}.commit`) || p.endsWith(`${c2.slice(2)}.commitmeta`))).toBe(true);
+      expect(server.bytesSent - before).toBeLessThanOrEqual((await deltaBytes()) * 1.05 + 4096);
+      expect(await repo.resolveRef('origin:main')).toBe(c2);
+      expect(await repo.isCommitPartial(c2)).toBe(false);
+      expect((await fsck(repo)).errors).toEqual([]);
+      if (RUN_INTEROP) expect(ok(ostree(['fsck', `--repo=${repo.path}`]))).toMatch(/no errors found/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a delta that fails (corrupt part) falls back to objects and still completes', async () => {
+    const server = await serve(src.path);
+    try {
+      const repo = await client(server);
+      server.flip.add(`/${deltaRelDir(c1, c2)}/1`);
+      const out = ok(await larchAsync(['pull', `--repo=${repo.path}`, '--json', 'origin', 'main']));
+      const done = JSON.parse(out.trim().split('\n').pop()!) as { deltas: unknown[] };
+      expect(done.deltas).toEqual([]);
+      expect(server.requests.some((p) => p.endsWith('.filez'))).toBe(true);
+      expect(await repo.resolveRef('origin:main')).toBe(c2);
+      expect((await fsck(repo)).errors).toEqual([]);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('--disable-static-deltas fetches objects only; a downgrade is refused before any delta is fetched', async () => {
+    const server = await serve(src.path);
+    try {
+      const repo = await client(server);
+      ok(await larchAsync(['pull', `--repo=${repo.path}`, '--disable-static-deltas', 'origin', 'main']));
+      expect(server.requests.some((p) => p.startsWith('/deltas/') || p.startsWith('/delta-indexes/'))).toBe(false);
+      expect(await repo.resolveRef('origin:main')).toBe(c2);
+
+      // The server rolls main back to c1 and offers a c2→c1 delta: refused as a downgrade before
+      // any delta is fetched.
+      await generateDelta(src, { from: c2, to: c1, minFallbackSize: 0 });
+      await src.setRef('main', c1);
+      ok(larch(['summary', '-u', `--repo=${src.path}`]));
+      try {
+        const ahead = await client(server);
+        await pullLocal({ repo: ahead, src: src.path, refs: [c2] });
+        await ahead.setRef('origin:main', c2);
+        const start = server.requests.length;
+        const r = await larchAsync(['pull', `--repo=${ahead.path}`, 'origin', 'main']);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toMatch(/chronologically older than current revision/);
+        expect(server.requests.slice(start).some((p) => p.startsWith('/deltas/'))).toBe(false);
+        expect(await ahead.resolveRef('origin:main')).toBe(c2);
+      } finally {
+        await src.setRef('main', c2);
+        ok(larch(['summary', '-u', `--repo=${src.path}`]));
+      }
+    } finally {
       await server.stop();
     }
   });

@@ -4,6 +4,8 @@
  */
 export { pull, parseSubpath, DefaultFetcher, type PullOptions, type PullResult, type PulledRef } from './pull.js';
 export { pullLocal, type PullLocalOptions } from './pull-local.js';
+export { findDelta, pullDelta, MAX_DELTA_SUPERBLOCK, type DeltaCandidate, type DeltaPullOptions, type DeltaPullProgress, type DeltaPullResult } from './pull-delta.js';
+export { checkNotDowngrade } from './timestamp-check.js';
 export {
   addRemote,
   deleteRemote,

@@ -9,7 +9,7 @@
 
 /** One progress report. */
 export interface PullProgress {
-  phase: 'summary' | 'commits' | 'objects' | 'publishing' | 'done';
+  phase: 'summary' | 'commits' | 'deltas' | 'objects' | 'publishing' | 'done';
   /** True while the tree walk is still discovering objects (totals unknown). */
   estimating: boolean;
   /** Objects fetched and stored (metadata + content). */
@@ -32,6 +32,9 @@ export interface PullProgress {
   requests: number;
   retries: number;
   elapsedMs: number;
+  /** Static delta parts applied and to apply, over every delta of the pull (0/0 without deltas). */
+  deltaPartsDone: number;
+  deltaPartsTotal: number;
 }
 
 const WINDOW_MS = 5_000;
@@ -51,6 +54,10 @@ export class ProgressTracker {
   bytesOfDoneObjects = 0;
   requests = 0;
   retries = 0;
+  deltaPartsDone = 0;
+  deltaPartsTotal = 0;
+  /** While a delta is applied: the bytes its parts add, known from its superblock. */
+  deltaBytesLeft: number | null = null;
   private readonly start: number;
   private lastEmit = 0;
   private samples: Array<[number, number]> = [];
@@ -83,9 +90,11 @@ export class ProgressTracker {
   snapshot(): PullProgress {
     const t = this.now();
     const estimating = this.openScans > 0 || this.phase === 'summary' || this.phase === 'commits';
-    const objectsTotal = estimating ? null : this.objectsDone + this.outstanding;
+    const objectsTotal = estimating || this.phase === 'deltas' ? null : this.objectsDone + this.outstanding;
     let bytesTotal: number | null = null;
-    if (!estimating) {
+    if (this.phase === 'deltas' && this.deltaBytesLeft !== null) {
+      bytesTotal = this.bytesDone + this.deltaBytesLeft;
+    } else if (!estimating) {
       const mean = this.objectsDone > 0 ? this.bytesOfDoneObjects / this.objectsDone : 0;
       bytesTotal = Math.round(this.bytesDone + mean * this.outstanding);
     }
@@ -114,6 +123,8 @@ export class ProgressTracker {
       requests: this.requests,
       retries: this.retries,
       elapsedMs: Math.round(t - this.start),
+      deltaPartsDone: this.deltaPartsDone,
+      deltaPartsTotal: this.deltaPartsTotal,
     };
   }
 

@@ -43,6 +43,7 @@ import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
 import { checkNotDowngrade } from './timestamp-check.js';
+import { findDelta, pullDelta, type DeltaPullResult } from './pull-delta.js';
 import { assertVerifierAvailable, verificationPolicy, type PullVerifier } from './verifier.js';
 
 /** Options of {@link pull}. */
@@ -72,6 +73,13 @@ export interface PullOptions {
    * than current revision …`). Default false.
    */
   allowDowngrade?: boolean;
+  /**
+   * Never use static deltas (`ostree pull --disable-static-deltas`). By default a target not yet
+   * complete locally is pulled through the remote's delta from the commit its local ref points
+   * to (or its from-scratch delta when there is none), when the summary or the delta index
+   * offers one; any delta failure falls back to object-by-object.
+   */
+  disableStaticDeltas?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -95,6 +103,8 @@ export interface PullResult {
   /** Commits left partial on purpose (commit-metadata-only, subpath). */
   partialCommits: Checksum[];
   progress: PullProgress;
+  /** Static deltas applied (network pulls only; a delta abandoned for objects is not listed). */
+  deltas?: DeltaPullResult[];
 }
 
 const optionsSchema = z.object({
@@ -106,6 +116,7 @@ const optionsSchema = z.object({
   commitMetadataOnly: z.boolean().optional(),
   subpath: z.string().optional(),
   allowDowngrade: z.boolean().optional(),
+  disableStaticDeltas: z.boolean().optional(),
 });
 
 /** Validate the caller's options (TypeError for programming mistakes, as STYLE.md 4 asks). */
@@ -264,18 +275,24 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
             for (const ref of refs) await checkNotDowngrade(repo, refspecOf(ref), checksum, commit);
           }
         };
-        const engine = new PullEngine({
+        const engineOptions = {
           repo,
           source,
           limits,
           progress,
-          group,
           depth: opts.depth ?? 0,
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           subpath,
           collectionId: cfg.collectionId,
           ...(policy.commit.length > 0 || checkDowngrade ? { verifyCommit } : {}),
-        });
+        };
+        // 4a. Static deltas, where offered (the object walk below completes and checks them).
+        const deltas =
+          opts.disableStaticDeltas || opts.commitMetadataOnly || subpath !== null
+            ? []
+            : await pullDeltas({ repo, remote: opts.remote, url: cfg.contentUrl, fetcher, summary, targets, refspecOf, progress, signal: group.signal, metadataRun: (t) => new PullEngine({ ...engineOptions, depth: 0, commitMetadataOnly: true, group: new TaskGroup(group.signal) }).run(t) });
+        progress.phase = 'objects';
+        const engine = new PullEngine({ ...engineOptions, group });
         const done = await engine.run(targets);
         // 5. Refs, last.
         if (opts.signal?.aborted) throw abortedError(opts.signal);
@@ -284,13 +301,116 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           await writeRootFile(repo, 'summary', summaryBytes);
           await writeRootFile(repo, 'summary.sig', sig);
         }
-        return pullResult(refs, done, targets, progress);
+        return { ...pullResult(refs, done, targets, progress), deltas };
       },
       opts.signal ? { signal: opts.signal } : {},
     );
   } finally {
     if (ownFetcher) await fetcher.close?.();
   }
+}
+
+/** The remote's delta index from the summary (`ostree.static-deltas`: name → superblock SHA-256), or undefined when it is not there. */
+function summaryDeltaIndex(summary: Summary | null): Map<string, string> | undefined {
+  if (summary === null) return undefined;
+  const indexed = summary.metadata.find(([k]) => k === 'ostree.summary.indexed-deltas')?.[1];
+  const v = summary.metadata.find(([k]) => k === 'ostree.static-deltas')?.[1];
+  if (v === undefined || v.type !== 'a{sv}') return indexed?.value === true ? undefined : new Map();
+  const out = new Map<string, string>();
+  for (const [name, inner] of v.value as Array<[string, { type: string; value: unknown }]>) {
+    if (inner.type === 'ay' && inner.value instanceof Uint8Array && inner.value.length === 32) out.set(name, Buffer.from(inner.value).toString('hex'));
+  }
+  // A summary that says its deltas are indexed may list only some: ask the index then.
+  return indexed?.value === true && out.size === 0 ? undefined : out;
+}
+
+interface DeltaRun {
+  repo: Repo;
+  remote: string;
+  url: string;
+  fetcher: Fetcher;
+  summary: Summary | null;
+  targets: CommitTarget[];
+  refspecOf: (ref: string) => string;
+  progress: ProgressTracker;
+  signal: AbortSignal;
+  /** Fetch, verify (signatures, downgrade) and store the commits alone, left partial. */
+  metadataRun: (targets: CommitTarget[]) => Promise<EngineResult>;
+}
+
+/**
+ * Pull what static deltas can give (spec static-deltas.md 8.3). For each target that is not
+ * complete locally, look for a delta from the commit its local ref points to, else from
+ * scratch (only when there is no local ref, as OSTree). The commits are first fetched and
+ * verified alone (signatures and the downgrade check run before any content arrives) and stored
+ * partial; then the deltas are applied part by part. A delta that fails for any reason other
+ * than cancellation is abandoned: the object walk that follows fetches whatever is still
+ * missing, fallback objects included, and clears the partial markers only when the tree is
+ * complete.
+ */
+async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
+  const index = summaryDeltaIndex(o.summary);
+  // Delta requests count like object requests.
+  const fetcher: Fetcher = {
+    get: (url, opts) => {
+      o.progress.requests++;
+      return o.fetcher.get(url, opts);
+    },
+  };
+  const plans: Array<{ target: CommitTarget; from: string | null; superblockSha256: string }> = [];
+  for (const t of o.targets) {
+    if (o.repo.hasObjectSync('commit', t.checksum) && !(await o.repo.isCommitPartial(t.checksum))) continue;
+    const current = t.ref !== null ? await o.repo.resolveRef(o.refspecOf(t.ref)).catch(() => null) : null;
+    let cand;
+    try {
+      cand = await findDelta({ repo: o.repo, fetcher, baseUrl: o.url, to: t.checksum, allowScratch: current === null, signal: o.signal, ...(index !== undefined ? { index } : {}) });
+    } catch (e) {
+      if (o.signal.aborted) throw e;
+      cand = null; // no usable index: objects
+    }
+    if (cand !== null) plans.push({ target: t, from: cand.from, superblockSha256: cand.superblockSha256 });
+  }
+  if (plans.length === 0) return [];
+  await o.metadataRun(plans.map((p) => p.target));
+  o.progress.phase = 'deltas';
+  o.progress.emit();
+  const results: DeltaPullResult[] = [];
+  for (const p of plans) {
+    let partsTotal = 0;
+    let partsDone = 0;
+    let wireSeen = 0;
+    try {
+      const r = await pullDelta({
+        repo: o.repo,
+        fetcher,
+        baseUrl: o.url,
+        from: p.from,
+        to: p.target.checksum,
+        superblockSha256: p.superblockSha256,
+        // Fallback objects are fetched by the object walk that follows, like any missing object.
+        fetchFallback: async () => undefined,
+        signal: o.signal,
+        onProgress: (d) => {
+          if (partsTotal === 0 && d.partsTotal > 0) {
+            partsTotal = d.partsTotal;
+            o.progress.deltaPartsTotal += d.partsTotal;
+          }
+          o.progress.deltaPartsDone += d.partsDone - partsDone;
+          partsDone = d.partsDone;
+          o.progress.deltaBytesLeft = Math.max(0, d.bytesTotal - d.bytesDone);
+          o.progress.addBytes(d.wireBytes - wireSeen);
+          wireSeen = d.wireBytes;
+        },
+      });
+      results.push(r);
+    } catch (e) {
+      if (o.signal.aborted) throw e;
+      // Whatever the delta could not give comes object by object.
+    } finally {
+      o.progress.deltaBytesLeft = null;
+    }
+  }
+  return results;
 }
 
 async function resolveTargets(opts: PullOptions, branches: string[], summary: Summary | null, source: HttpSource, limits: PullLimits): Promise<CommitTarget[]> {

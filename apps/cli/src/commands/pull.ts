@@ -27,6 +27,7 @@ interface PullOpts {
   json?: boolean;
   allowDowngrade?: boolean;
   timestampCheck?: boolean;
+  disableStaticDeltas?: boolean;
 }
 
 /** Register `pull`. */
@@ -41,6 +42,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to')
     .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
+    .option('--disable-static-deltas', 'Do not use static deltas')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
@@ -63,6 +65,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
           verifier,
           allowDowngrade: Boolean(opts.allowDowngrade),
+          disableStaticDeltas: Boolean(opts.disableStaticDeltas),
           signal,
           ...(onProgress ? { onProgress } : {}),
         }),
@@ -109,6 +112,10 @@ export interface ProgressSink {
 }
 
 function describe(p: PullProgress): string {
+  if (p.phase === 'deltas') {
+    const eta = p.etaSeconds === null ? '' : ` ETA ${p.etaSeconds}s`;
+    return `delta parts ${p.deltaPartsDone}/${p.deltaPartsTotal}, ${formatSize(p.bytesDone)}${p.bytesTotal !== null ? `/${formatSize(p.bytesTotal)}` : ''} ${formatSize(p.bytesPerSecond)}/s${eta}`;
+  }
   const objects = p.objectsTotal === null ? `${p.objectsDone} objects (estimating)` : `${p.objectsDone}/${p.objectsTotal} objects`;
   const rate = `${formatSize(p.bytesPerSecond)}/s`;
   const eta = p.etaSeconds === null ? '' : ` ETA ${p.etaSeconds}s`;
@@ -128,8 +135,8 @@ export function progressSink(io: Io, json: boolean): ProgressSink | null {
   return startProgress<PullProgress>(
     'Receiving [{bar}] {text}',
     (p) => ({
-      value: p.estimating ? 0 : p.objectsDone,
-      ...(p.objectsTotal !== null ? { total: Math.max(1, p.objectsTotal) } : {}),
+      value: p.phase === 'deltas' ? p.deltaPartsDone : p.estimating ? 0 : p.objectsDone,
+      ...(p.phase === 'deltas' ? { total: Math.max(1, p.deltaPartsTotal) } : p.objectsTotal !== null ? { total: Math.max(1, p.objectsTotal) } : {}),
       payload: { text: describe(p) },
     }),
     { text: 'metadata (estimating)' },

@@ -68,6 +68,9 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
           return metadataFromText(kv, k, text);
         });
         const repo = await openRepo(opts);
+        // As ostree: the delta indexes are rebuilt with the summary (deltas generated or deleted
+        // since are listed or dropped).
+        await (await import('@larch/delta')).reindexDeltas(repo);
         // Regenerating removes a stale summary.sig; the new one is written fresh.
         await generateSummary(repo, { additionalMetadata });
         if (signing) await signing.signSummary(repo, signers, false);
