@@ -3,7 +3,11 @@
  * `Features:` list keep working. The list names what Larch actually implements.
  */
 
-/** Capabilities of this build, in the order they are printed. */
+/**
+ * Capabilities of this build, in the order they are printed. `gpgme` and `sign-ed25519` are the
+ * names ostree prints for GPG and ed25519 signing support, which scripts check for; Larch
+ * provides both (OpenPGP.js and the gpg program; node:crypto and @noble/curves).
+ */
 export const FEATURES = [
   'repo-archive',
   'repo-bare',
@@ -14,6 +18,10 @@ export const FEATURES = [
   'prune',
   'fsck',
   'json-output',
+  'gpgme',
+  'sign-ed25519',
+  'static-deltas',
+  'sysroot',
 ] as const;
 
 /** The `--version` text: name, version and the Features list, ostree's layout. */
