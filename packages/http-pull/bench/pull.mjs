@@ -151,7 +151,7 @@ const ml = median(results.larch.map((r) => r.ms));
 const ro = median(results.ostree.map((r) => r.requests));
 const rl = median(results.larch.map((r) => r.requests));
 const report = {
-  tree: { files: nFiles + 1, sizeMb, mode },
+  tree: givenTree !== null ? { path: tree, mode } : { files: nFiles + 1, sizeMb, mode },
   runs,
   ostreeMedianMs: Math.round(mo),
   larchMedianMs: Math.round(ml),
