@@ -95,8 +95,8 @@ beforeAll(async () => {
   await fsp.writeFile(join(t2, 'readme'), 'two\n');
   const repoPath = join(dir, 'src');
   ok(larch(['init', `--repo=${repoPath}`, '--mode=archive']));
-  c1 = ok(larch(['commit', `--repo=${repoPath}`, '-b', 'main', '-s', 'one', `--tree=dir=${t1}`])).trim();
-  c2 = ok(larch(['commit', `--repo=${repoPath}`, '-b', 'main', '-s', 'two', `--tree=dir=${t2}`])).trim();
+  c1 = ok(larch(['commit', `--repo=${repoPath}`, '-b', 'main', '-s', 'one', '--timestamp=@1700000000', `--tree=dir=${t1}`])).trim();
+  c2 = ok(larch(['commit', `--repo=${repoPath}`, '-b', 'main', '-s', 'two', '--timestamp=@1700000100', `--tree=dir=${t2}`])).trim();
   src = await Repo.open(repoPath);
   await generateDelta(src, { from: c1, to: c2, minFallbackSize: 0, maxChunkSize: 1 });
 });

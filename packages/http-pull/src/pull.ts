@@ -76,8 +76,8 @@ export interface PullOptions {
   /**
    * Never use static deltas (`ostree pull --disable-static-deltas`). By default a target not yet
    * complete locally is pulled through the remote's delta from the commit its local ref points
-   * to (or its from-scratch delta when there is none), when the summary or the delta index
-   * offers one; any delta failure falls back to object-by-object.
+   * to (or its from-scratch delta when there is none), when the summary lists one; any delta
+   * failure falls back to object-by-object.
    */
   disableStaticDeltas?: boolean;
   signal?: AbortSignal;
@@ -310,18 +310,20 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   }
 }
 
-/** The remote's delta index from the summary (`ostree.static-deltas`: name → superblock SHA-256), or undefined when it is not there. */
-function summaryDeltaIndex(summary: Summary | null): Map<string, string> | undefined {
-  if (summary === null) return undefined;
-  const indexed = summary.metadata.find(([k]) => k === 'ostree.summary.indexed-deltas')?.[1];
-  const v = summary.metadata.find(([k]) => k === 'ostree.static-deltas')?.[1];
-  if (v === undefined || v.type !== 'a{sv}') return indexed?.value === true ? undefined : new Map();
+/**
+ * The deltas the summary lists (`ostree.static-deltas`: name → superblock SHA-256). Without a
+ * summary, or when it lists none, no delta is used and no delta index is fetched: what ostree
+ * 2022.7 does against the same server (checked: its pull of an `ostree summary -u` repo asks
+ * for no `delta-indexes/` file).
+ */
+function summaryDeltaIndex(summary: Summary | null): Map<string, string> {
   const out = new Map<string, string>();
+  const v = summary?.metadata.find(([k]) => k === 'ostree.static-deltas')?.[1];
+  if (v === undefined || v.type !== 'a{sv}') return out;
   for (const [name, inner] of v.value as Array<[string, { type: string; value: unknown }]>) {
     if (inner.type === 'ay' && inner.value instanceof Uint8Array && inner.value.length === 32) out.set(name, Buffer.from(inner.value).toString('hex'));
   }
-  // A summary that says its deltas are indexed may list only some: ask the index then.
-  return indexed?.value === true && out.size === 0 ? undefined : out;
+  return out;
 }
 
 interface DeltaRun {
@@ -350,6 +352,7 @@ interface DeltaRun {
  */
 async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
   const index = summaryDeltaIndex(o.summary);
+  if (index.size === 0) return [];
   // Delta requests count like object requests.
   const fetcher: Fetcher = {
     get: (url, opts) => {
@@ -363,7 +366,7 @@ async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
     const current = t.ref !== null ? await o.repo.resolveRef(o.refspecOf(t.ref)).catch(() => null) : null;
     let cand;
     try {
-      cand = await findDelta({ repo: o.repo, fetcher, baseUrl: o.url, to: t.checksum, allowScratch: current === null, signal: o.signal, ...(index !== undefined ? { index } : {}) });
+      cand = await findDelta({ repo: o.repo, fetcher, baseUrl: o.url, to: t.checksum, allowScratch: current === null, signal: o.signal, index });
     } catch (e) {
       if (o.signal.aborted) throw e;
       cand = null; // no usable index: objects

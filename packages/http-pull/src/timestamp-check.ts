@@ -5,9 +5,10 @@
  * signed) commit is refused before any of that commit's content is fetched, so an attacker
  * cannot replay old, vulnerable releases.
  *
- * Rules, as OSTree's `_ostree_compare_timestamps`: a newer timestamp passes; an equal timestamp
- * passes only for the same commit; anything else is refused. A ref that does not exist yet, or
- * whose commit object is missing locally, has nothing to compare with and passes.
+ * Rule, as `ostree pull -T` 2022.7 behaves (checked against it): a commit older than the current
+ * one is refused; a newer one or one with the same timestamp (two builds in the same second)
+ * passes. A ref that does not exist yet, or whose commit object is missing locally, has nothing
+ * to compare with and passes.
  */
 import { LarchError, type Checksum, type Commit, type Repo } from '@larch/core-store';
 
@@ -35,7 +36,7 @@ export async function checkNotDowngrade(repo: Repo, refspec: string, newRev: Che
   if (current === null || current === newRev) return;
   if (!(await repo.hasObject('commit', current))) return;
   const cur = await repo.readCommit(current);
-  if (newCommit.timestamp > cur.timestamp) return;
+  if (newCommit.timestamp >= cur.timestamp) return;
   const newStr = formatTimestampC(newCommit.timestamp);
   const curStr = formatTimestampC(cur.timestamp);
   const data = { refspec, current, target: newRev, currentTimestamp: cur.timestamp, targetTimestamp: newCommit.timestamp, reason: 'downgrade' };
