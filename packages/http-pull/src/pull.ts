@@ -312,9 +312,11 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
 
 /**
  * The deltas the summary lists (`ostree.static-deltas`: name → superblock SHA-256). Without a
- * summary, or when it lists none, no delta is used and no delta index is fetched: what ostree
- * 2022.7 does against the same server (checked: its pull of an `ostree summary -u` repo asks
- * for no `delta-indexes/` file).
+ * summary, or when it lists none, no delta is used. Unlike ostree 2022.7, which for a bare-mode
+ * destination asks for `delta-indexes/…` whenever the summary says `indexed-deltas` (checked: one
+ * request per pull, usually a 404), Larch does not fetch delta indexes: ostree's own `summary -u`
+ * lists every delta in the summary as well, so the index adds a request and no information.
+ * (For archive destinations ostree uses no deltas at all; Larch does.)
  */
 function summaryDeltaIndex(summary: Summary | null): Map<string, string> {
   const out = new Map<string, string>();
