@@ -13,7 +13,7 @@
 // deploy the new deployment is undeployed (untimed), so every run starts from the same state.
 // Runs alternate ostree and larch; the medians and the larch/ostree ratio are printed.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,10 +54,14 @@ mkdirSync(sysroot, { recursive: true });
 const osTree = join(work, 'os-tree');
 console.log(`bench: copying ${tree} and adding a kernel and /usr/etc`);
 cpSync(tree, osTree, { recursive: true, verbatimSymlinks: true });
+// A real OS tree (make-os-trees.sh) has /etc: OSTree deploys the defaults from /usr/etc, so move
+// it there first, as image builders for OSTree do.
+if (existsSync(join(osTree, 'etc')) && !existsSync(join(osTree, 'usr/etc'))) renameSync(join(osTree, 'etc'), join(osTree, 'usr/etc'));
 mkdirSync(join(osTree, 'usr/lib/modules/6.1.0'), { recursive: true });
 writeFileSync(join(osTree, 'usr/lib/modules/6.1.0/vmlinuz'), Buffer.alloc(8 << 20, 7));
 writeFileSync(join(osTree, 'usr/lib/modules/6.1.0/initramfs.img'), Buffer.alloc(16 << 20, 9));
 mkdirSync(join(osTree, 'usr/etc/conf.d'), { recursive: true });
+rmSync(join(osTree, 'usr/etc/os-release'), { force: true });
 writeFileSync(join(osTree, 'usr/etc/os-release'), 'PRETTY_NAME="Bench OS"\nID=bench\n');
 for (let i = 0; i < 200; i++) writeFileSync(join(osTree, 'usr/etc/conf.d', `c${i}.conf`), `setting${i}=${'x'.repeat(i * 10)}\n`);
 
@@ -100,7 +104,7 @@ for (let i = 0; i < runs; i++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mo = median(samples.ostree);
 const ml = median(samples.larch);
-console.log(`\nadmin deploy of a 20,000-file OS tree (median of ${runs}):`);
+console.log(`\nadmin deploy of ${tree} (median of ${runs}):`);
 console.log(`  ostree ${(mo / 1000).toFixed(2)} s`);
 console.log(`  larch  ${(ml / 1000).toFixed(2)} s`);
 console.log(`  ratio larch/ostree ${(ml / mo).toFixed(2)}x`);
