@@ -54,7 +54,7 @@ export { traverseCommit, objectKey, readTree, readMeta, type ObjectRef } from '.
 export { checkout, type CheckoutOptions, type CheckoutStats } from './repo-checkout.js';
 export { fsck, type FsckOptions, type FsckReport, type FsckError, type FsckErrorCode } from './repo-fsck.js';
 export { prune, type PruneOptions, type PruneResult } from './repo-prune.js';
-export { generateSummary, readSummary, summaryRefTimestamp, SUMMARY_TYPE, type Summary, type SummaryRef, type GenerateSummaryOptions } from './repo-summary.js';
+export { generateSummary, readSummary, summaryRefTimestamp, listDeltaDirs, SUMMARY_TYPE, type Summary, type SummaryRef, type GenerateSummaryOptions, type DeltaDir } from './repo-summary.js';
 export { diffCommits, type DiffEntry } from './repo-diff.js';
 export { log, type LogEntry } from './repo-log.js';
 export { ls, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';

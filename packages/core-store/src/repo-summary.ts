@@ -105,10 +105,22 @@ function b64ToHex(s: string): string | null {
   return buf.length === 32 ? buf.toString('hex') : null;
 }
 
-/** Static deltas on disk: delta name ("TO" or "FROM-TO", hex) -> sha256 of its superblock. */
-async function listDeltas(repo: Repo): Promise<Array<[string, Uint8Array]>> {
+/** A static delta directory in a repository. */
+export interface DeltaDir {
+  from: Checksum | null;
+  to: Checksum;
+  /** Absolute path of `deltas/XX/REST`. */
+  dir: string;
+}
+
+/**
+ * Every `deltas/XX/REST` directory whose name decodes to a delta ("TO" or "FROM-TO" in modified
+ * base64, spec section 11) and that holds a `superblock`, in no particular order. Read-only, no
+ * lock; names that do not decode are skipped.
+ */
+export async function listDeltaDirs(repo: Repo): Promise<DeltaDir[]> {
   const root = path.join(repo.path, 'deltas');
-  const out: Array<[string, Uint8Array]> = [];
+  const out: DeltaDir[] = [];
   let prefixes: string[];
   try {
     prefixes = await fsp.readdir(root);
@@ -128,14 +140,29 @@ async function listDeltas(repo: Repo): Promise<Array<[string, Uint8Array]>> {
       const from = dash >= 0 ? b64ToHex(full.slice(0, dash)) : null;
       const to = b64ToHex(dash >= 0 ? full.slice(dash + 1) : full);
       if (to === null || (dash >= 0 && from === null)) continue;
-      let sb: Buffer;
+      const dir = path.join(root, pre, rest);
       try {
-        sb = await fsp.readFile(path.join(root, pre, rest, 'superblock'));
+        await fsp.access(path.join(dir, 'superblock'));
       } catch {
         continue;
       }
-      out.push([from ? `${from}-${to}` : to, createHash('sha256').update(sb).digest()]);
+      out.push({ from, to, dir });
     }
+  }
+  return out;
+}
+
+/** Static deltas on disk: delta name ("TO" or "FROM-TO", hex) -> sha256 of its superblock. */
+async function listDeltas(repo: Repo): Promise<Array<[string, Uint8Array]>> {
+  const out: Array<[string, Uint8Array]> = [];
+  for (const d of await listDeltaDirs(repo)) {
+    let sb: Buffer;
+    try {
+      sb = await fsp.readFile(path.join(d.dir, 'superblock'));
+    } catch {
+      continue;
+    }
+    out.push([d.from ? `${d.from}-${d.to}` : d.to, createHash('sha256').update(sb).digest()]);
   }
   out.sort((a, b) => strcmp(a[0], b[0]));
   return out;

@@ -10,11 +10,11 @@
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LarchError, type Checksum, type Repo } from '@larch/core-store';
+import { LarchError, listDeltaDirs, type Checksum, type Repo } from '@larch/core-store';
 import { Variant, decode, encode } from '@larch/gvariant';
 import { applySuperblock, unpackPart, verifyPart, type ApplyOptions, type ApplyResult, type PartSource } from './apply.js';
 import { decodePartBody, decodeSuperblock, inlinePartBytes, type PartHeader, type Superblock } from './format.js';
-import { deltaIndexRelPath, deltaName, deltaRelDir, parseDeltaDirName, parseDeltaName } from './names.js';
+import { deltaIndexRelPath, deltaName, deltaRelDir, parseDeltaName } from './names.js';
 import { OP_NAMES, OpReader } from './ops.js';
 
 /** Largest superblock file read (inline parts can make it big). */
@@ -30,32 +30,7 @@ export interface DeltaEntry {
 
 /** Every delta directory of `repo` that holds a superblock, sorted by name. No lock; read-only. */
 export async function listDeltas(repo: Repo): Promise<DeltaEntry[]> {
-  const root = join(repo.path, 'deltas');
-  const out: DeltaEntry[] = [];
-  let prefixes: string[];
-  try {
-    prefixes = await fsp.readdir(root);
-  } catch {
-    return out;
-  }
-  for (const pre of prefixes) {
-    let rests: string[];
-    try {
-      rests = await fsp.readdir(join(root, pre));
-    } catch {
-      continue;
-    }
-    for (const rest of rests) {
-      const p = parseDeltaDirName(pre, rest);
-      if (p === null) continue;
-      try {
-        await fsp.access(join(root, pre, rest, 'superblock'));
-      } catch {
-        continue;
-      }
-      out.push({ name: deltaName(p.from, p.to), from: p.from, to: p.to, dir: join(root, pre, rest) });
-    }
-  }
+  const out = (await listDeltaDirs(repo)).map((d) => ({ name: deltaName(d.from, d.to), from: d.from, to: d.to, dir: d.dir }));
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
