@@ -19,8 +19,9 @@ import { checksum, collect, keyValue, parseOption, timestamp, uidGid } from '../
 import { formatSize } from '../format.js';
 import { booleanVariant, metadataFromText, stringVariant, type Variant } from '../variants.js';
 import { allOptions, verb } from './common.js';
+import type { SigningOptions } from './sign.js';
 
-interface CommitOptions {
+interface CommitOptions extends SigningOptions {
   branch?: string;
   subject?: string;
   body?: string;
@@ -37,13 +38,6 @@ interface CommitOptions {
   canonicalPermissions?: boolean;
   xattrs: boolean;
   orphan?: boolean;
-  gpgSign?: string[];
-  gpgHomedir?: string;
-  gpgSecretKeyFile?: string;
-  gpgPassphraseFile?: string;
-  sign?: string[];
-  signType?: string;
-  keysFile?: string;
 }
 
 /** Register `commit`: commit a directory (commitTree) and print the checksum. */

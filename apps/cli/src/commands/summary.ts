@@ -24,20 +24,14 @@ import { formatIsoDate, formatSummaryDate, toJson } from '../format.js';
 import { collect, keyValue, parseOption } from '../options.js';
 import { metadataFromText, rawObjectText, variantString, variantText, variantToJson } from '../variants.js';
 import { allOptions, verb } from './common.js';
+import type { SigningOptions } from './sign.js';
 
-interface SummaryOpts {
+interface SummaryOpts extends SigningOptions {
   update?: boolean;
   view?: boolean;
   raw?: boolean;
   json?: boolean;
   addMetadata?: string[];
-  gpgSign?: string[];
-  gpgHomedir?: string;
-  gpgSecretKeyFile?: string;
-  gpgPassphraseFile?: string;
-  sign?: string[];
-  signType?: string;
-  keysFile?: string;
 }
 
 /** Register `summary`: regenerate or view the summary file. */
