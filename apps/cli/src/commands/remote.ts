@@ -35,7 +35,7 @@ function signVerifyKeys(spec: string): Array<[string, string]> {
   if (eq < 0) throw new UsageError(`Failed to parse KEYTYPE=[inline|file]:DATA in ${spec}`);
   const type = spec.slice(0, eq);
   const rest = spec.slice(eq + 1);
-  if (type !== 'ed25519') throw new CommandError('Requested signature type is not implemented');
+  if (type !== 'ed25519') throw new CommandError(`Unsupported signature type '${type}' in --sign-verify; the supported type is ed25519`);
   const colon = rest.indexOf(':');
   const ref = colon < 0 ? rest : rest.slice(0, colon);
   if (ref !== 'inline' && ref !== 'file') throw new UsageError(`Invalid key reference ${ref}, expected inline|file`);

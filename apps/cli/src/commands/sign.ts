@@ -62,9 +62,9 @@ export interface SigningOptions {
   keysFile?: string;
 }
 
-/** Only ed25519 is implemented among `ostree sign`'s types (`dummy` is a test engine). */
+/** The sign types Larch offers: ed25519 (ostree's `dummy` is a test engine and is not offered). */
 export function checkSignType(t: string | undefined): void {
-  if (t !== undefined && t !== 'ed25519') throw new CommandError(`Requested signature type is not implemented: '${t}'`);
+  if (t !== undefined && t !== 'ed25519') throw new CommandError(`Unsupported signature type '${t}'; the supported type is ed25519`);
 }
 
 async function readPassphrase(file: string | undefined): Promise<string | undefined> {
