@@ -4,7 +4,8 @@
 //
 //   node packages/delta/bench/delta.mjs [--trees DIR] [--work DIR] [--runs N] [--skip-pull] [--reuse]
 //
-// DIR holds v1/ and v2/ (made by tooling/scripts/make-os-trees.sh). Both are committed by the
+// DIR (default bench-out/os-trees, ignored by git) holds v1/ and v2/, made by
+// `tooling/scripts/make-os-trees.sh bench-out/os-trees`. Both are committed by the
 // real ostree into an archive repo (uid/gid 0, no xattrs). Then, --runs times (default 3), each
 // tool generates the v1->v2 delta with --min-fallback-size=0 (so every byte is in the delta),
 // and applies its own delta offline into a fresh bare-user repo that holds v1. Reported: delta
@@ -25,7 +26,7 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(name);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : dflt;
 };
-const trees = resolve(opt('--trees', '/work/ostrees'));
+const trees = resolve(opt('--trees', join(root, 'bench-out', 'os-trees')));
 const work = resolve(opt('--work', join(tmpdir(), 'larch-delta-bench')));
 const runs = Number(opt('--runs', '3'));
 const larchCli = join(root, 'apps/cli/dist/main.js');

@@ -16,7 +16,8 @@
  *
  * `auto` probes, in order: syslinux (`boot/syslinux/syslinux.cfg` is a symlink), grub2
  * (`boot/grub2/grub.cfg` or `boot/grub/grub.cfg` exists, following symlinks), uboot
- * (`boot/loader/uEnv.txt` exists); none → BLS only. EFI probing is not implemented.
+ * (`boot/loader/uEnv.txt` exists); none → BLS only. EFI variables are not probed: on an EFI-only
+ * system set `sysroot.bootloader` explicitly.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
