@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Database, DatabaseError } from '@larch/db';
+
+const dirs: string[] = [];
+function scratch(): string {
+  const d = mkdtempSync(join(tmpdir(), 'larch-db-'));
+  dirs.push(d);
+  return d;
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('Database', () => {
+  it('persists rows across reopen, with positional and named parameters', () => {
+    const path = join(scratch(), 'x.db');
+    const db = Database.open(path);
+    db.migrate('t', ['CREATE TABLE t_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, data BLOB)']);
+    const r = db.run('INSERT INTO t_items (name, data) VALUES (?, ?)', ['a', new Uint8Array([1, 2, 3])]);
+    expect(r).toEqual({ changes: 1, lastInsertRowid: 1 });
+    db.run('INSERT INTO t_items (name) VALUES ($n)', { $n: 'b' });
+    db.close();
+    db.close();
+    const again = Database.open(path);
+    expect(again.all('SELECT id, name FROM t_items ORDER BY id')).toEqual([
+      { id: 1, name: 'a' },
+      { id: 2, name: 'b' },
+    ]);
+    expect(again.get<{ data: Uint8Array }>('SELECT data FROM t_items WHERE name = ?', ['a'])!.data).toEqual(new Uint8Array([1, 2, 3]));
+    expect(again.get('SELECT * FROM t_items WHERE name = ?', ['zz'])).toBeUndefined();
+    again.close();
+  });
+
+  it('rolls a failed transaction back, joins nested ones, and refuses async callbacks', () => {
+    const db = Database.open(':memory:');
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)');
+    expect(() =>
+      db.transaction(() => {
+        db.run('INSERT INTO t VALUES (?)', ['one']);
+        db.transaction(() => db.run('INSERT INTO t VALUES (?)', ['two']));
+        db.run('INSERT INTO t VALUES (?)', ['one']);
+      }),
+    ).toThrow(/UNIQUE constraint failed/);
+    expect(db.all('SELECT k FROM t')).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+    expect(() => db.transaction(() => Promise.resolve(1))).toThrow(/must be synchronous/);
+    expect(db.all('SELECT k FROM t')).toEqual([]);
+    db.transaction(() => db.run('INSERT INTO t VALUES (?)', ['three']));
+    expect(db.all('SELECT k FROM t')).toEqual([{ k: 'three' }]);
+    db.close();
+  });
+
+  it('applies only new migration steps, per component, and refuses a newer schema', () => {
+    const path = join(scratch(), 'm.db');
+    let db = Database.open(path);
+    db.migrate('a', ['CREATE TABLE a_one (x)']);
+    db.migrate('b', ['CREATE TABLE b_one (x)']);
+    db.close();
+    db = Database.open(path);
+    db.migrate('a', ['CREATE TABLE a_one (x)', 'CREATE TABLE a_two (y)']);
+    const tables = db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name);
+    expect(tables).toEqual(['a_one', 'a_two', 'b_one', 'larch_migrations']);
+    expect(() => db.migrate('a', ['CREATE TABLE a_one (x)'])).toThrow(/schema of a is at version 2, newer than this program's 1/);
+    db.close();
+  });
+
+  it('names the statement and the missing directory in errors', () => {
+    const db = Database.open(':memory:');
+    expect(() => db.all('SELECT * FROM nowhere')).toThrow(DatabaseError);
+    expect(() => db.all('SELECT * FROM nowhere')).toThrow(/SQL error in "SELECT \* FROM nowhere": .*no such table: nowhere/);
+    db.close();
+    expect(() => Database.open(join(scratch(), 'missing', 'x.db'))).toThrow(/directory .*missing does not exist/);
+  });
+
+  it('writes many rows quickly inside one transaction (cached statements)', () => {
+    const db = Database.open(join(scratch(), 'speed.db'));
+    db.exec('CREATE TABLE s (i INTEGER PRIMARY KEY, v TEXT)');
+    const t0 = performance.now();
+    db.transaction(() => {
+      for (let i = 0; i < 5000; i++) db.run('INSERT OR REPLACE INTO s (i, v) VALUES (?, ?)', [i % 1000, `v${i}`]);
+    });
+    const ms = performance.now() - t0;
+    expect(db.get('SELECT count(*) AS n FROM s')).toEqual({ n: 1000 });
+    expect(ms).toBeLessThan(2000);
+    db.close();
+  });
+});
