@@ -45,6 +45,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'static-delta': async () => (await import('./commands/static-delta.js')).registerStaticDelta,
   'gpg-sign': async () => (await import('./commands/gpg-sign.js')).registerGpgSign,
   sign: async () => (await import('./commands/sign.js')).registerSign,
+  push: async () => (await import('./commands/push.js')).registerPush,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */

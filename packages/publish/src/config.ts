@@ -1,0 +1,78 @@
+/**
+ * The per-repository `publish` section of larch-server's config file, and the signers it
+ * names. Keys are loaded once when the publisher opens, so a missing key file or a bad
+ * passphrase fails the server start, not the first publish.
+ */
+import { readFile } from 'node:fs/promises';
+import { Ed25519Signer, GpgProgramSigner, OpenPgpSigner, readEd25519SecretKeys, type Signer } from '@larch/signing';
+import { z } from 'zod';
+
+/** Schema of `repos[].publish`. */
+export const publishConfigSchema = z
+  .object({
+    /** Sign with a key of a GnuPG home directory, through `gpg`. */
+    gpg: z
+      .object({
+        homedir: z.string().min(1),
+        keyId: z.string().min(1),
+        passphraseFile: z.string().min(1).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Sign in-process with this armored OpenPGP secret key (no gpg needed). */
+    gpgSecretKeyFile: z.string().min(1).optional(),
+    /** Passphrase of `gpgSecretKeyFile` (first line of the file). */
+    gpgPassphraseFile: z.string().min(1).optional(),
+    /** Sign with the ed25519 secret keys in this file (base64, one per line, `ostree sign` format). */
+    ed25519: z.object({ secretKeyFile: z.string().min(1) }).strict().optional(),
+    deltas: z
+      .object({
+        /** Deltas to each new commit from this many earlier commits of the ref (default 2; 0 disables). */
+        fromLast: z.number().int().min(0).max(16).optional(),
+        /** Also a from-scratch delta to each new commit. */
+        fromScratch: z.boolean().optional(),
+        /** Worker threads per delta (default: the machine's cores). */
+        concurrency: z.number().int().min(1).max(64).optional(),
+        /** Target part size in MB (default 32). */
+        maxChunkSize: z.number().int().min(1).max(1024).optional(),
+      })
+      .strict()
+      .optional(),
+    /** Prune after each publish, keeping this many parents of every ref (none by default). */
+    prune: z.object({ keepDepth: z.number().int().min(0).max(100_000) }).strict().optional(),
+    /** Largest uncompressed content object accepted by uploads, bytes (default 16 GiB). */
+    maxFileSize: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/** A repository's publish settings. */
+export type PublishConfig = z.infer<typeof publishConfigSchema>;
+
+/** Default number of earlier commits deltas are generated from. */
+export const DEFAULT_DELTAS_FROM_LAST = 2;
+
+async function firstLine(file: string): Promise<string> {
+  return (await readFile(file, 'utf8')).split('\n')[0];
+}
+
+/**
+ * The signers a publish config asks for (possibly none). Reads key files now; throws the
+ * signing package's errors (or fs errors naming the file) when a key cannot be loaded.
+ */
+export async function loadSigners(cfg: PublishConfig | undefined): Promise<Signer[]> {
+  if (cfg === undefined) return [];
+  const out: Signer[] = [];
+  if (cfg.gpg) {
+    const passphrase = cfg.gpg.passphraseFile !== undefined ? await firstLine(cfg.gpg.passphraseFile) : undefined;
+    out.push(new GpgProgramSigner({ homedir: cfg.gpg.homedir, keyId: cfg.gpg.keyId, ...(passphrase !== undefined ? { passphrase } : {}) }));
+  }
+  if (cfg.gpgSecretKeyFile !== undefined) {
+    const armored = await readFile(cfg.gpgSecretKeyFile, 'utf8');
+    const passphrase = cfg.gpgPassphraseFile !== undefined ? await firstLine(cfg.gpgPassphraseFile) : undefined;
+    out.push(await OpenPgpSigner.fromArmored(armored, passphrase !== undefined ? { passphrase } : {}));
+  }
+  if (cfg.ed25519) {
+    for (const k of await readEd25519SecretKeys(cfg.ed25519.secretKeyFile)) out.push(new Ed25519Signer(k));
+  }
+  return out;
+}
