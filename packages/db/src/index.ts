@@ -116,7 +116,12 @@ export class Database {
   #call<T>(sql: string, fn: (st: RawStatement) => T): T {
     const st = this.#statement(sql);
     try {
-      return fn(st);
+      const result = fn(st);
+      // A statement left mid-step (get() stops after the first row) keeps its read lock on the
+      // file, which blocks every other connection's writes: reset it now, not at its next use.
+      // `_reset` is the driver's own reset (sqlite3_reset + clear_bindings; pinned version).
+      (st as unknown as { _reset(): boolean })._reset();
+      return result;
     } catch (e) {
       // A statement whose last step failed cannot be reset and reused: drop it.
       this.#statements.delete(sql);

@@ -88,3 +88,20 @@ describe('Database', () => {
     db.close();
   });
 });
+
+describe('Database locks', () => {
+  it('releases the file after get(), run() and all(), so another connection can write', () => {
+    const path = join(scratch(), 'lock.db');
+    const a = Database.open(path);
+    a.exec('CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES (\'x\'), (\'y\')');
+    expect(a.get('SELECT k FROM t ORDER BY k')).toEqual({ k: 'x' });
+    a.all('SELECT k FROM t');
+    a.run('INSERT INTO t VALUES (?)', ['z']);
+    const b = Database.open(path);
+    b.exec('PRAGMA busy_timeout = 100');
+    b.run('INSERT INTO t VALUES (?)', ['w']);
+    expect(a.get('SELECT count(*) AS n FROM t')).toEqual({ n: 4 });
+    b.close();
+    a.close();
+  });
+});
