@@ -14,6 +14,11 @@
  * bad before touching the sysroot and only reorders when the target is still the default.
  * Each transition is one JSON line on the log.
  *
+ * Check-ins (POST of the `checkInSchema` payload to `checkInUrl`) happen at the end of every
+ * cycle and right after a rollback marked a commit bad, before the reboot into the fallback, so
+ * the server learns of the failure even when that reboot is real. They are time-limited and
+ * their failures are only logged: reporting never holds up or fails an update.
+ *
  * Staging uses a plain `deploy` of the target as the new default, keeping the booted deployment
  * as the rollback: the sysroot package's `stage: true` needs a booted system and leaves the
  * switch to a shutdown service that does not exist here, while a plain deploy gives the same
@@ -22,6 +27,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { LarchError, Repo, readSummary, summaryRefTimestamp, type SummaryRef } from '@larch/core-store';
 import { addRemote, FileFetcher, getRemote, isRetryable, joinUrl, pull, UndiciFetcher, verificationPolicy, type Fetcher, type FetchOptions, type FetchResponse, type PullProgress } from '@larch/http-pull';
@@ -30,9 +37,9 @@ import { createPullVerifier } from '@larch/signing';
 import { deploy, rollback as sysrootRollback, setDefault, Sysroot, sysrootStatus, deploymentName, type Deployment, type SysrootStatus } from '@larch/sysroot';
 import { inMaintenanceWindow, msUntilWindow, type AgentConfig } from './config.js';
 import { meteredFetcher, readBody } from './fetcher.js';
-import { runHealthChecks } from './health.js';
+import { runHealthChecks, type HealthReport } from './health.js';
 import { assertSpace, computeSpaceNeeds, freeBytes } from './preflight.js';
-import { checkInPayload, serveMetrics, type CheckInPayload } from './report.js';
+import { checkInPayload, checkInUrlFor, serveMetrics, type CheckInPayload, type HealthResult } from './report.js';
 import { inRollout, rolloutBucket, rolloutPercent } from './rollout.js';
 import { readState, writeState, type AgentState, type Phase } from './state.js';
 
@@ -137,6 +144,8 @@ export class Agent {
   private readonly ownsFetcher: boolean;
   private lockFd: number | null;
   private abort = new AbortController();
+  /** The health checks of the last confirmation run by this process, for check-ins. */
+  private lastHealth: HealthResult[] | undefined;
 
   private constructor(readonly config: AgentConfig, opts: AgentOptions, lockFd: number) {
     this.lockFd = lockFd;
@@ -559,6 +568,7 @@ export class Agent {
       const prev = this.state.previous;
       if (booted && prev && booted.csum === prev.commit) {
         const report = await runHealthChecks(hc.dir, { checkTimeoutMs: hc.checkTimeoutSeconds * 1000, env: this.checkEnv(sr, booted) });
+        this.keepHealth(report);
         for (const r of report.results.filter((x) => !x.ok)) this.emit(r.kind === 'wanted' ? 'health-warning' : 'health-failed', { check: r.name, kind: r.kind, exitCode: r.exitCode, timedOut: r.timedOut, output: r.output });
         if (!report.ok) {
           this.state.degraded = true;
@@ -607,6 +617,7 @@ export class Agent {
       return { kind: 'continue' };
     }
     const report = await runHealthChecks(hc.dir, { checkTimeoutMs: hc.checkTimeoutSeconds * 1000, deadline, env: this.checkEnv(sr, booted) });
+    this.keepHealth(report);
     for (const r of report.results) {
       if (!r.ok) this.emit(r.kind === 'wanted' ? 'health-warning' : 'health-failed', { check: r.name, kind: r.kind, exitCode: r.exitCode, timedOut: r.timedOut, output: r.output });
     }
@@ -621,6 +632,10 @@ export class Agent {
     this.state.lastError = null;
     this.state.degraded = false;
     return this.finish({ result: 'confirmed', commit: target.commit, checks: report.results.length, warnings: report.results.filter((r) => !r.ok).length });
+  }
+
+  private keepHealth(report: HealthReport): void {
+    this.lastHealth = report.results.map((r) => ({ name: r.name, kind: r.kind, ok: r.ok }));
   }
 
   private checkEnv(sr: Sysroot, booted: Deployment): Record<string, string> {
@@ -660,6 +675,8 @@ export class Agent {
       this.state.degraded = true;
       return this.finish({ result: 'rollback-failed', commit: target.commit });
     }
+    // Tell the server before the reboot into the fallback: a real reboot never returns here.
+    await this.checkIn('marked-bad');
     this.state.expectBoot = 'previous';
     this.state.rebootBootId = null;
     this.state.nextAttemptAt = null;
@@ -667,7 +684,28 @@ export class Agent {
     return { kind: 'continue' };
   }
 
-  private async checkIn(): Promise<void> {
+  /** The check-in token: `checkInToken`, else the first line of `checkInTokenFile`, else none. */
+  private checkInToken(): string | null {
+    if (this.config.checkInToken !== undefined) return this.config.checkInToken;
+    const file = this.config.checkInTokenFile;
+    if (file === undefined) return null;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new LarchError('BAD_CONFIG', `Cannot read checkInTokenFile ${file}: ${(e as Error).message}`, { path: file }, { cause: e });
+    }
+    const token = text.split('\n')[0].trim();
+    if (!token) throw new LarchError('BAD_CONFIG', `checkInTokenFile ${file} is empty`, { path: file });
+    return token;
+  }
+
+  /**
+   * Report to the server: build the payload, log it, and POST it to `checkInUrl` (when set) with
+   * the bearer token, within `timeouts.checkInSeconds`. Never throws: a failure is logged in the
+   * `check-in` event (`sent: false`, `error`), the state is not touched.
+   */
+  private async checkIn(reason: 'cycle' | 'marked-bad' = 'cycle'): Promise<void> {
     let booted: CheckInPayload['booted'] = null;
     try {
       const sr = await this.loadSysroot();
@@ -681,8 +719,25 @@ export class Agent {
     } catch {
       booted = null;
     }
-    const payload = checkInPayload(this.deviceId, this.config.ref, this.state, booted, new Date(this.now()));
-    this.emit('check-in', { url: this.config.checkInUrl ?? null, sent: false, payload });
+    const payload = checkInPayload(this.deviceId, this.config.ref, this.state, booted, new Date(this.now()), this.lastHealth);
+    if (this.config.checkInUrl === undefined) {
+      this.emit('check-in', { url: null, sent: false, reason, payload });
+      return;
+    }
+    const url = checkInUrlFor(this.config.checkInUrl, this.deviceId);
+    const t0 = Date.now();
+    try {
+      const token = this.checkInToken();
+      const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.config.timeouts.checkInSeconds * 1000)]);
+      const res = await postJson(url, payload, token, signal);
+      if (res.status < 200 || res.status >= 300) {
+        throw new LarchError('IO_ERROR', `Check-in to ${url}: Server returned HTTP ${res.status}${res.message ? `: ${res.message}` : ''}`, { status: res.status, reason: 'http-status' });
+      }
+      this.emit('check-in', { url, sent: true, status: res.status, ms: Date.now() - t0, reason, payload });
+    } catch (e) {
+      const info = errInfo(e);
+      this.emit('check-in', { url, sent: false, ms: Date.now() - t0, reason, error: info, payload });
+    }
   }
 
   /**
@@ -727,6 +782,53 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
     signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * POST `body` as JSON (no keep-alive: a device checks in rarely, and an idle socket must not keep
+ * a `run --once` process alive). Resolves with the status and, for an error answer, the server's
+ * one-line message (`{"error":{"message"}}`, read up to 4 KiB). Rejects on network errors and
+ * when `signal` aborts (the whole exchange, body included).
+ */
+function postJson(url: string, body: unknown, token: string | null, signal: AbortSignal): Promise<{ status: number; message: string | null }> {
+  const data = Buffer.from(JSON.stringify(body), 'utf8');
+  const u = new URL(url);
+  const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': data.length, 'user-agent': 'larch-agent', connection: 'close' };
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const req = send(u, { method: 'POST', headers, signal, agent: false }, (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (b: Buffer) => {
+        if (size < 4096) chunks.push(b);
+        size += b.length;
+      });
+      let ended = false;
+      res.on('error', reject);
+      res.on('close', () => {
+        if (!ended) reject(signal.aborted ? signal.reason : new LarchError('IO_ERROR', `Check-in to ${url}: connection closed before the end of the answer`, { reason: 'closed' }));
+      });
+      res.on('end', () => {
+        ended = true;
+        const status = res.statusCode ?? 0;
+        let message: string | null = null;
+        if (status >= 300) {
+          const text = Buffer.concat(chunks).subarray(0, 4096).toString('utf8');
+          try {
+            const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+            message = typeof m === 'string' ? m : null;
+          } catch {
+            message = text.split('\n')[0].slice(0, 200) || null;
+          }
+        }
+        resolve({ status, message });
+      });
+    });
+    req.on('error', (e) => reject(signal.aborted ? signal.reason : e));
+    req.end(data);
   });
 }
 

@@ -92,9 +92,11 @@ export const configSchema = z
         requestSeconds: positive.default(600),
         /** The reboot command's time limit (default 300 s). */
         rebootSeconds: positive.default(300),
+        /** Time limit of one check-in request, whole (default 10 s); a check-in never holds up an update longer. */
+        checkInSeconds: positive.default(10),
       })
       .strict()
-      .default({ noProgressSeconds: 60, requestSeconds: 600, rebootSeconds: 300 }),
+      .default({ noProgressSeconds: 60, requestSeconds: 600, rebootSeconds: 300, checkInSeconds: 10 }),
     backoff: z
       .object({
         /** First retry delay after a failed pull (default 30 s), doubled per failure. */
@@ -110,8 +112,15 @@ export const configSchema = z
     deviceId: z.string().min(1).optional(),
     /** Where the device id comes from when `deviceId` is not set (default `/etc/machine-id`). */
     machineIdFile: z.string().min(1).default('/etc/machine-id'),
-    /** Check-in endpoint; until the server has one, the agent only logs the payload (default none). */
+    /**
+     * Check-in endpoint, e.g. `https://updates.example.com/api/v1/repos/os/devices/{deviceId}/check-in`
+     * (`{deviceId}` is replaced by the URL-encoded device id). Unset: the payload is only logged (default none).
+     */
     checkInUrl: z.string().url().optional(),
+    /** Bearer token sent with check-ins (a `checkin` token bound to this device). Prefer `checkInTokenFile`. */
+    checkInToken: z.string().min(1).optional(),
+    /** File holding the check-in token (first line; read at each check-in, so it can be rotated). */
+    checkInTokenFile: z.string().min(1).optional(),
     /** Prometheus metrics on 127.0.0.1:PORT (`/metrics`); 0 picks a free port; unset = off (default off). */
     metricsPort: z.number().int().min(0).max(65535).optional(),
     /** The running system's root, to find the booted deployment (default: OSTree's detection, `/` with `/run/ostree-booted`). */
@@ -128,7 +137,12 @@ export const configSchema = z
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.checkInToken !== undefined && c.checkInTokenFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['checkInTokenFile'], message: 'set either checkInToken or checkInTokenFile, not both' });
+    }
+  });
 
 export type AgentConfigInput = z.input<typeof configSchema>;
 export type AgentConfig = z.output<typeof configSchema> & { repo: string };

@@ -10,4 +10,4 @@ export { ROLLOUT_KEY, rolloutBucket, inRollout, rolloutPercent } from './rollout
 export { TokenBucket, meteredFetcher, type MeteredFetcherOptions } from './fetcher.js';
 export { computeSpaceNeeds, assertSpace, freeBytes, type SpaceNeeds, type SpaceReport } from './preflight.js';
 export { runHealthChecks, type CheckResult, type HealthReport } from './health.js';
-export { checkInSchema, checkInPayload, formatMetrics, serveMetrics, type CheckInPayload } from './report.js';
+export { checkInSchema, healthResultSchema, checkInPayload, checkInUrlFor, formatMetrics, serveMetrics, type CheckInPayload, type HealthResult } from './report.js';

@@ -1,11 +1,21 @@
 /**
- * Reporting: the check-in payload (zod schema, so the server side can validate the same shape),
- * Prometheus text metrics, and the local status object behind `larch-agent status --json`.
+ * Reporting: the check-in payload (zod schema, so the server side validates the same shape it is
+ * sent), Prometheus text metrics, and the local status object behind `larch-agent status --json`.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { PHASES, type AgentState } from './state.js';
+
+/** One health check's outcome as reported in a check-in (the details stay in the agent's log). */
+export const healthResultSchema = z
+  .object({
+    name: z.string().min(1).max(255),
+    kind: z.enum(['required', 'wanted']),
+    ok: z.boolean(),
+  })
+  .strict();
+export type HealthResult = z.infer<typeof healthResultSchema>;
 
 export const checkInSchema = z
   .object({
@@ -20,12 +30,21 @@ export const checkInSchema = z
     badCommits: z.array(z.string()),
     lastError: z.object({ phase: z.string(), code: z.string(), message: z.string() }).nullable(),
     counters: z.object({ checks: z.number(), bytesFetched: z.number(), failures: z.number(), updates: z.number(), rollbacks: z.number() }),
+    /** The health checks of the last confirmation this agent process ran (absent when none ran). */
+    health: z.array(healthResultSchema).max(256).optional(),
   })
   .strict();
 export type CheckInPayload = z.infer<typeof checkInSchema>;
 
-/** Build and validate a check-in payload. Pure. */
-export function checkInPayload(deviceId: string, ref: string, state: AgentState, booted: CheckInPayload['booted'], now = new Date()): CheckInPayload {
+/** Build and validate a check-in payload (`health` only when given). Pure. */
+export function checkInPayload(
+  deviceId: string,
+  ref: string,
+  state: AgentState,
+  booted: CheckInPayload['booted'],
+  now = new Date(),
+  health?: readonly HealthResult[],
+): CheckInPayload {
   return checkInSchema.parse({
     deviceId,
     time: now.toISOString(),
@@ -37,7 +56,17 @@ export function checkInPayload(deviceId: string, ref: string, state: AgentState,
     badCommits: state.badCommits,
     lastError: state.lastError ? { phase: state.lastError.phase, code: state.lastError.code, message: state.lastError.message } : null,
     counters: state.counters,
+    ...(health !== undefined ? { health: health.map((h) => ({ name: h.name, kind: h.kind, ok: h.ok })) } : {}),
   });
+}
+
+/**
+ * The check-in URL for a device: `{deviceId}` in the configured URL (also in its percent-encoded
+ * form `%7BdeviceId%7D`) is replaced by the URL-encoded device id. Pure.
+ */
+export function checkInUrlFor(template: string, deviceId: string): string {
+  const id = encodeURIComponent(deviceId);
+  return template.replaceAll('{deviceId}', id).replace(/%7BdeviceId%7D/gi, id);
 }
 
 /** Prometheus text exposition (format 0.0.4) of the agent's state. Pure. */
