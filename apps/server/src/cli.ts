@@ -1,15 +1,28 @@
 /**
- * `larch-server`: parse flags, open the repositories (or build the demo one), start serving,
+ * `larch-server`: parse flags, open the repositories (or build the demo one), open the API
+ * (database, tokens, publisher, fleet, read API) when a database is configured, start serving,
  * print one `Serving PATH at URL` line per repository on stdout, and shut down gracefully on
- * SIGINT/SIGTERM. Exit statuses: 0 after a clean shutdown, 1 on a runtime error, 2 on a usage
- * error.
+ * SIGINT/SIGTERM (HTTP first, then queued publish jobs, the fleet's last writes, the database).
+ * `larch-server token …` manages API tokens instead (token-cli.ts). Exit statuses: 0 after a
+ * clean shutdown, 1 on a runtime error, 2 on a usage error.
  */
 import type { Writable } from 'node:stream';
 import { Repo } from '@larch/core-store';
 import { AccessLog } from './access-log.js';
+import { openApiStack, type ApiStack } from './api-stack.js';
 import { defaultStateDir, ensureDemoRepo, serverVersion } from './demo-repo.js';
 import { USAGE, UsageError, resolveOptions } from './options.js';
 import { startServer, type RunningServer } from './server.js';
+import { runTokenCli } from './token-cli.js';
+
+/** The built console's directory, or undefined when @larch/console is not installed. */
+async function findConsoleDir(): Promise<string | undefined> {
+  try {
+    return (await import('@larch/console')).consoleDir();
+  } catch {
+    return undefined;
+  }
+}
 
 /** Streams and hooks the command uses, injectable for tests. */
 export interface CliIo {
@@ -32,6 +45,19 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
   const err = (msg: string): void => {
     io.stderr.write(`larch-server: error: ${sanitize(msg)}\n`);
   };
+  if (argv[0] === 'token') {
+    try {
+      return await runTokenCli(argv.slice(1), io);
+    } catch (e) {
+      if (e instanceof UsageError) {
+        err(e.message);
+        io.stderr.write('Try larch-server token --help\n');
+        return 2;
+      }
+      err((e as Error).message);
+      return 1;
+    }
+  }
   let opts;
   try {
     opts = await resolveOptions(argv);
@@ -54,12 +80,13 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
 
   let log: AccessLog | undefined;
   let running: RunningServer;
+  let stack: ApiStack | undefined;
   try {
     let repos = opts.repos;
     if (repos.length === 0) {
       const demo = await ensureDemoRepo({ stateDir: opts.stateDir ?? defaultStateDir() });
       io.stderr.write(`Demo repository ${demo.created ? 'built' : 'reused'}: branch ${demo.ref}, commit ${demo.commit}\n`);
-      repos = [{ prefix: '/', path: demo.path }];
+      repos = [{ prefix: '/', path: demo.path, name: 'default' }];
     }
     for (const r of repos) {
       const repo = await Repo.open(r.path);
@@ -67,10 +94,29 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
         io.stderr.write(`larch-server: warning: ${r.path} is a ${repo.mode} repository; ostree pull over HTTP only accepts archive repositories\n`);
       }
     }
+    if (opts.database !== undefined) {
+      stack = await openApiStack({
+        database: opts.database,
+        repos,
+        ...(opts.autoPause !== undefined ? { autoPause: opts.autoPause } : {}),
+        log: (line) => io.stderr.write(`larch-server: ${sanitize(line)}\n`),
+      });
+    }
     log = opts.accessLog !== undefined ? AccessLog.toFile(opts.accessLog, opts.logFormat) : AccessLog.toStream(io.stderr, opts.logFormat);
-    running = await startServer({ repos, bind: opts.bind, port: opts.port, log, maxConnections: opts.maxConnections, objectCacheBytes: opts.objectCacheBytes });
+    const consoleDir = stack !== undefined ? await findConsoleDir() : undefined;
+    running = await startServer({
+      repos,
+      bind: opts.bind,
+      port: opts.port,
+      log,
+      maxConnections: opts.maxConnections,
+      objectCacheBytes: opts.objectCacheBytes,
+      ...(stack !== undefined ? { api: stack.api } : {}),
+      ...(consoleDir !== undefined ? { consoleDir } : {}),
+    });
   } catch (e) {
     err((e as Error).message);
+    await stack?.close().catch(() => undefined);
     await log?.close();
     return 1;
   }
@@ -78,6 +124,7 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
   for (const m of running.mounts) {
     io.stdout.write(`Serving ${m.path} at ${running.url}${m.prefixText.slice(1)}\n`);
   }
+  if (stack !== undefined) io.stderr.write(`API at ${running.url}api/v1/ (database ${opts.database})\n`);
 
   await new Promise<void>((resolve) => {
     let signalled = 0;
@@ -96,6 +143,7 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
       process.on('SIGTERM', handler);
     }
   });
+  await stack?.close();
   await log.close();
   return 0;
 }

@@ -4,7 +4,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { isRepoName, publishConfigSchema, type PublishConfig } from '@larch/publish';
 import { z } from 'zod';
+import { defaultStateDir } from './demo-repo.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const logFormat = z.enum(['json', 'text']);
@@ -19,8 +22,26 @@ export const ConfigFileSchema = z
     maxConnections: z.number().int().min(1).max(1_000_000).optional(),
     shutdownTimeout: z.number().min(0).max(3600).optional(),
     cacheSize: z.number().int().min(0).max(65536).optional(),
+    /** SQLite file of tokens, publish jobs, rollouts and devices (enables the /api/). */
+    database: z.string().min(1).optional(),
+    /** Automatic pause of a ref whose newest commit fails on too many devices. */
+    fleet: z
+      .object({ autoPause: z.object({ threshold: z.number().min(0).max(1).optional(), minFailed: z.number().int().min(1).optional() }).strict().optional() })
+      .strict()
+      .optional(),
     repos: z
-      .array(z.object({ prefix: z.string().startsWith('/'), path: z.string().min(1) }).strict())
+      .array(
+        z
+          .object({
+            prefix: z.string().startsWith('/'),
+            path: z.string().min(1),
+            /** API name; default: the prefix without its slashes (inner ones become `-`), `default` for `/`. */
+            name: z.string().refine(isRepoName, 'must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$').optional(),
+            /** Publishing settings: signing keys, deltas, prune. */
+            publish: publishConfigSchema.optional(),
+          })
+          .strict(),
+      )
       .min(1),
   })
   .strict();
@@ -40,15 +61,31 @@ const FlagsSchema = z
     'shutdown-timeout': z.coerce.number().min(0).max(3600).optional(),
     'max-connections': z.coerce.number().int().min(1).max(1_000_000).optional(),
     'cache-size': z.coerce.number().int().min(0).max(65536).optional(),
+    database: z.string().min(1).optional(),
     help: z.boolean().optional(),
     version: z.boolean().optional(),
   })
   .strict();
 
+/** A repository to serve, with its API name and publish settings. */
+export interface ResolvedRepo {
+  prefix: string;
+  path: string;
+  name: string;
+  publish?: PublishConfig;
+}
+
 /** Everything main() needs, after merging flags over the config file. */
 export interface ResolvedOptions {
   /** Repositories to serve; empty means "serve the demo repository". */
-  repos: { prefix: string; path: string }[];
+  repos: ResolvedRepo[];
+  /**
+   * Database file; set when `--database`/`database` is given or a repository has a `publish`
+   * section (then `<state-dir>/larch-server.db`). When unset the server has no /api/.
+   */
+  database?: string;
+  /** Fleet auto-pause policy from the config file. */
+  autoPause?: { threshold?: number; minFailed?: number };
   bind: string;
   port: number;
   logFormat: 'json' | 'text';
@@ -83,6 +120,13 @@ Serve OSTree archive repositories over HTTP (GET and HEAD only).
   --shutdown-timeout=S   seconds to let requests finish on SIGINT/SIGTERM (default 10)
   --max-connections=N    simultaneous connections (default 1024)
   --cache-size=MIB       memory for small immutable objects (default 32; 0 disables)
+  --database=FILE        SQLite file of tokens, publish jobs, rollouts and devices; enables
+                         the /api/ (default with a "publish" config: STATE-DIR/larch-server.db)
+
+       larch-server token create --database=FILE --repo=NAME|* --rights=R[,R…] [--ref-prefix=P]
+                         [--expires=30d] [--device=ID] [--label=L] [--json]
+       larch-server token list --database=FILE [--json]
+       larch-server token revoke --database=FILE ID
 
 Without --repo or --config, serves a demo repository with the branch larch/demo.
 `;
@@ -118,6 +162,7 @@ export async function resolveOptions(argv: readonly string[]): Promise<ResolvedO
         'shutdown-timeout': { type: 'string' },
         'max-connections': { type: 'string' },
         'cache-size': { type: 'string' },
+        database: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -148,8 +193,22 @@ export async function resolveOptions(argv: readonly string[]): Promise<ResolvedO
     cfg = parsed.data;
   }
 
+  const repos: ResolvedRepo[] = (f.repo !== undefined ? [{ prefix: '/', path: f.repo }] : (cfg?.repos ?? [])).map((r) => ({
+    ...r,
+    name: 'name' in r && r.name !== undefined ? r.name : defaultRepoName(r.prefix),
+  }));
+  const publishing = repos.some((r) => r.publish !== undefined);
+  const database = f.database ?? cfg?.database ?? (publishing ? join(f['state-dir'] ?? defaultStateDir(), 'larch-server.db') : undefined);
+  // Names matter only to the API (duplicate prefixes are reported by the server itself).
+  if (database !== undefined) {
+    for (const r of repos) {
+      if (!isRepoName(r.name)) throw new UsageError(`Repository at prefix ${r.prefix} needs a "name" (${JSON.stringify(r.name)} is not a valid name)`);
+    }
+  }
   return {
-    repos: f.repo !== undefined ? [{ prefix: '/', path: f.repo }] : (cfg?.repos ?? []),
+    repos,
+    ...(database !== undefined ? { database } : {}),
+    ...(cfg?.fleet?.autoPause !== undefined ? { autoPause: cfg.fleet.autoPause } : {}),
     bind: f.bind ?? cfg?.bind ?? '127.0.0.1',
     port: f.port ?? cfg?.port ?? DEFAULT_PORT,
     logFormat: f['log-format'] ?? cfg?.logFormat ?? 'json',
@@ -161,4 +220,10 @@ export async function resolveOptions(argv: readonly string[]): Promise<ResolvedO
     help: f.help ?? false,
     version: f.version ?? false,
   };
+}
+
+/** The API name of a repository mounted at `prefix`: `default` for `/`, else the segments joined by `-`. */
+export function defaultRepoName(prefix: string): string {
+  const segs = prefix.split('/').filter((x) => x !== '');
+  return segs.length === 0 ? 'default' : segs.join('-');
 }

@@ -16,7 +16,9 @@ import { resolve } from 'node:path';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { LarchError } from '@larch/core-store';
+import { ApiError, assertSafeTarget, sendApiError, type ApiHandler } from '@larch/publish';
 import type { AccessLog } from './access-log.js';
+import { CONSOLE_PREFIX, serveConsole } from './console-static.js';
 import { parsePrefix, resolveTarget, sortMounts, type Mount } from './request-path.js';
 import { ChunkPool, DEFAULT_OBJECT_CACHE_BYTES, ObjectCache, sendStatus, serveRepoFile, type ServeOutcome } from './serve-file.js';
 
@@ -48,6 +50,33 @@ export interface ServerOptions {
   objectCacheBytes?: number;
   /** Idle keep-alive timeout in ms (default 15 s). */
   keepAliveTimeoutMs?: number;
+  /**
+   * Handler of every request under `/api/` (any method). Paths with dot segments are refused
+   * (400) before it runs; when it resolves false the answer is a JSON 404.
+   */
+  api?: ApiHandler;
+  /** Directory of the built web console, served at `/console/`. */
+  consoleDir?: string;
+}
+
+/** One handler trying `handlers` in order until one answers (resolves true). */
+export function chainApiHandlers(handlers: readonly ApiHandler[]): ApiHandler {
+  return async (req, res, url) => {
+    for (const h of handlers) if (await h(req, res, url)) return true;
+    return false;
+  };
+}
+
+async function serveApi(api: ApiHandler, req: IncomingMessage, res: ServerResponse, target: string): Promise<ServeOutcome> {
+  try {
+    assertSafeTarget(target);
+    const url = new URL(target, 'http://localhost');
+    if (!(await api(req, res, url))) throw new ApiError(404, 'not-found', `No API endpoint ${req.method ?? ''} ${url.pathname}`);
+  } catch (e) {
+    const err = sendApiError(res, e);
+    return { bytes: 0, reason: err.status >= 500 ? `${err.apiCode}: ${String((err.cause as Error | undefined)?.message ?? err.message)}` : err.apiCode };
+  }
+  return { bytes: Number(res.getHeader('content-length') ?? 0) };
 }
 
 /** A running server. */
@@ -104,6 +133,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const routing = sortMounts([...mounts]);
   const log = opts.log;
   const ctx = { cache: new ObjectCache(opts.objectCacheBytes ?? DEFAULT_OBJECT_CACHE_BYTES), chunks: new ChunkPool() };
+  const api = opts.api;
+  let consoleRoot: string | undefined;
+  if (opts.consoleDir !== undefined) {
+    try {
+      consoleRoot = await realpath(opts.consoleDir);
+    } catch {
+      consoleRoot = undefined;
+    }
+  }
   let closing = false;
 
   // Most requests complete synchronously (small files, errors); only large bodies return a
@@ -130,7 +168,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const failed = (e: unknown): ServeOutcome => ({ ...sendStatus(res, 500), reason: (e as Error).message });
     let outcome: ServeOutcome | Promise<ServeOutcome>;
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
+      if (api !== undefined && (target === '/api' || target.startsWith('/api/') || target.startsWith('/api?'))) {
+        outcome = serveApi(api, req, res, target);
+      } else if (consoleRoot !== undefined && (target === '/console' || target.startsWith(CONSOLE_PREFIX) || target.startsWith('/console?'))) {
+        outcome = serveConsole(req, res, consoleRoot, target);
+      } else if (req.method !== 'GET' && req.method !== 'HEAD') {
         outcome = { ...sendStatus(res, 405, { Allow: 'GET, HEAD' }), reason: 'method not allowed' };
       } else {
         const r = resolveTarget(target, routing);
@@ -143,7 +185,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     else finish(outcome);
   };
 
-  const server = createServer({ keepAlive: true, requestTimeout: 60_000, headersTimeout: 20_000 }, (req, res) => {
+  // Uploads to the API may stream large bodies: their bound is the idle timeout, not a total.
+  const server = createServer({ keepAlive: true, requestTimeout: api !== undefined ? 3_600_000 : 60_000, headersTimeout: 20_000 }, (req, res) => {
     handle(req, res);
   });
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 15_000;
