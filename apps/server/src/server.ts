@@ -74,7 +74,7 @@ async function serveApi(api: ApiHandler, req: IncomingMessage, res: ServerRespon
     if (!(await api(req, res, url))) throw new ApiError(404, 'not-found', `No API endpoint ${req.method ?? ''} ${url.pathname}`);
   } catch (e) {
     const err = sendApiError(res, e);
-    return { bytes: 0, reason: err.status >= 500 ? `${err.apiCode}: ${String((err.cause as Error | undefined)?.message ?? err.message)}` : err.apiCode };
+    return { bytes: Number(res.getHeader('content-length') ?? 0), reason: err.status >= 500 ? `${err.apiCode}: ${String((err.cause as Error | undefined)?.message ?? err.message)}` : err.apiCode };
   }
   return { bytes: Number(res.getHeader('content-length') ?? 0) };
 }

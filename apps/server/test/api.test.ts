@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { Repo, commitTree } from '@larch/core-store';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApiStack, startServer, type ApiStack, type RunningServer } from '../src/index.js';
+import { PassThrough } from 'node:stream';
+import { AccessLog, openApiStack, startServer, type ApiStack, type RunningServer } from '../src/index.js';
 import { httpGet } from './support.js';
 
 describe('server API wiring', () => {
@@ -82,5 +83,27 @@ describe('server API wiring', () => {
     expect((await httpGet(server.url, '/console/../os/config')).status).toBe(400);
     expect((await httpGet(server.url, '/console/%2e%2e/os/config')).status).toBe(400);
     expect((await httpGet(server.url, '/console')).status).toBe(308);
+  });
+
+  it('logs the size of JSON answers and of JSON errors', async () => {
+    const out = new PassThrough();
+    const lines: string[] = [];
+    out.on('data', (b: Buffer) => lines.push(...b.toString().split('\n').filter(Boolean)));
+    const log = AccessLog.toStream(out, 'json');
+    const logged = await startServer({ repos: [{ prefix: '/os/', path: join(dir.path, 'repo') }], port: 0, api: stack.api, log });
+    try {
+      const ok = await httpGet(logged.url, '/api/v1/repos/os/rollouts', { headers: { authorization: `Bearer ${read}` } });
+      const denied = await httpGet(logged.url, '/api/v1/repos/os/rollouts');
+      await logged.shutdown(1000);
+      await log.close();
+      const entries = lines.map((l) => JSON.parse(l) as { status: number; bytes: number });
+      expect(entries.map((e) => [e.status, e.bytes])).toEqual([
+        [200, ok.body.length],
+        [401, denied.body.length],
+      ]);
+      expect(ok.body.length).toBeGreaterThan(0);
+    } finally {
+      await logged.shutdown(1000);
+    }
   });
 });

@@ -60,18 +60,20 @@ function oneLine(s: string): string {
 
 /** Send `body` as JSON with `status`. No caching; a 204 has no body. */
 export function sendJson(res: ServerResponse, status: number, body?: unknown): void {
+  // Headers go through setHeader (not writeHead's object) so that the access log can read
+  // Content-Length back with getHeader.
+  res.setHeader('Cache-Control', 'no-store');
   if (status === 204 || body === undefined) {
-    res.writeHead(status, { 'Cache-Control': 'no-store', 'Content-Length': '0' });
+    res.setHeader('Content-Length', '0');
+    res.writeHead(status);
     res.end();
     return;
   }
   const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': String(Buffer.byteLength(text)),
-    'Cache-Control': 'no-store',
-    'X-Content-Type-Options': 'nosniff',
-  });
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', String(Buffer.byteLength(text)));
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.writeHead(status);
   res.end(text);
 }
 
