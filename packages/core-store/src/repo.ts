@@ -374,6 +374,22 @@ export class Repo {
     }
   }
 
+  /**
+   * Replace `summary.sig` with `bytes` (the serialized `a{sv}` of signatures over the current
+   * `summary`), atomically and durably: a reader sees the old file or the new one, never a part.
+   */
+  async writeSummarySignature(bytes: Uint8Array): Promise<void> {
+    const tmp = await this.writeTmpFile(bytes);
+    const dest = join(this.path, 'summary.sig');
+    try {
+      await fsp.rename(tmp, dest);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw ioError(e, 'Writing summary signature', dest);
+    }
+    if (this.fsyncEnabled) await this.fsyncDir(this.path);
+  }
+
   /** Replace (or with null, delete) the detached metadata of a commit; atomic and durable. */
   async writeCommitMeta(commit: Checksum, dict: Array<[string, Variant]> | null): Promise<void> {
     const dest = this.objectPath('commitmeta', commit);

@@ -24,9 +24,8 @@
  * re-runs it (every step is idempotent).
  */
 import { existsSync } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import {
   LarchError,
   ReceiveWorkers,
@@ -425,21 +424,7 @@ export class Publisher {
       if (s.signers.length === 0) return;
       const summary = await readFile(join(repo.path, 'summary'));
       const sig = encodeDetachedMetadata(await signDetached({ data: summary, signers: s.signers }));
-      const tmp = join(repo.tmpPath, `summary.sig-${randomBytes(6).toString('hex')}`);
-      try {
-        const fh = await open(tmp, 'wx', 0o644);
-        try {
-          await fh.writeFile(sig);
-          if (repo.fsyncEnabled) await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await rename(tmp, join(repo.path, 'summary.sig'));
-      } catch (e) {
-        await rm(tmp, { force: true });
-        throw e;
-      }
-      if (repo.fsyncEnabled) await repo.fsyncDir(repo.path);
+      await repo.writeSummarySignature(sig);
     });
   }
 

@@ -14,9 +14,8 @@
  * This file also holds the signing helpers shared by `commit`, `summary` and `gpg-sign`: building
  * signers from options and writing signatures into `.commitmeta` / `summary.sig`.
  */
-import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { Repo } from '@larch/core-store';
@@ -174,21 +173,7 @@ export async function signSummary(repo: Repo, signers: Signer[], append: boolean
       if (old !== null) dict = decodeDetachedMetadata(old);
     }
     const next = await signDetached({ data: summary, dict, signers });
-    const tmp = join(repo.tmpPath, `summary.sig-${randomBytes(6).toString('hex')}`);
-    try {
-      const fh = await open(tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(encodeDetachedMetadata(next));
-        if (repo.fsyncEnabled) await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(repo.path, 'summary.sig'));
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    if (repo.fsyncEnabled) await repo.fsyncDir(repo.path);
+    await repo.writeSummarySignature(encodeDetachedMetadata(next));
   });
 }
 
