@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isChecksum, LarchError, Repo, validateRefName, type Checksum } from '@larch/core-store';
-import { ApiError, parseRepoPath, sendApiError, sendJson, type ApiHandler, type TokenRecord, type TokenNeed } from '@larch/publish';
+import { ApiError, parseQuery, parseRepoPath, sendApiError, sendJson, type ApiHandler, type TokenRecord, type TokenNeed } from '@larch/publish';
 import { z } from 'zod';
 import {
   diffToParent,
@@ -58,23 +58,6 @@ const treeQuery = z
     limit: z.coerce.number().int().min(1).max(MAX_TREE_LIMIT).optional(),
   })
   .strict();
-
-/** Parse the query with `schema`; a repeated parameter or a mismatch is 400 `invalid-query`. */
-function query<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
-  // No prototype: a parameter named "__proto__" is an ordinary (and refused) key.
-  const obj: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [k, v] of url.searchParams) {
-    if (Object.hasOwn(obj, k)) throw new ApiError(400, 'invalid-query', `Query parameter ${JSON.stringify(k.slice(0, 64))} given twice`);
-    obj[k] = v;
-  }
-  const r = schema.safeParse(obj);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    const where = i && i.path.length ? ` ${i.path.join('.')}` : '';
-    throw new ApiError(400, 'invalid-query', `Invalid query parameter${where}: ${i?.message ?? 'validation failed'}`);
-  }
-  return r.data;
-}
 
 function checksumParam(s: string): Checksum {
   if (!isChecksum(s)) throw new ApiError(400, 'invalid-checksum', `Invalid checksum ${JSON.stringify(s.slice(0, 80))}: expected 64 lowercase hex characters`);
@@ -184,7 +167,7 @@ export function createBrowseApi(opts: BrowseApiOptions): ApiHandler {
       const repo = await openRepo(name);
       out.push({ name, mode: repo.mode });
     }
-    query(url, noQuery);
+    parseQuery(url, noQuery);
     sendJson(res, 200, { repos: out } satisfies ReposResponse);
   };
 
@@ -195,29 +178,29 @@ export function createBrowseApi(opts: BrowseApiOptions): ApiHandler {
     const refPrefix = token.refPrefix === '' ? undefined : token.refPrefix;
     switch (r.kind) {
       case 'refs':
-        query(url, noQuery);
+        parseQuery(url, noQuery);
         sendJson(res, 200, await listHeadRefs(repo, refPrefix ? { prefix: refPrefix } : {}));
         return;
       case 'log': {
-        const q = query(url, logQuery);
+        const q = parseQuery(url, logQuery);
         sendJson(res, 200, await readLog(repo, r.ref, { limit: q.limit }));
         return;
       }
       case 'commit':
-        query(url, noQuery);
+        parseQuery(url, noQuery);
         sendJson(res, 200, await readCommitInfo(repo, r.commit));
         return;
       case 'tree': {
-        const q = query(url, treeQuery);
+        const q = parseQuery(url, treeQuery);
         sendJson(res, 200, await listTree(repo, r.commit, q.path ?? '/', { offset: q.offset, limit: q.limit }));
         return;
       }
       case 'diff':
-        query(url, noQuery);
+        parseQuery(url, noQuery);
         sendJson(res, 200, await diffToParent(repo, r.commit));
         return;
       case 'deltas':
-        query(url, noQuery);
+        parseQuery(url, noQuery);
         sendJson(res, 200, await listStaticDeltas(repo, { cache: sizes, ...(refPrefix ? { refPrefix } : {}) }));
         return;
     }

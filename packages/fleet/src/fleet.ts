@@ -25,7 +25,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { validateRefName } from '@larch/core-store';
 import type { Database } from '@larch/db';
-import { ApiError, bearerToken, checkScope, hashToken, readJsonBody, parseRepoPath, requireMethod, sendApiError, sendJson, type ApiHandler, type TokenNeed, type TokenRecord, type TokenStore } from '@larch/publish';
+import { ApiError, bearerToken, parseQuery, checkScope, hashToken, readJsonBody, parseRepoPath, requireMethod, sendApiError, sendJson, type ApiHandler, type TokenNeed, type TokenRecord, type TokenStore } from '@larch/publish';
 import { checkInSchema, type CheckInPayload } from '@larch/updater/report';
 import { z } from 'zod';
 import { commitHealth, DEFAULT_AUTO_PAUSE, pauseReason, shouldPause, type AutoPausePolicy, type CommitHealth } from './rollout-health.js';
@@ -131,20 +131,6 @@ const eventsQuery = z
   })
   .strict();
 
-function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
-  const raw: Record<string, string> = {};
-  for (const [k, v] of url.searchParams) {
-    if (k in raw) throw new ApiError(400, 'invalid-query', `Invalid query: ${k} given twice`);
-    raw[k] = v;
-  }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    const where = i && i.path.length ? ` at ${i.path.join('.')}` : '';
-    throw new ApiError(400, 'invalid-query', `Invalid query${where}: ${i?.message ?? 'validation failed'}`);
-  }
-  return r.data;
-}
 
 function view(d: DeviceRecord): DeviceView {
   return {

@@ -15,7 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { ApiError, sendApiError, sendJson } from './api-error.js';
-import { parseRepoPath, readJsonBody, requireMethod, type ApiHandler } from './http.js';
+import { parseQuery, parseRepoPath, readJsonBody, requireMethod, type ApiHandler } from './http.js';
 import type { Publisher } from './publisher.js';
 import type { Right, TokenRecord, TokenStore } from './tokens.js';
 import { OBJECTS_MEDIA_TYPE } from './wire.js';
@@ -142,9 +142,8 @@ export function createPublishApi(opts: PublishApiOptions): ApiHandler {
           requireMethod(req, res, 'GET', 'HEAD');
           authorizeAny(tokens, req, repo, ['read', 'publish', 'push']);
           if (tail.length === 0) {
-            const q = jobsQuerySchema.safeParse(Object.fromEntries(url.searchParams));
-            if (!q.success) throw new ApiError(400, 'invalid-query', `Invalid query: ${q.error.issues[0]?.path.join('.') ?? ''} ${q.error.issues[0]?.message ?? ''}`.trim());
-            sendJson(res, 200, { jobs: publisher.store.jobs(repo, q.data.limit) });
+            const q = parseQuery(url, jobsQuerySchema);
+            sendJson(res, 200, { jobs: publisher.store.jobs(repo, q.limit) });
             return true;
           }
           if (!/^[1-9][0-9]{0,15}$/.test(tail[0])) throw new ApiError(404, 'job-not-found', `No publish job ${JSON.stringify(tail[0].slice(0, 40))}`);

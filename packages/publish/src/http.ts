@@ -137,3 +137,23 @@ export function requireMethod(req: IncomingMessage, res: ServerResponse, ...allo
     throw new ApiError(405, 'method-not-allowed', `Method ${req.method ?? ''} not allowed here (allowed: ${allowed.join(', ')})`);
   }
 }
+
+/**
+ * Parse a request's query string with `schema`: a repeated parameter, an unknown one (with a
+ * strict schema) or a value the schema refuses is 400 `invalid-query` naming the parameter.
+ */
+export function parseQuery<S extends z.ZodType>(url: URL, schema: S): z.output<S> {
+  // No prototype: a parameter named "__proto__" is an ordinary (and refused) key.
+  const obj: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of url.searchParams) {
+    if (Object.hasOwn(obj, k)) throw new ApiError(400, 'invalid-query', `Query parameter ${JSON.stringify(k.slice(0, 64))} given twice`);
+    obj[k] = v;
+  }
+  const r = schema.safeParse(obj);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    const where = i && i.path.length ? ` ${i.path.join('.')}` : '';
+    throw new ApiError(400, 'invalid-query', `Invalid query parameter${where}: ${i?.message ?? 'validation failed'}`);
+  }
+  return r.data;
+}

@@ -4,7 +4,7 @@
  * rollouts. See README.md for the HTTP API and an example.
  */
 export { ApiError, sendJson, sendApiError, toApiError, type ApiStatus } from './api-error.js';
-export { parseRepoPath, readJsonBody, readBody, assertSafeTarget, requireMethod, isRepoName, REPO_NAME_RE, DEFAULT_JSON_LIMIT, type ApiHandler } from './http.js';
+export { parseRepoPath, parseQuery, readJsonBody, readBody, assertSafeTarget, requireMethod, isRepoName, REPO_NAME_RE, DEFAULT_JSON_LIMIT, type ApiHandler } from './http.js';
 export { TokenStore, checkScope, hashToken, bearerToken, parseExpiry, RIGHTS, rightSchema, type Right, type TokenRecord, type TokenNeed, type CreateTokenOptions } from './tokens.js';
 export { publishConfigSchema, loadSigners, DEFAULT_DELTAS_FROM_LAST, type PublishConfig } from './config.js';
 export { Publisher, ROLLOUT_KEY, type PublisherOptions, type PublishRepoOptions, type UploadStats, type RolloutChange } from './publisher.js';
