@@ -129,7 +129,7 @@ export async function startConsoleServer(fx: ConsoleFixture): Promise<ConsoleSer
     lastError: { phase: 'confirm', code: 'HEALTH_CHECK_FAILED', message: 'required check app-starts failed' },
     health: [{ name: 'app-starts', kind: 'required', ok: false }],
   });
-  stack.fleet.flush();
+  await stack.fleet.flush();
 
   return {
     url,

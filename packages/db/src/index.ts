@@ -17,6 +17,7 @@
  * DELETE, synchronous FULL), and a crash mid-transaction rolls it back on the next open.
  */
 import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { dirname } from 'node:path';
 import sqlite from 'node-sqlite3-wasm';
 
@@ -215,5 +216,73 @@ export class Database {
     for (const st of this.#statements.values()) st.finalize();
     this.#statements.clear();
     this.#raw.close();
+  }
+}
+
+/**
+ * Writes to a database file from a worker thread, so that the commits' fsyncs (milliseconds on
+ * an idle disk, hundreds on a busy one) never stall the event loop of the process that serves
+ * requests. The worker has its own connection: what it commits is visible to a `Database` on the
+ * same file once `batch()` resolves. SQLite's file lock orders the two connections, so a
+ * `Database` call on the same file can still wait for a commit in progress; keep the other
+ * connection's use off the hot path.
+ */
+export class DatabaseWriter {
+  readonly path: string;
+  readonly #worker: Worker;
+  readonly #waiting = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  #next = 1;
+  #dead: Error | null = null;
+  #closing: Promise<void> | null = null;
+
+  private constructor(path: string) {
+    this.path = path;
+    this.#worker = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { path } });
+    this.#worker.on('message', (m: { id: number; error: string | null }) => {
+      const w = this.#waiting.get(m.id);
+      if (!w) return;
+      this.#waiting.delete(m.id);
+      if (m.error === null) w.resolve();
+      else w.reject(new DatabaseError(m.error));
+    });
+    const fail = (e: Error): void => {
+      this.#dead ??= e;
+      for (const w of this.#waiting.values()) w.reject(this.#dead);
+      this.#waiting.clear();
+    };
+    this.#worker.on('error', (e) => fail(new DatabaseError(`Database writer for ${path} failed: ${e.message}`, undefined, e)));
+    this.#worker.on('exit', (code) => fail(new DatabaseError(`Database writer for ${path} stopped (exit code ${code})`)));
+  }
+
+  /** Start the writer thread for the database file at `path` (a file: not `':memory:'`). */
+  static open(path: string): DatabaseWriter {
+    if (path === ':memory:') throw new DatabaseError('A database writer needs a database file, not :memory:');
+    if (!existsSync(dirname(path))) throw new DatabaseError(`Opening database ${path}: directory ${dirname(path)} does not exist`);
+    return new DatabaseWriter(path);
+  }
+
+  /**
+   * Run `statements` in one transaction on the writer thread. Resolves once committed (durable);
+   * rejects with the failing statement's error after a rollback. Batches run in the order given.
+   */
+  batch(statements: ReadonlyArray<readonly [string, SqlParams?]>): Promise<void> {
+    if (this.#dead) return Promise.reject(this.#dead);
+    if (this.#closing) return Promise.reject(new DatabaseError(`Database writer for ${this.path} is closed`));
+    const id = this.#next++;
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+      this.#worker.postMessage({ id, statements: statements.map(([sql, params]) => [sql, params]) });
+    });
+  }
+
+  /** Let queued batches finish, then close the connection and stop the thread. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      if (this.#dead) return;
+      const exited = new Promise<void>((r) => this.#worker.once('exit', () => r()));
+      this.#worker.postMessage({ close: true });
+      await exited;
+    })();
+    return this.#closing;
   }
 }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Database, DatabaseError } from '@larch/db';
+import { Database, DatabaseError, DatabaseWriter } from '@larch/db';
 
 const dirs: string[] = [];
 function scratch(): string {
@@ -103,5 +103,36 @@ describe('Database locks', () => {
     expect(a.get('SELECT count(*) AS n FROM t')).toEqual({ n: 4 });
     b.close();
     a.close();
+  });
+});
+
+describe('DatabaseWriter', () => {
+  it('commits batches on its own thread, in order, visible to another connection; a failing batch rolls back', async () => {
+    const path = join(scratch(), 'w.db');
+    const db = Database.open(path);
+    db.exec('CREATE TABLE w (k TEXT PRIMARY KEY, v INTEGER)');
+    const writer = DatabaseWriter.open(path);
+    const first = writer.batch([
+      ['INSERT INTO w VALUES (?, ?)', ['a', 1]],
+      ['INSERT INTO w VALUES ($k, $v)', { $k: 'b', $v: 2 }],
+    ]);
+    const second = writer.batch([['UPDATE w SET v = v + 10 WHERE k = ?', ['a']]]);
+    await Promise.all([first, second]);
+    expect(db.all('SELECT k, v FROM w ORDER BY k')).toEqual([
+      { k: 'a', v: 11 },
+      { k: 'b', v: 2 },
+    ]);
+    await expect(
+      writer.batch([
+        ['INSERT INTO w VALUES (?, ?)', ['c', 3]],
+        ['INSERT INTO w VALUES (?, ?)', ['a', 0]],
+      ]),
+    ).rejects.toThrow(/UNIQUE constraint failed/);
+    expect(db.get('SELECT count(*) AS n FROM w')).toEqual({ n: 2 });
+    await writer.close();
+    await writer.close();
+    await expect(writer.batch([['DELETE FROM w']])).rejects.toThrow(DatabaseError);
+    db.close();
+    expect(() => DatabaseWriter.open(':memory:')).toThrow(/needs a database file/);
   });
 });

@@ -95,8 +95,8 @@ export interface FleetOptions {
   repos?: readonly string[];
   /**
    * How often dirty devices are written and pause rules run (default 1000 ms). Each write is one
-   * transaction whose fsyncs stall the event loop (a few ms on an idle disk, tens on a busy one),
-   * so fewer, larger batches keep check-in latency low; a crash loses at most this interval.
+   * transaction, run on a writer thread for a database file (its fsyncs do not stall check-ins);
+   * a crash loses at most this interval.
    */
   flushIntervalMs?: number;
   /** Dirty devices + queued events past which check-ins are refused with 503 until writes succeed again (default 10 000). */
@@ -112,8 +112,8 @@ export interface FleetOptions {
 /** A running fleet component. */
 export interface Fleet {
   handler: ApiHandler;
-  /** Write dirty devices and queued events now (one transaction, synchronously); throws when the write fails. */
-  flush(): void;
+  /** Write dirty devices and queued events now (one transaction, on the writer thread for a database file); rejects when the write fails. */
+  flush(): Promise<void>;
   /** Run the pause rule for every ref that received check-ins since the last run; resolves when done. */
   evaluate(): Promise<void>;
   /** The rollout health of a ref (what the endpoint answers). */
@@ -194,9 +194,9 @@ export function createFleet(opts: FleetOptions): Fleet {
   let closed = false;
   let flushFailing = false;
 
-  const flushQuietly = (): void => {
+  const flushQuietly = async (): Promise<void> => {
     try {
-      store.flush();
+      await store.flush();
       if (flushFailing) log({ event: 'flush-recovered', message: 'Device records are written again' });
       flushFailing = false;
     } catch (e) {
@@ -216,7 +216,7 @@ export function createFleet(opts: FleetOptions): Fleet {
     pausing.add(k);
     try {
       await opts.onAutoPause(repo, ref, reason);
-      store.recordAutoPause({ repo, ref, commit, reason, time: now().toISOString() });
+      await store.recordAutoPause({ repo, ref, commit, reason, time: now().toISOString() });
       log({ event: 'auto-pause', message: reason, repo, ref, commit });
     } catch (e) {
       const message = `Pausing ${ref} of ${repo} failed: ${(e as Error).message}`;
@@ -249,7 +249,7 @@ export function createFleet(opts: FleetOptions): Fleet {
   }
 
   const timer = setInterval(() => {
-    flushQuietly();
+    void flushQuietly();
     if (dirtyRefs.size > 0 && !evaluating) void evaluate();
   }, opts.flushIntervalMs ?? 1000);
   timer.unref();
@@ -366,7 +366,7 @@ export function createFleet(opts: FleetOptions): Fleet {
         opts.tokens.authorize(req, { repo, right: 'read' });
         checkRepo(repo);
         const q = parseQuery(url, eventsQuery);
-        const events = store.listEvents(repo, { limit: q.limit, ...(q.deviceId !== undefined ? { deviceId: q.deviceId } : {}), ...(q.ref !== undefined ? { ref: q.ref } : {}) });
+        const events = await store.listEvents(repo, { limit: q.limit, ...(q.deviceId !== undefined ? { deviceId: q.deviceId } : {}), ...(q.ref !== undefined ? { ref: q.ref } : {}) });
         sendJson(res, 200, { events: events.map(({ repo: _repo, ...e }) => e) });
         return true;
       }
@@ -394,8 +394,8 @@ export function createFleet(opts: FleetOptions): Fleet {
 
   return {
     handler,
-    flush: () => {
-      store.flush();
+    flush: async () => {
+      await store.flush();
     },
     evaluate,
     refHealth,
@@ -404,7 +404,7 @@ export function createFleet(opts: FleetOptions): Fleet {
       closed = true;
       clearInterval(timer);
       await evaluating?.catch(() => undefined);
-      store.flush();
+      await store.close();
     },
   };
 }

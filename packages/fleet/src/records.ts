@@ -3,7 +3,7 @@
  * of device records and events, shared by the main thread (inline writes, loading) and the
  * write-behind thread (flush-worker.ts), so both write exactly the same rows.
  */
-import type { Database } from '@larch/db';
+import type { SqlValue } from '@larch/db';
 import type { CheckInPayload, HealthResult } from '@larch/updater/report';
 
 /** What the server knows of one device: its last check-in. */
@@ -149,14 +149,13 @@ export function fromRow(r: DeviceRow): DeviceRecord {
 /** Rows kept in `fleet_events` (older ones are deleted as new ones arrive). */
 export const MAX_EVENTS = 100_000;
 
-/**
- * Write `devices` (upserts) and `events` (inserts) in one transaction of `db` (joins an open one).
- * Crash: all or nothing (SQLite's transaction).
- */
-export function writeBatch(db: Database, devices: readonly DeviceRecord[], events: readonly FleetEvent[]): void {
-  db.transaction(() => {
-    for (const d of devices) {
-      db.run(UPSERT, [
+/** The statements that write `devices` (upserts) and `events` (inserts), to run in one transaction. */
+export function batchStatements(devices: readonly DeviceRecord[], events: readonly FleetEvent[]): Array<[string, SqlValue[]]> {
+  const out: Array<[string, SqlValue[]]> = [];
+  for (const d of devices) {
+    out.push([
+      UPSERT,
+      [
         d.repo,
         d.deviceId,
         d.ref,
@@ -172,10 +171,11 @@ export function writeBatch(db: Database, devices: readonly DeviceRecord[], event
         JSON.stringify(d.counters),
         d.reportedAt,
         d.lastSeen,
-      ]);
-    }
-    for (const e of events) db.run(INSERT_EVENT, [e.time, e.repo, e.deviceId, e.ref, e.commit, e.kind, e.message]);
-    // The event log keeps the newest MAX_EVENTS rows.
-    if (events.length > 0) db.run('DELETE FROM fleet_events WHERE id <= (SELECT max(id) FROM fleet_events) - ?', [MAX_EVENTS]);
-  });
+      ],
+    ]);
+  }
+  for (const e of events) out.push([INSERT_EVENT, [e.time, e.repo, e.deviceId, e.ref, e.commit, e.kind, e.message]]);
+  // The event log keeps the newest MAX_EVENTS rows.
+  if (events.length > 0) out.push(['DELETE FROM fleet_events WHERE id <= (SELECT max(id) FROM fleet_events) - ?', [MAX_EVENTS]]);
+  return out;
 }

@@ -3,20 +3,22 @@
  * in memory and written behind to the database.
  *
  * Why memory first: a check-in must be answered in well under a millisecond of work, hundreds of
- * times a second, and each SQLite commit costs fsyncs (~1 ms idle, tens of ms on a busy disk). So
- * the last state of every device lives in a Map (loaded from `fleet_devices` at start), a
+ * times a second, and each SQLite commit costs fsyncs (~1 ms idle, hundreds of ms on a busy disk).
+ * So the last state of every device lives in a Map (loaded from `fleet_devices` at start), a
  * check-in replaces it there and marks it dirty, and `flush()` writes every dirty device and
- * queued event in one transaction (the caller's timer runs it once a second, so the fsyncs of one
- * commit stall the event loop once per interval instead of once per check-in). Dirty devices
- * coalesce (a device checking in twice between flushes is written once), so the queue is bounded
- * by the number of devices; past `maxPending` entries `put()` refuses until a flush succeeds.
+ * queued event in one transaction (the caller's timer runs it once a second). For a database
+ * file the transaction runs on a writer thread (@larch/db's DatabaseWriter), so its fsyncs never
+ * stall the event loop that answers check-ins; an in-memory database is written inline. Dirty
+ * devices coalesce (a device checking in twice between flushes is written once), so the queue is
+ * bounded by the number of devices; past `maxPending` entries `put()` refuses until a flush
+ * succeeds.
  *
  * Crash: what was flushed survives (SQLite's transaction); at most the last interval of
  * check-ins is lost, and devices repeat their state at their next check-in. Automatic pauses are
  * written at once, not behind, because they must happen only once per commit.
  */
-import type { Database } from '@larch/db';
-import { fromRow, MIGRATIONS, writeBatch, type AutoPauseRecord, type DeviceRecord, type DeviceRow, type EventRow, type FleetEvent, type FleetEventKind } from './records.js';
+import { DatabaseWriter, type Database, type SqlValue } from '@larch/db';
+import { batchStatements, fromRow, INSERT_EVENT, MIGRATIONS, type AutoPauseRecord, type DeviceRecord, type DeviceRow, type EventRow, type FleetEvent, type FleetEventKind } from './records.js';
 
 export type { AutoPauseRecord, DeviceRecord, FleetEvent, FleetEventKind } from './records.js';
 
@@ -28,6 +30,8 @@ function key(repo: string, deviceId: string): string {
 export interface FleetStoreOptions {
   /** Dirty devices + queued events past which `put()` refuses (default 10 000). */
   maxPending?: number;
+  /** Write on a worker thread (default: yes for a database file, no for `:memory:`). */
+  writerThread?: boolean;
 }
 
 /** The write queue is full: writes are failing. */
@@ -48,6 +52,9 @@ export class FleetStore {
   private events: FleetEvent[] = [];
   private readonly pauses = new Map<string, AutoPauseRecord>();
   private readonly maxPending: number;
+  private readonly writer: DatabaseWriter | null;
+  /** The flush in progress (flushes run one at a time, in order). */
+  private flushing: Promise<number> | null = null;
 
   /** Creates or upgrades the tables (migration component `fleet`) and loads every device. */
   constructor(
@@ -56,6 +63,7 @@ export class FleetStore {
   ) {
     this.maxPending = opts.maxPending ?? 10_000;
     db.migrate('fleet', MIGRATIONS);
+    this.writer = (opts.writerThread ?? db.path !== ':memory:') ? DatabaseWriter.open(db.path) : null;
     for (const r of db.all<DeviceRow>('SELECT * FROM fleet_devices')) this.repoMap(r.repo).set(r.device_id, fromRow(r));
     for (const p of db.all<{ repo: string; ref: string; commit_id: string; reason: string; time: string }>('SELECT * FROM fleet_auto_pauses')) {
       this.pauses.set(`${p.repo}\u0000${p.ref}\u0000${p.commit_id}`, { repo: p.repo, ref: p.ref, commit: p.commit_id, reason: p.reason, time: p.time });
@@ -106,30 +114,46 @@ export class FleetStore {
     return true;
   }
 
+  /** Run `statements` in one transaction: on the writer thread, or inline for an in-memory database. */
+  private async write(statements: Array<[string, SqlValue[]]>): Promise<void> {
+    if (this.writer) return this.writer.batch(statements);
+    this.db.transaction(() => {
+      for (const [sql, params] of statements) this.db.run(sql, params);
+    });
+  }
+
   /**
-   * Write every dirty device and queued event in one transaction, synchronously (the event loop
-   * waits for the commit's fsyncs). Returns the number of rows written. On failure the batch is
-   * queued again (under anything newer) and the error is thrown.
+   * Write every dirty device and queued event in one transaction; resolves with the number of
+   * rows written once committed. Flushes run one after another. On failure the batch is queued
+   * again (under anything newer) and the promise rejects.
    */
-  flush(): number {
-    if (this.dirty.size === 0 && this.events.length === 0) return 0;
-    const devices = this.dirty;
-    const events = this.events;
-    this.dirty = new Map();
-    this.events = [];
-    try {
-      writeBatch(this.db, [...devices.values()], events);
-    } catch (err) {
-      for (const [k, d] of devices) if (!this.dirty.has(k)) this.dirty.set(k, d);
-      this.events = events.concat(this.events);
-      throw err;
-    }
-    return devices.size + events.length;
+  flush(): Promise<number> {
+    const run = async (): Promise<number> => {
+      if (this.dirty.size === 0 && this.events.length === 0) return 0;
+      const devices = this.dirty;
+      const events = this.events;
+      this.dirty = new Map();
+      this.events = [];
+      try {
+        await this.write(batchStatements([...devices.values()], events));
+      } catch (err) {
+        for (const [k, d] of devices) if (!this.dirty.has(k)) this.dirty.set(k, d);
+        this.events = events.concat(this.events);
+        throw err;
+      }
+      return devices.size + events.length;
+    };
+    const p = (this.flushing ?? Promise.resolve(0)).catch(() => 0).then(run);
+    this.flushing = p;
+    void p.finally(() => {
+      if (this.flushing === p) this.flushing = null;
+    }).catch(() => undefined);
+    return p;
   }
 
   /** Events of `repo`, newest first (flushes first so the answer is complete). */
-  listEvents(repo: string, opts: { limit: number; deviceId?: string; ref?: string }): FleetEvent[] {
-    this.flush();
+  async listEvents(repo: string, opts: { limit: number; deviceId?: string; ref?: string }): Promise<FleetEvent[]> {
+    await this.flush();
     const where = ['repo = $repo'];
     const params: Record<string, string | number> = { $repo: repo, $limit: opts.limit };
     if (opts.deviceId !== undefined) {
@@ -158,12 +182,20 @@ export class FleetStore {
   }
 
   /** Record an automatic pause, durably and at once (with its event). */
-  recordAutoPause(p: AutoPauseRecord): void {
-    this.db.transaction(() => {
-      this.db.run('INSERT INTO fleet_auto_pauses (repo, ref, commit_id, reason, time) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [p.repo, p.ref, p.commit, p.reason, p.time]);
-      this.db.run('INSERT INTO fleet_events (time, repo, device_id, ref, commit_id, kind, message) VALUES (?, ?, ?, ?, ?, ?, ?)', [p.time, p.repo, null, p.ref, p.commit, 'auto-pause', p.reason]);
-    });
+  async recordAutoPause(p: AutoPauseRecord): Promise<void> {
+    await this.write([
+      ['INSERT INTO fleet_auto_pauses (repo, ref, commit_id, reason, time) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [p.repo, p.ref, p.commit, p.reason, p.time]],
+      [INSERT_EVENT, [p.time, p.repo, null, p.ref, p.commit, 'auto-pause', p.reason]],
+    ]);
     this.pauses.set(`${p.repo}\u0000${p.ref}\u0000${p.commit}`, p);
   }
 
+  /** Flush, then stop the writer thread. */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      await this.writer?.close();
+    }
+  }
 }

@@ -295,7 +295,9 @@ describe('fleet API', () => {
     failPause = false;
     // The timer runs the rule again by itself.
     await expect.poll(() => pauses.length, { timeout: 2000 }).toBe(1);
-    expect((await fleet.refHealth('main', 'os/stable')).autoPaused).toBe(true);
+    // Recorded once the writer thread has committed it.
+    await expect.poll(async () => (await fleet.refHealth('main', 'os/stable')).autoPaused, { timeout: 2000 }).toBe(true);
+    expect(pauses.length).toBe(1);
   });
 
   it('bounds the write queue: past maxPending check-ins get 503 until a flush; failed writes are retried', async () => {
@@ -309,17 +311,18 @@ describe('fleet API', () => {
     const full = await checkIn('dev-4');
     expect([full.status, full.body.error.code]).toEqual([503, 'busy']);
     expect((await call('GET', `${srv.url}/api/v1/repos/main/devices/dev-4`, { token: tok.read })).status).toBe(404);
-    fleet.flush();
+    await fleet.flush();
     expect(db.get<{ n: number }>('SELECT count(*) AS n FROM fleet_devices')?.n).toBe(3);
     expect(db.get<{ phase: string }>("SELECT phase FROM fleet_devices WHERE device_id = 'dev-2'")?.phase).toBe('check');
     expect((await checkIn('dev-4')).status).toBe(204);
-    // Writes fail (a trigger stands for a full disk): the batch stays queued and lands later.
-    db.exec("CREATE TEMP TRIGGER fleet_test_fail BEFORE INSERT ON fleet_devices BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    // Writes fail (a trigger, seen by the writer thread's connection too, stands for a full
+    // disk): the batch stays queued and lands later.
+    db.exec("CREATE TRIGGER fleet_test_fail BEFORE INSERT ON fleet_devices BEGIN SELECT RAISE(ABORT, 'disk full'); END");
     expect((await checkIn('dev-1', { phase: 'pull' })).status).toBe(204);
-    expect(() => fleet.flush()).toThrow(/disk full/);
+    await expect(fleet.flush()).rejects.toThrow(/disk full/);
     expect(db.get<{ phase: string }>("SELECT phase FROM fleet_devices WHERE device_id = 'dev-1'")?.phase).toBe('idle');
     db.exec('DROP TRIGGER fleet_test_fail');
-    fleet.flush();
+    await fleet.flush();
     expect(db.all<{ device_id: string; phase: string }>('SELECT device_id, phase FROM fleet_devices ORDER BY device_id')).toEqual([
       { device_id: 'dev-1', phase: 'pull' },
       { device_id: 'dev-2', phase: 'check' },
