@@ -46,6 +46,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'gpg-sign': async () => (await import('./commands/gpg-sign.js')).registerGpgSign,
   sign: async () => (await import('./commands/sign.js')).registerSign,
   push: async () => (await import('./commands/push.js')).registerPush,
+  publish: async () => (await import('./commands/publish.js')).registerPublish,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */
