@@ -5,6 +5,7 @@
 export type { PublishedStore, StoredObject, PutOptions, PutResult, PutBody, ByteRange } from './store.js';
 export { FsStore } from './fs-store.js';
 export { S3Store, parseS3Url, ensureBucket, publicReadPolicy, publicUrl, isTransient, describeS3Error, type S3StoreOptions } from './s3-store.js';
+export { openStore, type OpenStoreOptions, type OpenedStore } from './open-store.js';
 export { publishRepo, type PublishOptions, type PublishResult, type PublishProgress } from './publish.js';
 export { pruneStore, type PruneStoreOptions, type PruneStoreResult } from './prune.js';
 export { classify, cacheControlFor, contentTypeFor, objectKey, deltaDirKey, mb64, summaryDeltaNames, IMMUTABLE, SHORT_LIVED, type KeyClass } from './keys.js';

@@ -1,7 +1,9 @@
 /**
  * @larch/object-store against a real S3 engine: Ceph radosgw started by
  * tooling/s3-engine/s3-engine.sh (installed and created on first use, stopped at the end when this
- * file started it). Under CI=true a missing engine fails the file. Every describe uses its own bucket.
+ * file started it). When the engine cannot start (not root, no Debian packages), the file fails
+ * under CI=true and is skipped otherwise, as the interop tests are without `ostree`. Every describe
+ * uses its own bucket.
  */
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
@@ -11,13 +13,20 @@ import { compareTrees, larchCliPath, ostreeOk, requireOstree, runOk, run, tmpDir
 import { ensureBucket, publishRepo, pruneStore, publicUrl, type S3Store } from '../src/index.js';
 import { changeFiles, checkBucketConsistent, removeBucket, makeDebianLikeTree, startEngine, startProxy, stopEngine, storeFor, uniqueBucket, type Engine } from './engine.js';
 
+const started: Engine | null = await startEngine().catch((e: Error) => {
+  if (process.env.CI === 'true') throw e;
+  process.stderr.write(`skipping the S3 tests: ${e.message}\n`);
+  return null;
+});
+const s3Describe = started ? describe : describe.skip;
 let engine: Engine;
 const stores: S3Store[] = [];
 const dirs: TmpDir[] = [];
 
-beforeAll(async () => {
+beforeAll(() => {
+  if (!started) return;
   requireOstree();
-  engine = await startEngine();
+  engine = started;
 }, 600_000);
 
 afterAll(async () => {
@@ -79,7 +88,7 @@ async function pulledCheckoutEquals(kind: 'ostree' | 'larch', repo: string, comm
   expect(await compareTrees(source, out)).toEqual([]);
 }
 
-describe('publish a Debian-sized tree, pull it back with ostree and larch (objects, then a delta)', () => {
+s3Describe('publish a Debian-sized tree, pull it back with ostree and larch (objects, then a delta)', () => {
   let d: TmpDir;
   let store: S3Store;
   let url: string;
@@ -173,7 +182,7 @@ describe('publish a Debian-sized tree, pull it back with ostree and larch (objec
   }, 600_000);
 });
 
-describe('SIGKILL during publish', () => {
+s3Describe('SIGKILL during publish', () => {
   it('at 20+ points spread over the run, leaves a bucket whose summary names only existing objects; a rerun completes', async () => {
     const d = await newDir();
     const store = await newStore('kill');
@@ -247,7 +256,7 @@ describe('SIGKILL during publish', () => {
   }, 900_000);
 });
 
-describe('pruneStore', () => {
+s3Describe('pruneStore', () => {
   it('deletes exactly the unreachable objects older than the grace period while a pull runs', async () => {
     const d = await newDir();
     const store = await newStore('prune');
@@ -320,7 +329,7 @@ describe('pruneStore', () => {
   }, 600_000);
 });
 
-describe('injected S3 failures (a fault-injecting proxy in front of radosgw)', () => {
+s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)', () => {
   let d: TmpDir;
   let store: S3Store;
   let repo: string;

@@ -12,7 +12,7 @@
  * Progress is a bar on stderr when it is a terminal; --json prints one JSON line per event.
  */
 import type { Command } from 'commander';
-import type { PublishedStore, PublishProgress } from '@larch/object-store';
+import type { PublishProgress } from '@larch/object-store';
 import type { VerbContext } from '../cli.js';
 import { interruptible, repoPath, UsageError } from '../context.js';
 import { formatSize, toJson } from '../format.js';
@@ -53,24 +53,15 @@ export function registerPublish(program: Command, ctx: VerbContext): void {
       if (opts.publicRead && !opts.createBucket) throw new UsageError('--public-read requires --create-bucket');
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
       const os = await import('@larch/object-store');
-      let store: PublishedStore;
-      let close = (): void => undefined;
-      if (destination.startsWith('s3://')) {
-        const { bucket, prefix } = os.parseS3Url(destination);
-        const s3 = new os.S3Store({
-          bucket,
-          prefix,
-          concurrency,
-          ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
-          ...(opts.region !== undefined ? { region: opts.region } : {}),
-        });
-        if (opts.createBucket) await os.ensureBucket(s3, { publicRead: Boolean(opts.publicRead) });
-        store = s3;
-        close = () => s3.destroy();
-      } else {
-        if (opts.endpoint !== undefined || opts.region !== undefined || opts.createBucket) throw new UsageError('--endpoint, --region and --create-bucket need an s3:// destination');
-        store = new os.FsStore(destination.startsWith('file://') ? new URL(destination).pathname : destination);
+      if (!destination.startsWith('s3://') && (opts.createBucket || opts.endpoint !== undefined || opts.region !== undefined)) {
+        throw new UsageError('--endpoint, --region and --create-bucket need an s3:// destination');
       }
+      const { store, s3, close } = os.openStore(destination, {
+        concurrency,
+        ...(opts.endpoint !== undefined ? { endpoint: opts.endpoint } : {}),
+        ...(opts.region !== undefined ? { region: opts.region } : {}),
+      });
+      if (s3 && opts.createBucket) await os.ensureBucket(s3, { publicRead: Boolean(opts.publicRead) });
       try {
         if (opts.prune) {
           const grace = parseOption(integer('--grace', { min: 0 }), opts.grace);
