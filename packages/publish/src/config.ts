@@ -40,6 +40,21 @@ export const publishConfigSchema = z
       .optional(),
     /** Prune after each publish, keeping this many parents of every ref (none by default). */
     prune: z.object({ keepDepth: z.number().int().min(0).max(100_000) }).strict().optional(),
+    /**
+     * After each publish, mirror the repository to a published store (an S3-compatible bucket
+     * `s3://BUCKET/PREFIX`, or a directory) in reader-safe order; optionally prune the store of
+     * objects unreachable for longer than `pruneGraceSeconds`.
+     */
+    mirror: z
+      .object({
+        to: z.string().min(1),
+        endpoint: z.string().url().optional(),
+        region: z.string().min(1).optional(),
+        concurrency: z.number().int().min(1).max(256).optional(),
+        pruneGraceSeconds: z.number().int().min(0).optional(),
+      })
+      .strict()
+      .optional(),
     /** Largest uncompressed content object accepted by uploads, bytes (default 16 GiB). */
     maxFileSize: z.number().int().min(1).optional(),
   })

@@ -382,12 +382,40 @@ export class Publisher {
         if (held === 0) pruned = (await prune(repo, { refsOnly: true, depth: s.config.prune.keepDepth })).deleted;
         else warnings.push(`Prune postponed: ${held} received objects await their ref update`);
       }
+      if (s.config.mirror) {
+        this.store.step(id, 'mirror');
+        warnings.push(...(await this.mirror(s, s.config.mirror)));
+      }
       this.store.finish(id, { error: null, deltas, pruned, warnings });
       const extra = [pruned !== null ? `${pruned} objects pruned` : '', ...warnings].filter((x) => x !== '');
       this.opts.log?.(`publish ${s.name} ${job.ref} ${job.commit}: done (${deltas.length} deltas${extra.length ? `; ${extra.join('; ')}` : ''})`);
     } catch (e) {
       this.store.finish(id, { error: errorText(e), deltas, pruned, warnings });
       this.opts.log?.(`publish ${s.name} ${job.ref} ${job.commit}: failed: ${errorText(e)}`);
+    }
+  }
+
+  /**
+   * Mirror the repository to its published store (objects, then deltas, refs, summary and its
+   * signature, each only when missing or changed there), then prune the store when configured.
+   * A failure fails the job (the local publish stands; the next job mirrors again). Returns
+   * warnings. The S3 client is loaded only when a repository mirrors.
+   */
+  private async mirror(s: RepoState, cfg: NonNullable<PublishConfig['mirror']>): Promise<string[]> {
+    const os = await import('@larch/object-store');
+    const opened = os.openStore(cfg.to, {
+      ...(cfg.endpoint !== undefined ? { endpoint: cfg.endpoint } : {}),
+      ...(cfg.region !== undefined ? { region: cfg.region } : {}),
+      ...(cfg.concurrency !== undefined ? { concurrency: cfg.concurrency } : {}),
+    });
+    try {
+      const r = await os.publishRepo(s.repo.path, opened.store, { deleteStaleRefs: true });
+      this.opts.log?.(`mirror ${s.name} to ${cfg.to}: ${r.uploaded} files uploaded (${r.uploadedBytes} bytes)`);
+      if (cfg.pruneGraceSeconds === undefined) return [];
+      const p = await os.pruneStore(opened.store, { graceSeconds: cfg.pruneGraceSeconds });
+      return p.keptYoung > 0 ? [`Mirror prune kept ${p.keptYoung} unreachable objects younger than ${cfg.pruneGraceSeconds} s`] : [];
+    } finally {
+      opened.close();
     }
   }
 

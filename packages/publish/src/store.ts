@@ -6,7 +6,7 @@
 import type { Database } from '@larch/db';
 
 /** Pipeline steps, in order. */
-export type JobStep = 'queued' | 'verify' | 'sign' | 'ref' | 'deltas' | 'summary' | 'prune' | 'done';
+export type JobStep = 'queued' | 'verify' | 'sign' | 'ref' | 'deltas' | 'summary' | 'prune' | 'mirror' | 'done';
 /** Job states. */
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed';
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Repo, readSummary } from '@larch/core-store';
 import { Database } from '@larch/db';
 import { ED25519_SIGNATURES_KEY, Ed25519Verifier, decodeDetachedMetadata, generateEd25519Key, verifyDetached } from '@larch/signing';
-import { tmpDir, type TmpDir } from '@larch/test-fixtures';
+import { hasOstree, ostreeOk, tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAGIC, OBJECTS_MEDIA_TYPE, Publisher, PublishStore, pushRef, recordHeader } from '../src/index.js';
 import { bearer, commitTo, smallTree, startTestServer, type TestServer } from './support.js';
@@ -55,6 +55,33 @@ describe('publish pipeline', () => {
     expect(last.pruned).toBeGreaterThan(0);
     expect(last.step).toBe('done');
 
+  });
+
+  it('mirrors each publish to a published store in reader-safe order, and the real ostree pulls from it', async () => {
+    const served = await Repo.init({ path: join(dir.path, 'served'), mode: 'archive' });
+    const mirror = join(dir.path, 'mirror');
+    srv = await startTestServer(served.path, { deltas: { fromLast: 1, concurrency: 1 }, mirror: { to: `file://${mirror}` } });
+    const { token } = srv.tokens.create({ repo: 'os', rights: ['push', 'publish'] });
+    const local = join(dir.path, 'local');
+    const commits: string[] = [];
+    for (const v of [1, 2]) {
+      await smallTree(join(dir.path, `t${v}`), v);
+      commits.push((await commitTo(local, 'bare-user', join(dir.path, `t${v}`), REF, `c${v}`)).commit);
+      const r = await pushRef({ repoPath: local, serverUrl: srv.url, repo: 'os', ref: REF, token });
+      expect(r.job.state).toBe('succeeded');
+      expect(srv.publisher.store.jobs('os')[0].step).toBe('done');
+      // The mirror's summary and ref name the new commit, and it holds the commit object.
+      expect(readSummary(await readFile(join(mirror, 'summary'))).refs[0].checksum).toBe(commits[v - 1]);
+      expect((await readFile(join(mirror, 'refs/heads', REF), 'utf8')).trim()).toBe(commits[v - 1]);
+      expect(await readFile(join(mirror, 'objects', commits[v - 1].slice(0, 2), `${commits[v - 1].slice(2)}.commit`))).toEqual(Buffer.from(await served.readMetadata('commit', commits[v - 1])));
+    }
+    if (!hasOstree()) return;
+    const client = join(dir.path, 'client');
+    await ostreeOk(['init', `--repo=${client}`, '--mode=bare-user']);
+    await ostreeOk(['remote', 'add', `--repo=${client}`, '--no-gpg-verify', 'origin', `file://${mirror}`]);
+    await ostreeOk(['pull', `--repo=${client}`, 'origin', REF]);
+    expect((await ostreeOk(['rev-parse', `--repo=${client}`, REF])).stdout.trim()).toBe(commits[1]);
+    await ostreeOk(['fsck', `--repo=${client}`]);
   });
 
   it('does not prune objects of a push whose ref update is still to come', async () => {
