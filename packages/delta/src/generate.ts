@@ -4,8 +4,11 @@
  * Plan: the objects reachable from TO that FROM does not have (all of them for a from-scratch
  * delta), minus the TO commit (it travels in the superblock). Modified files are paired with a
  * FROM file of the same (or same-stem) basename and similar size; a pair becomes a bsdiff patch
- * (computed on worker threads) or, failing that, rollsum copies from the old file; everything else
- * is spliced whole. Objects are packed into parts of about `max-chunk-size` bytes, ordered so that
+ * (computed on worker threads) or, failing that, rollsum copies from the old file. Large new files
+ * with no such pair are matched by content against the FROM files (sampled window hashes): when
+ * one shares enough (an apt `Translation-en` and the `Packages` file naming the same packages),
+ * the new file becomes a copy patch (copydiff.ts) in a part of its own, built on a one-shot worker
+ * and compressed with text settings. Everything else is spliced whole. Objects are packed into parts of about `max-chunk-size` bytes, ordered so that
  * similar content sits together (metadata, then patched files, then plain files grouped by file
  * extension and name, then symlinks), which lets xz find more redundancy.
  *
@@ -15,6 +18,8 @@
  * half-written delta.
  */
 import { createHash } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { availableParallelism } from 'node:os';
 import { promises as fsp } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -34,8 +39,11 @@ import { encodePartBodyChunks, partBodyFrame, encodeSuperblock, inlinePartVarian
 import { deltaName, deltaRelDir } from './names.js';
 import { ByteSink, ChunkSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_OPEN_SPLICE_AND_CLOSE, OP_SET_READ_SOURCE, OP_UNSET_READ_SOURCE, OP_WRITE } from './ops.js';
 import { BsdiffPool } from './pool.js';
+import { ContentAnchors } from './copydiff.js';
+import { runCopyPart } from './copy-part.js';
 import { rollsumMatches, type Match } from './rollsum.js';
 import { xzCompress } from './xz.js';
+import { mapLargeAllocations } from './xz-system.js';
 import { reindexDeltas } from './manage.js';
 
 const MB = 1000 * 1000;
@@ -84,6 +92,8 @@ export interface GenerateStats {
   objects: number;
   fallbacks: number;
   bsdiff: number;
+  /** Objects written as copy patches out of a different FROM file (content pairs). */
+  copy: number;
   rollsum: number;
   /** Total stored bytes (superblock + part files). */
   size: number;
@@ -129,6 +139,14 @@ async function readContent(repo: Repo, checksum: Checksum, into?: { buf: Buffer;
   return { meta: f.meta, data };
 }
 
+/** Sampled content anchors of a regular file (copydiff.ts), read as a stream. */
+async function anchorsOf(repo: Repo, checksum: Checksum): Promise<Uint32Array> {
+  const f = await repo.openFile(checksum);
+  const a = new ContentAnchors();
+  for await (const c of f.open() as AsyncIterable<Buffer>) a.update(c);
+  return a.digest();
+}
+
 async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
   const f = await repo.openFile(checksum);
   const stream = f.open() as NodeJS.ReadableStream & { destroy?: () => void };
@@ -139,6 +157,32 @@ async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
   }
   stream.destroy?.();
   return head.length >= 4 && head.readUInt32BE(0) === 0x7f454c46;
+}
+
+/** Names of files already compressed (nothing to gain from diffing them). */
+const COMPRESSED = /\.(xz|bz2|gz|zst|lz4|lzma)$/;
+/** Smallest file considered for content pairing. */
+const CONTENT_PAIR_MIN = 256 * 1024;
+/** Share of a file's sampled windows (and then of its bytes) that must come from the old file. */
+const CONTENT_PAIR_SHARE = 0.05;
+
+let gcFn: (() => void) | null | undefined;
+/**
+ * Run a full garbage collection. Part bodies and file buffers live outside V8's heap, which the
+ * collector does not see filling up; while the main thread only waits on a long compression no
+ * collection happens at all, and hundreds of MB of dead buffers would stay resident. Called when
+ * a part has been compressed (a few ms each).
+ */
+function collectGarbage(): void {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
 }
 
 const ext = (name: string): string => {
@@ -261,6 +305,8 @@ interface NewFile {
   meta: FileMeta;
   size: number;
   pair: Checksum | null;
+  /** How `pair` was found: same (or same-stem) name, diffed with bsdiff; or shared content, copied with copydiff. */
+  pairKind?: 'name' | 'content';
   /** Starts with the ELF magic (compressed with the x86 BCJ filter when it dominates a part). */
   elf?: boolean;
 }
@@ -288,6 +334,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
 
   return repo.withLock('shared', async () => {
     const t0 = performance.now();
+    mapLargeAllocations();
     const timings = { plan: 0, waitBsdiff: 0, waitCompress: 0, total: 0 };
     const commitBytes = await repo.readMetadata('commit', to, { verify: true });
     if (from !== null && !(await repo.hasObject('commit', from))) {
@@ -331,7 +378,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     // Similar-file pairing.
     if (fromIdx) {
       for (const f of newFiles) {
-        if (f.size === 0 || (f.meta.mode & S_IFMT) === S_IFLNK || /\.(xz|bz2|gz|zst)$/.test(f.name)) continue;
+        if (f.size === 0 || (f.meta.mode & S_IFMT) === S_IFLNK || COMPRESSED.test(f.name)) continue;
         const pick = async (cands: Checksum[] | undefined): Promise<Checksum | null> => {
           let best: Checksum | null = null;
           let bestDiff = Infinity;
@@ -348,6 +395,43 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           return best;
         };
         f.pair = (await pick(fromByName.get(f.name))) ?? (await pick(fromByStem.get(stem(f.name))));
+        if (f.pair !== null) f.pairKind = 'name';
+      }
+    }
+
+    // Content pairing: large files that found no pair by name, against the FROM file that shares
+    // the most sampled windows with them (say an apt Translation-en and the Packages file naming the
+    // same packages); copied with exact-match copy diffs.
+    if (fromIdx && !opts.disableBsdiff) {
+      const eligible = async (c: Checksum, name: string): Promise<boolean> => {
+        const o = await info(c);
+        return (o.meta.mode & S_IFMT) !== S_IFLNK && (o.meta.mode & 0o004) !== 0 && o.size >= CONTENT_PAIR_MIN && !COMPRESSED.test(name) && !(await isElf(repo, c));
+      };
+      const wanted: NewFile[] = [];
+      for (const f of newFiles) if (f.pair === null && f.size <= maxBsdiff && (await eligible(f.checksum, f.name))) wanted.push(f);
+      if (wanted.length > 0) {
+        const owner = new Map<number, number>();
+        const olds: Checksum[] = [];
+        for (const [c, n] of fromIdx.files) {
+          if (olds.includes(c) || !(await eligible(c, n))) continue;
+          for (const a of await anchorsOf(repo, c)) if (!owner.has(a)) owner.set(a, olds.length);
+          olds.push(c);
+        }
+        for (const f of wanted) {
+          const anchors = await anchorsOf(repo, f.checksum);
+          const hits = new Map<number, number>();
+          for (const a of anchors) {
+            const o = owner.get(a);
+            if (o !== undefined) hits.set(o, (hits.get(o) ?? 0) + 1);
+          }
+          let best = -1;
+          let bestHits = 0;
+          for (const [o, n] of hits) if (n > bestHits || (n === bestHits && o < best)) [best, bestHits] = [o, n];
+          if (best >= 0 && bestHits >= anchors.length * CONTENT_PAIR_SHARE && (await info(olds[best])).size + f.size <= maxBsdiff) {
+            f.pair = olds[best];
+            f.pairKind = 'content';
+          }
+        }
       }
     }
 
@@ -383,6 +467,8 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     plain.push(...small);
     paired.sort(byContent);
     links.sort(byContent);
+    const copyPaired = paired.filter((f) => f.pairKind === 'content');
+    paired.splice(0, paired.length, ...paired.filter((f) => f.pairKind !== 'content'));
 
     // One core is left to xz (it compresses finished parts meanwhile), so cores - 1 diff workers.
     const pool = new BsdiffPool(opts.disableBsdiff || paired.length === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, paired.length)));
@@ -394,12 +480,16 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     let firstError: unknown = null;
     let bsdiffCount = 0;
     let rollsumCount = 0;
+    let copyCount = 0;
     let objectCount = 0;
     let totalSize = 0;
     let totalUsize = 0;
 
-    /** Register part `header` and compress `body` in the background (at most `concurrency` at once). */
-    const submit = async (header: PartHeader, body: Uint8Array[], x86: boolean): Promise<void> => {
+    /**
+     * Register part `header` and compress `body` in the background (at most `concurrency` at once).
+     * A `text` part (a copy patch: mostly text with zero runs) gets lc=4 pb=0.
+     */
+    const submit = async (header: PartHeader, body: Uint8Array[], x86: boolean, text = false): Promise<void> => {
       const index = headers.length;
       headers.push(header);
       objectCount += header.objects.length;
@@ -408,7 +498,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         const bodyLength = body.reduce((n, c) => n + c.length, 0);
         let dict = 1 << 20;
         while (dict < bodyLength && dict < dictCap) dict *= 2;
-        const packed = compression === 'xz' ? await xzCompress(body, preset, extreme, x86, opts.xzPreset === undefined ? Math.min(dict, dictCap) : undefined) : Buffer.concat(body);
+        const packed = compression === 'xz' ? await xzCompress(body, preset, extreme, x86, opts.xzPreset === undefined ? Math.min(dict, dictCap) : undefined, text && opts.xzPreset === undefined) : Buffer.concat(body);
         const stored = Buffer.allocUnsafe(packed.length + 1);
         stored[0] = compression === 'xz' ? COMPRESSION_XZ : COMPRESSION_NONE;
         packed.copy(stored, 1);
@@ -419,7 +509,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           await fsp.writeFile(join(tmpDir, String(index)), stored, { mode: 0o644 });
           totalSize += stored.length;
         }
-      })().catch((e: unknown) => {
+      })().then(collectGarbage, (e: unknown) => {
         firstError ??= e;
       });
       inflight.add(job);
@@ -429,12 +519,12 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       timings.waitCompress += performance.now() - tw;
     };
 
-    const closePart = async (b: PartBuilder): Promise<void> => {
+    const closePart = async (b: PartBuilder, text = false): Promise<void> => {
       const header: PartHeader = { version: 0, checksum: '', size: 0, usize: b.usize, objects: b.objects };
       // Parts that are mostly machine code compress better behind the x86 branch filter;
       // any liblzma .xz decoder (ostree's included) undoes it.
       const x86 = opts.x86Filter === 'always' || (opts.x86Filter !== 'never' && b.elfBytes * 2 > b.payload.length);
-      await submit(header, encodePartBodyChunks(b.modes, b.xattrs, b.payload.parts(), b.ops.view()), x86);
+      await submit(header, encodePartBodyChunks(b.modes, b.xattrs, b.payload.parts(), b.ops.view()), x86, text);
     };
 
     /** A part holding one large plain file: its body is laid out around the file's bytes, read in place (one copy in memory). */
@@ -461,6 +551,20 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
 
     timings.plan = performance.now() - t0;
     try {
+      // Content pairs first, each in a part of its own: they are the largest and slowest to
+      // compress, so their compression starts at once and overlaps with everything else.
+      for (const f of copyPaired) {
+        const tw = performance.now();
+        const old = (await readContent(repo, f.pair!)).data;
+        const nw = (await readContent(repo, f.checksum)).data;
+        const { body } = await runCopyPart({ old, nw, from: f.pair!, uid: f.meta.uid, gid: f.meta.gid, mode: f.meta.mode, xattrs: f.meta.xattrs, minShare: CONTENT_PAIR_SHARE });
+        timings.waitBsdiff += performance.now() - tw;
+        if (body !== null) {
+          copyCount++;
+          await submit({ version: 0, checksum: '', size: 0, usize: f.size, objects: [{ type: 'file', checksum: f.checksum }] }, [body], false, true);
+        } else await closeSingle(f);
+        if (firstError !== null) throw firstError;
+      }
       for (const f of huge) {
         await closeSingle(f);
         if (firstError !== null) throw firstError;
@@ -582,6 +686,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         objects: objectCount,
         fallbacks: fallbacks.length,
         bsdiff: bsdiffCount,
+        copy: copyCount,
         rollsum: rollsumCount,
         size: totalSize,
         usize: totalUsize,

@@ -69,11 +69,21 @@ export function systemLzma(): Lib | null {
 const call = <A extends unknown[], R>(fn: Fn<A, R>, ...args: A): Promise<R> =>
   new Promise((resolve, reject) => fn.async(...args, (err: unknown, res: R) => (err ? reject(err) : resolve(res))));
 
-/** Encode `data` as one .xz stream (CRC64) with preset 8's LZMA2 settings and `dictSize`. Returns null on a liblzma error. */
-export async function systemXzEncode(l: Lib, data: Uint8Array, preset: number, extreme: boolean, dictSize: number | undefined, x86: boolean): Promise<Buffer | null> {
+/**
+ * Encode `data` as one .xz stream (CRC64) with the preset's LZMA2 settings, `dictSize`, and for
+ * `text` lc=4 pb=0. Returns null on a liblzma error.
+ */
+export async function systemXzEncode(l: Lib, data: Uint8Array, preset: number, extreme: boolean, dictSize: number | undefined, x86: boolean, text = false): Promise<Buffer | null> {
   const options = Buffer.alloc(OPTIONS_SIZE);
   if (l.preset(options, preset | (extreme ? LZMA_PRESET_EXTREME : 0)) !== 0) return null;
   if (dictSize !== undefined) options.writeUInt32LE(dictSize, 0);
+  if (text) {
+    // lzma_options_lzma: dict_size, preset_dict (pointer), preset_dict_size, lc, lp, pb, ...
+    const ptr = koffi.sizeof('void *');
+    const lcOff = ptr + ptr + 4; // the pointer is aligned to its own size
+    options.writeUInt32LE(4, lcOff);
+    options.writeUInt32LE(0, lcOff + 8);
+  }
   const filters = [
     ...(x86 ? [{ id: LZMA_FILTER_X86, options: null }] : []),
     { id: LZMA_FILTER_LZMA2, options },
@@ -105,4 +115,23 @@ export async function systemXzDecode(l: Lib, input: Uint8Array, maxOut: number, 
   if (ret === LZMA_MEMLIMIT_ERROR) return { ok: false, reason: 'memlimit', code: ret };
   if (ret === LZMA_BUF_ERROR) return { ok: false, reason: outPos[0] >= maxOut ? 'limit' : 'truncated', code: ret };
   return { ok: false, reason: 'corrupt', code: ret };
+}
+
+let mapped = false;
+
+/**
+ * Ask glibc to serve allocations of 1 MiB and more with their own mappings (M_MMAP_THRESHOLD),
+ * so liblzma's large encoder tables are handed back to the system when each part is done instead
+ * of lingering in malloc's arenas (glibc otherwise raises the threshold to 32 MiB after the first
+ * large free). Delta generation calls it; a no-op where libc cannot be loaded.
+ */
+export function mapLargeAllocations(): void {
+  if (mapped) return;
+  mapped = true;
+  try {
+    const mallopt = koffi.load('libc.so.6').func('int mallopt(int param, int value)') as (p: number, v: number) => number;
+    mallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 20);
+  } catch {
+    // Not glibc: nothing to tune.
+  }
 }

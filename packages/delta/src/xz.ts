@@ -19,31 +19,33 @@ import { systemLzma, systemXzDecode, systemXzEncode } from './xz-system.js';
 export const XZ_MEMLIMIT = 100 * 1024 * 1024;
 
 /** LZMA2 settings of xz preset 8 (normal mode, bt4 match finder, nice_len 64), any dictionary size. */
-function lzma2Options(dictSize: number, extreme: boolean): Record<string, number> {
-  return { dictSize, lc: 3, lp: 0, pb: 2, mode: 2, niceLen: extreme ? 273 : 64, mf: 0x14, depth: extreme ? 512 : 0 };
+function lzma2Options(dictSize: number, extreme: boolean, text: boolean): Record<string, number> {
+  return { dictSize, lc: text ? 4 : 3, lp: 0, pb: text ? 0 : 2, mode: 2, niceLen: extreme ? 273 : 64, mf: 0x14, depth: extreme ? 512 : 0 };
 }
 
 /**
  * Compress `data` into one .xz stream (CRC64). `preset` 0-9 and `extreme` as xz's; with
  * `dictSize`, preset 8's LZMA2 settings with that dictionary instead (a dictionary no larger than
  * the input loses nothing and needs a fraction of the encoder memory: about 11.5 × the
- * dictionary). `x86` puts the x86 BCJ filter before LZMA2, which helps machine code.
+ * dictionary). `x86` puts the x86 BCJ filter before LZMA2, which helps machine code; `text`
+ * (with `dictSize`) sets the literal context to 4 bits and drops the position bits (lc=4, pb=0),
+ * which suits byte-aligned text.
  */
-export async function xzCompress(input: Uint8Array | Uint8Array[], preset = 8, extreme = false, x86 = false, dictSize?: number): Promise<Buffer> {
+export async function xzCompress(input: Uint8Array | Uint8Array[], preset = 8, extreme = false, x86 = false, dictSize?: number, text = false): Promise<Buffer> {
   const sys = systemLzma();
   if (sys !== null) {
     const data = Array.isArray(input) ? (input.length === 1 ? input[0] : Buffer.concat(input)) : input;
-    const out = await systemXzEncode(sys, data, preset, extreme, dictSize, x86);
+    const out = await systemXzEncode(sys, data, preset, extreme, dictSize, x86, text);
     if (out !== null) return out;
   }
-  return nativeCompress(input, preset, extreme, x86, dictSize);
+  return nativeCompress(input, preset, extreme, x86, dictSize, text);
 }
 
 /** The lzma-native back end of {@link xzCompress}. */
-export function nativeCompress(input: Uint8Array | Uint8Array[], preset: number, extreme: boolean, x86: boolean, dictSize: number | undefined): Promise<Buffer> {
+export function nativeCompress(input: Uint8Array | Uint8Array[], preset: number, extreme: boolean, x86: boolean, dictSize: number | undefined, text = false): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const p = preset | (extreme ? lzma.PRESET_EXTREME : 0);
-    const lzma2 = dictSize !== undefined ? { id: lzma.FILTER_LZMA2, options: lzma2Options(dictSize, extreme) } : { id: lzma.FILTER_LZMA2, options: { preset: p } };
+    const lzma2 = dictSize !== undefined ? { id: lzma.FILTER_LZMA2, options: lzma2Options(dictSize, extreme, text) } : { id: lzma.FILTER_LZMA2, options: { preset: p } };
     const enc = x86 || dictSize !== undefined
       ? lzma.createStream('streamEncoder', { filters: x86 ? [{ id: lzma.FILTER_X86 }, lzma2] : [lzma2], check: lzma.CHECK_CRC64 })
       : lzma.createStream('easyEncoder', { preset: p, check: lzma.CHECK_CRC64 });

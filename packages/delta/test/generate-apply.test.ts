@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo, fsck, type RepoMode } from '@larch/core-store';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { applyOffline, deleteDelta, deltaRelDir, generateDelta, listDeltas, parseDeltaIndex, readDelta, showDelta, deltaIndexRelPath } from '../src/index.js';
+import { xzCompress } from '../src/xz.js';
 import { expectSameTree, makeVersions, type Versions } from './helpers.js';
 
 let tmp: TmpDir;
@@ -46,25 +47,33 @@ describe('generate + apply-offline', () => {
     }
   });
 
-  it('a FROM->TO delta uses bsdiff and rollsum and applies on top of FROM', async () => {
+  it('a FROM->TO delta uses bsdiff, rollsum and copies from a different file, and applies on top of FROM', async () => {
     const stats = await generateDelta(v.repo, { from: v.v1, to: v.v2, minFallbackSize: 0 });
     expect(stats.bsdiff).toBeGreaterThanOrEqual(2); // tool, libfoo.so.1 -> .so.2 (stem match), ...
+    // The new Translation-en copies its checksum lines out of the old Packages file, in a part of its own.
+    expect(stats.copy).toBe(1);
     const show = await showDelta(v.repo, `${v.v1}-${v.v2}`);
-    expect(show.parts[0].ops!.bspatch).toBe(stats.bsdiff);
+    expect(show.parts).toHaveLength(2);
+    expect(show.parts[0].nobjects).toBe(1);
+    expect(show.parts[0].ops!.bspatch).toBe(1);
+    expect(show.parts[1].ops!.bspatch).toBe(stats.bsdiff);
     // Only new objects travel: much smaller than the scratch delta.
     const scratch = await readDelta(v.repo, v.v2);
     expect(show.partSize).toBeLessThan(scratch.superblock.parts[0].size / 3);
+    // The copy part is smaller than the same file compressed alone.
+    const translation = await fsp.readFile(join(v.tree2, 'var/lib/apt/lists/main_i18n_Translation-en'));
+    expect(show.parts[0].size).toBeLessThan((await xzCompress(translation)).length * 0.95);
     for (const mode of ['bare-user', 'archive'] as RepoMode[]) {
       const repo = await target(`from-${mode}`, mode, true);
       const before = await objectCount(repo);
       const r = await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
-      expect(r.partsApplied).toBe(1);
+      expect(r.partsApplied).toBe(2);
       expect(await objectCount(repo)).toBeGreaterThan(before);
       expect((await fsck(repo)).errors).toEqual([]);
       await expectSameTree(repo, v.v2, join(tmp.path, `co-from-${mode}`), v.tree2);
       // Applying again skips every part.
       const again = await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
-      expect(again).toMatchObject({ partsApplied: 0, partsSkipped: 1, commitWritten: false });
+      expect(again).toMatchObject({ partsApplied: 0, partsSkipped: 2, commitWritten: false });
     }
   });
 

@@ -28,6 +28,28 @@ export function mutate(base: Buffer, seed: number, insert = 1024): Buffer {
   return out;
 }
 
+/**
+ * An apt-like `Packages` file and a `Translation-en` for the same packages (a different name and
+ * mostly different text, sharing each package's description checksum and summary): a content pair.
+ */
+export function aptLists(count: number): { packages: string; translation: string } {
+  const words = ['data', 'library', 'tool', 'files', 'support', 'the', 'for', 'with', 'network', 'system', 'shared', 'development', 'runtime', 'module', 'plugin', 'utility'];
+  const rnd = seeded(count * 64, 21);
+  let r = 0;
+  const word = (): string => words[rnd[r++ % rnd.length] % words.length];
+  const hex = (i: number): string => Buffer.from(seeded(16, 1000 + i)).toString('hex');
+  let packages = '';
+  let translation = '';
+  for (let i = 0; i < count; i++) {
+    const summary = `${word()} ${word()} ${word()} package number ${i} ${word()} ${word()}`;
+    packages += `Package: pkg${i}\nVersion: 1.${i}-${i % 7}\nInstalled-Size: ${100 + i * 3}\nDescription: ${summary}\nDescription-md5: ${hex(i)}\nSection: misc\n\n`;
+    let long = '';
+    for (let w = 0; w < 30; w++) long += (w % 10 === 0 ? '\n ' : ' ') + word();
+    translation += `Package: pkg${i}\nDescription-md5: ${hex(i)}\nDescription-en: ${summary}\n${long.slice(1)}\n\n`;
+  }
+  return { packages, translation };
+}
+
 async function put(root: string, rel: string, data: string | Buffer, mode = 0o644): Promise<void> {
   const p = join(root, rel);
   await mkdir(join(p, '..'), { recursive: true });
@@ -59,6 +81,8 @@ export async function makeVersions(dir: string, mode: RepoMode = 'archive', opts
   await put(t1, 'usr/share/doc/readme.txt', 'old documentation\n'.repeat(50));
   await put(t1, 'empty', '');
   await symlink('usr/bin/tool', join(t1, 'tool-link'));
+  const lists = aptLists(2000);
+  await put(t1, 'var/lib/apt/lists/main_Packages', lists.packages);
 
   await put(t2, 'usr/bin/tool', mutate(tool, 5), 0o755);
   await put(t2, 'usr/lib/libfoo.so.2', mutate(lib, 6, 256));
@@ -71,6 +95,8 @@ export async function makeVersions(dir: string, mode: RepoMode = 'archive', opts
   await put(t2, 'setuid-helper', seeded(5000, 11), 0o4755);
   await symlink('usr/bin/tool', join(t2, 'tool-link'));
   await symlink('../lib/libfoo.so.2', join(t2, 'usr/bin/libfoo-link'));
+  await put(t2, 'var/lib/apt/lists/main_Packages', lists.packages);
+  await put(t2, 'var/lib/apt/lists/main_i18n_Translation-en', lists.translation);
 
   const repo = await Repo.init({ path: join(dir, 'src-repo'), mode });
   const c1 = await commitTree(repo, { tree: t1, branch: 'main', subject: 'v1', timestamp: 1_600_000_000n, ownerUid: 0, ownerGid: 0, noXattrs: true });

@@ -1,0 +1,78 @@
+/**
+ * A delta part holding one object written as a copy patch out of a different FROM file
+ * (copydiff.ts), built in one buffer of the exact size: the tables, the payload (the source's
+ * checksum, then the patch, written in place) and the op stream. `runCopyPart` does the work on a
+ * one-shot worker thread, so the large inputs and the match table are released in full, at once,
+ * when it ends (the part is then compressed while other work goes on).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { LarchError, type Xattr } from '@larch/core-store';
+import { copyMatches, copyPatchLength, writeCopyPatch } from './copydiff.js';
+import { partBodyFrame } from './format.js';
+import { ByteSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_SET_READ_SOURCE } from './ops.js';
+
+export interface CopyPartJob {
+  old: Uint8Array;
+  nw: Uint8Array;
+  /** Checksum (hex) of the FROM object copied from. */
+  from: string;
+  uid: number;
+  gid: number;
+  mode: number;
+  xattrs: Xattr[];
+  /** Smallest share of the new file that must be copied for the part to be worth building. */
+  minShare: number;
+}
+
+/** The part body, or null when too little was copied; and the number of bytes copied. */
+export interface CopyPartResult {
+  body: Uint8Array | null;
+  matched: number;
+}
+
+export function buildCopyPart(job: CopyPartJob): CopyPartResult {
+  const m = copyMatches(job.old, job.nw);
+  if (m.matched < job.nw.length * job.minShare) return { body: null, matched: m.matched };
+  const patchLength = copyPatchLength(job.nw, m);
+  // Payload: the source checksum at 0, the patch at 32. Tables: one mode, one xattr set.
+  const ops = new ByteSink()
+    .byte(OP_SET_READ_SOURCE).varint(0)
+    .byte(OP_OPEN).varint(0).varint(0).varint(job.nw.length)
+    .byte(OP_BSPATCH).varint(32).varint(patchLength)
+    .byte(OP_CLOSE)
+    .view();
+  const { head, tail } = partBodyFrame([[job.uid, job.gid, job.mode]], [job.xattrs], 32 + patchLength, ops);
+  const body = Buffer.allocUnsafeSlow(head.length + 32 + patchLength + tail.length);
+  head.copy(body, 0);
+  body.write(job.from, head.length, 'hex');
+  const end = writeCopyPatch(job.nw, m, body, head.length + 32);
+  tail.copy(body, end);
+  return { body, matched: m.matched };
+}
+
+/** {@link buildCopyPart} on a one-shot worker thread (on the calling thread when running from sources). */
+export function runCopyPart(job: CopyPartJob): Promise<CopyPartResult> {
+  const url = new URL('./copy-part-worker.js', import.meta.url);
+  if (!existsSync(fileURLToPath(url))) return Promise.resolve(buildCopyPart(job));
+  return new Promise((resolve, reject) => {
+    const w = new Worker(url);
+    let done = false;
+    const finish = (f: () => void): void => {
+      if (done) return;
+      done = true;
+      void w.terminate();
+      f();
+    };
+    w.once('message', (r: CopyPartResult & { error?: string }) =>
+      finish(() => (r.error !== undefined ? reject(new LarchError('IO_ERROR', `copy diff failed: ${r.error}`)) : resolve(r))),
+    );
+    w.once('error', (e) => finish(() => reject(e)));
+    w.once('exit', (code) => finish(() => reject(new LarchError('IO_ERROR', `copy diff worker exited with code ${code}`))));
+    const transfer = [job.old, job.nw]
+      .filter((b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer)
+      .map((b) => b.buffer as ArrayBuffer);
+    w.postMessage(job, transfer);
+  });
+}
