@@ -2,7 +2,7 @@
 // Benchmark: `larch admin deploy` against the real `ostree admin deploy` on a large OS-like tree,
 // in the same run, on the same sysroot.
 //
-//   node packages/sysroot/bench/deploy.mjs [--tree DIR] [--runs N] [--work DIR]
+//   node packages/sysroot/bench/deploy.mjs [--tree DIR] [--runs N] [--work DIR] [--keep]
 //
 // The tree is tooling/scripts/bench.mjs's generated one (20,000 files, ~520 MB; default
 // bench-out/tree, which `pnpm bench` generates — or pass --tree to use another, e.g. the
@@ -11,7 +11,8 @@
 // untimed, so that every timed deploy is a real update: a hardlink checkout, a copy of /usr/etc,
 // the /etc three-way merge, the bootloader swap and the cleanup with prune. After each timed
 // deploy the new deployment is undeployed (untimed), so every run starts from the same state.
-// Runs alternate ostree and larch; the medians and the larch/ostree ratio are printed.
+// Runs alternate ostree and larch; the medians and the larch/ostree ratio are printed. --keep
+// leaves the sysroot in place (one deployment) for profiling.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -108,5 +109,7 @@ console.log(`\nadmin deploy of ${tree} (median of ${runs}):`);
 console.log(`  ostree ${(mo / 1000).toFixed(2)} s`);
 console.log(`  larch  ${(ml / 1000).toFixed(2)} s`);
 console.log(`  ratio larch/ostree ${(ml / mo).toFixed(2)}x`);
-clearImmutable();
-rmSync(work, { recursive: true, force: true });
+if (!argv.includes('--keep')) {
+  clearImmutable();
+  rmSync(work, { recursive: true, force: true });
+}
