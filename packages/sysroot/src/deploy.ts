@@ -18,7 +18,7 @@ import { BootConfig } from './bootconfig.js';
 import { cleanupSysroot, type CleanupResult } from './cleanup.js';
 import { applyEtcMerge, diffEtc, previewEtcMerge, type EtcDiff, type EtcPreview } from './etc-merge.js';
 import { sysrootError } from './errors.js';
-import { copyTree, IS_ROOT, lstatOrNull, rmTree, setImmutable, writeFileAtomic } from './fsutil.js';
+import { copyTree, copyTreeAsync, IS_ROOT, lstatOrNull, rmTree, setImmutable, writeFileAtomic } from './fsutil.js';
 import { KernelArgs } from './kargs.js';
 import { findKernel } from './kernel.js';
 import { DEPLOY_NAME_RE, deploymentName, encodeStaged, isPinned, sameDeployment, Sysroot, type Deployment, type StagedRecord, type SysrootOptions } from './sysroot.js';
@@ -267,7 +267,7 @@ export async function deploy(sysrootPath: string, opts: DeployOptions, sysrootOp
       if (hasEtc && hasUsrEtc) throw sysrootError('BAD_CONFIG', 'etc-conflict', 'Tree contains both /etc and /usr/etc', { path: dir });
       if (hasEtc) renameSync(path.join(dir, 'etc'), path.join(dir, 'usr/etc'));
       if (hasEtc || hasUsrEtc) {
-        copyTree(path.join(dir, 'usr/etc'), path.join(dir, 'etc'));
+        await copyTreeAsync(path.join(dir, 'usr/etc'), path.join(dir, 'etc'));
         if (merge && !opts.stage) {
           const mdir = sr.deploymentDir(merge);
           if (lstatOrNull(path.join(mdir, 'usr/etc'))?.isDirectory() && lstatOrNull(path.join(mdir, 'etc'))?.isDirectory()) {

@@ -13,7 +13,7 @@
  * temporary name, fsynced and renamed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, chmodSync, copyFileSync, constants as C, fsyncSync, openSync, closeSync } from 'node:fs';
+import { promises as fsp, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, chmodSync, copyFileSync, constants as C, fsyncSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { sysrootError } from './errors.js';
 import { lstatOrNull } from './fsutil.js';
@@ -34,10 +34,21 @@ function isReg(p: string): boolean {
   return st !== null && st.isFile();
 }
 
+/** SHA-256 over the files in order, read 1 MiB at a time into one buffer (kernels and initramfs images are tens of MB). */
 async function hashFiles(files: string[]): Promise<string> {
   const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
   for (const f of files) {
-    for await (const chunk of createReadStream(f)) h.update(chunk as Buffer);
+    const fh = await fsp.open(f, C.O_RDONLY | C.O_NOFOLLOW);
+    try {
+      for (;;) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        h.update(buf.subarray(0, bytesRead));
+      }
+    } finally {
+      await fh.close();
+    }
   }
   return h.digest('hex');
 }
