@@ -14,7 +14,7 @@
  * the shared repo lock ({@link Repo.withLock}); destructive operations hold it exclusive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { syncfsAsync } from '@larch/native';
 import type { Variant } from '@larch/gvariant';
@@ -271,12 +271,15 @@ export class Repo {
    * `verify`, checks sha256 == name for dirtree/dirmeta/commit and normal form for every type.
    */
   async readMetadata(type: Exclude<ObjectType, 'file'>, checksum: Checksum, opts: { verify?: boolean } = {}): Promise<Uint8Array> {
+    // Synchronous syscalls: metadata objects are small (bounded below) and, on a local
+    // filesystem, open/fstat/read/close cost microseconds, far less than four thread-pool round
+    // trips; a checkout or prune reads one dirtree and one dirmeta per directory.
     const p = this.objectPath(type, checksum);
     let bytes: Buffer;
-    let fh: fsp.FileHandle | undefined;
+    let fd = -1;
     try {
-      fh = await fsp.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      const st = await fh.stat();
+      fd = openSync(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      const st = fstatSync(fd);
       if (!st.isFile()) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: not a regular file`, { type, checksum });
       if (st.size > MAX_METADATA_SIZE) {
         throw new LarchError('LIMIT_EXCEEDED', `Metadata object ${checksum}.${type} is ${st.size} bytes, exceeding the limit of ${MAX_METADATA_SIZE}`, { type, checksum, size: st.size, limit: MAX_METADATA_SIZE });
@@ -284,9 +287,9 @@ export class Repo {
       bytes = Buffer.alloc(st.size);
       let off = 0;
       while (off < st.size) {
-        const { bytesRead } = await fh.read(bytes, off, st.size - off, off);
-        if (bytesRead === 0) break;
-        off += bytesRead;
+        const n = readSync(fd, bytes, off, st.size - off, off);
+        if (n === 0) break;
+        off += n;
       }
       if (off !== st.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: short read`, { type, checksum });
     } catch (e) {
@@ -294,7 +297,7 @@ export class Repo {
       if (hasErrno(e, 'ELOOP')) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: is a symlink`, { type, checksum });
       throw ioError(e, 'Reading object', p);
     } finally {
-      await fh?.close();
+      if (fd >= 0) closeSync(fd);
     }
     const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (opts.verify) {
@@ -543,7 +546,8 @@ export class Repo {
       if (!/^[0-9a-f]{2}$/.test(d)) continue;
       let names: string[];
       try {
-        names = await fsp.readdir(join(root, d));
+        // Synchronous: one of 256 directories at a time, far cheaper than a thread-pool round trip each.
+        names = readdirSync(join(root, d));
       } catch (e) {
         if (hasErrno(e, 'ENOTDIR') || hasErrno(e, 'ENOENT')) continue;
         throw ioError(e, 'Listing objects in', join(root, d));
