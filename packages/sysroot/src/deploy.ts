@@ -20,7 +20,7 @@ import { applyEtcMerge, diffEtc, previewEtcMerge, type EtcDiff, type EtcPreview 
 import { sysrootError } from './errors.js';
 import { copyTree, copyTreeAsync, IS_ROOT, lstatOrNull, rmTree, setImmutable, writeFileAtomic } from './fsutil.js';
 import { KernelArgs } from './kargs.js';
-import { findKernel } from './kernel.js';
+import { findKernel, type KernelLayout } from './kernel.js';
 import { DEPLOY_NAME_RE, deploymentName, encodeStaged, isPinned, sameDeployment, Sysroot, type Deployment, type StagedRecord, type SysrootOptions } from './sysroot.js';
 import { writeDeployments, type WriteResult } from './write-deployments.js';
 
@@ -259,9 +259,12 @@ export async function deploy(sysrootPath: string, opts: DeployOptions, sysrootOp
     mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
     let etc: EtcDiff | null = null;
     let layout;
+    let kernel: Promise<KernelLayout> | null = null;
     try {
       await checkout(repo, { commit: csum, dest: dir });
-      layout = await findKernel(dir);
+      // The kernel's checksum (reading tens of MB) overlaps with the /etc copy and merge.
+      kernel = findKernel(dir);
+      kernel.catch(() => undefined);
       const hasEtc = lstatOrNull(path.join(dir, 'etc'))?.isDirectory() ?? false;
       const hasUsrEtc = lstatOrNull(path.join(dir, 'usr/etc'))?.isDirectory() ?? false;
       if (hasEtc && hasUsrEtc) throw sysrootError('BAD_CONFIG', 'etc-conflict', 'Tree contains both /etc and /usr/etc', { path: dir });
@@ -278,7 +281,9 @@ export async function deploy(sysrootPath: string, opts: DeployOptions, sysrootOp
         }
       }
       rmSync(path.join(dir, 'etc/.updated'), { force: true });
+      layout = await kernel;
     } catch (e) {
+      await kernel?.catch(() => undefined);
       rmTree(dir);
       throw e;
     }
