@@ -8,9 +8,10 @@
  * with no such pair are matched by content against the FROM files (sampled window hashes): when
  * one shares enough (an apt `Translation-en` and the `Packages` file naming the same packages),
  * the new file becomes a copy patch (copydiff.ts) in a part of its own, built on a one-shot worker
- * and compressed with text settings. Everything else is spliced whole. Objects are packed into parts of about `max-chunk-size` bytes, ordered so that
- * similar content sits together (metadata, then patched files, then plain files grouped by file
- * extension and name, then symlinks), which lets xz find more redundancy.
+ * and compressed with text settings. Everything else is spliced whole. Objects are packed into
+ * parts of about `max-chunk-size` bytes, ordered so that similar content sits together (metadata,
+ * then patched files, then plain files grouped by file extension and name, then symlinks), which
+ * lets xz find more redundancy.
  *
  * Memory: at most one part being filled, `concurrency` parts being compressed, and one old/new
  * pair per bsdiff worker. Output is written into a private directory under `tmp/` and renamed
@@ -519,12 +520,12 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       timings.waitCompress += performance.now() - tw;
     };
 
-    const closePart = async (b: PartBuilder, text = false): Promise<void> => {
+    const closePart = async (b: PartBuilder): Promise<void> => {
       const header: PartHeader = { version: 0, checksum: '', size: 0, usize: b.usize, objects: b.objects };
       // Parts that are mostly machine code compress better behind the x86 branch filter;
       // any liblzma .xz decoder (ostree's included) undoes it.
       const x86 = opts.x86Filter === 'always' || (opts.x86Filter !== 'never' && b.elfBytes * 2 > b.payload.length);
-      await submit(header, encodePartBodyChunks(b.modes, b.xattrs, b.payload.parts(), b.ops.view()), x86, text);
+      await submit(header, encodePartBodyChunks(b.modes, b.xattrs, b.payload.parts(), b.ops.view()), x86);
     };
 
     /** A part holding one large plain file: its body is laid out around the file's bytes, read in place (one copy in memory). */
