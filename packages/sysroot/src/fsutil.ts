@@ -178,9 +178,21 @@ export function copyEntry(src: string, dst: string, st: Stats = lstatSync(src)):
   } else {
     return; // sockets, fifos, devices: skipped, as OSTree's /etc merge does
   }
+  finishCopiedEntry(src, dst, st);
+}
+
+/** Owner (as root) and xattrs of a freshly copied file or symlink; a regular file's mode is already set. */
+function finishCopiedEntry(src: string, dst: string, st: Stats): void {
   if (IS_ROOT) lchownSync(dst, st.uid, st.gid);
   copyXattrs(src, dst);
   if (IS_ROOT && st.isFile() && (st.mode & 0o6000) !== 0) chmodSync(dst, st.mode & 0o7777); // chown clears setuid/setgid
+}
+
+/** Owner (as root), xattrs and mode of a copied directory, once its children are in place. */
+function finishCopiedDir(src: string, dst: string, st: Stats): void {
+  if (IS_ROOT) lchownSync(dst, st.uid, st.gid);
+  copyXattrs(src, dst);
+  chmodSync(dst, st.mode & 0o7777);
 }
 
 /** Recursively copy `src` to `dst` (must not exist), keeping modes, owners (as root) and xattrs. */
@@ -192,9 +204,7 @@ export function copyTree(src: string, dst: string): void {
   }
   mkdirSync(dst, { mode: 0o700 });
   for (const name of readdirSync(src)) copyTree(path.join(src, name), path.join(dst, name));
-  if (IS_ROOT) lchownSync(dst, st.uid, st.gid);
-  copyXattrs(src, dst);
-  chmodSync(dst, st.mode & 0o7777);
+  finishCopiedDir(src, dst, st);
 }
 
 /**
@@ -230,9 +240,7 @@ export async function copyTreeAsync(src: string, dst: string, concurrency = 8): 
         }
         await fsp.copyFile(s, d, C.COPYFILE_EXCL | C.COPYFILE_FICLONE);
         chmodSync(d, st.mode & 0o7777);
-        if (IS_ROOT) lchownSync(d, st.uid, st.gid);
-        copyXattrs(s, d);
-        if (IS_ROOT && (st.mode & 0o6000) !== 0) chmodSync(d, st.mode & 0o7777); // chown clears setuid/setgid
+        finishCopiedEntry(s, d, st);
       } catch (e) {
         failed = true;
         throw e;
@@ -242,12 +250,7 @@ export async function copyTreeAsync(src: string, dst: string, concurrency = 8): 
   const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(concurrency, files.length)) }, lane));
   const bad = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (bad) throw bad.reason;
-  for (let i = dirs.length - 1; i >= 0; i--) {
-    const [s, d, st] = dirs[i];
-    if (IS_ROOT) lchownSync(d, st.uid, st.gid);
-    copyXattrs(s, d);
-    chmodSync(d, st.mode & 0o7777);
-  }
+  for (let i = dirs.length - 1; i >= 0; i--) finishCopiedDir(...dirs[i]);
 }
 
 /** Remove one entry of any type (directories recursively). */
