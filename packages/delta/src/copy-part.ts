@@ -12,6 +12,7 @@ import { LarchError, type Xattr } from '@larch/core-store';
 import { copyMatches, copyPatchLength, writeCopyPatch } from './copydiff.js';
 import { partBodyFrame } from './format.js';
 import { ByteSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_SET_READ_SOURCE } from './ops.js';
+import { wholeBuffers } from './pool.js';
 
 export interface CopyPartJob {
   old: Uint8Array;
@@ -70,9 +71,6 @@ export function runCopyPart(job: CopyPartJob): Promise<CopyPartResult> {
     );
     w.once('error', (e) => finish(() => reject(e)));
     w.once('exit', (code) => finish(() => reject(new LarchError('IO_ERROR', `copy diff worker exited with code ${code}`))));
-    const transfer = [job.old, job.nw]
-      .filter((b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer)
-      .map((b) => b.buffer as ArrayBuffer);
-    w.postMessage(job, transfer);
+    w.postMessage(job, wholeBuffers([job.old, job.nw]));
   });
 }

@@ -15,6 +15,14 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/**
+ * The ArrayBuffers of those views that span their whole buffer: handed over to a worker instead of
+ * copied (the caller keeps no reference). Views into a larger or shared buffer are copied.
+ */
+export function wholeBuffers(views: Uint8Array[]): ArrayBuffer[] {
+  return views.filter((b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer).map((b) => b.buffer as ArrayBuffer);
+}
+
 export class BsdiffPool {
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
@@ -67,8 +75,7 @@ export class BsdiffPool {
       job.load().then(
         ({ old, nw }) => {
           // Hand whole-buffer inputs over instead of copying them (the caller keeps no reference).
-          const transfer = [old, nw].filter((b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer).map((b) => b.buffer as ArrayBuffer);
-          w.postMessage({ id: job.id, old, nw }, transfer);
+          w.postMessage({ id: job.id, old, nw }, wholeBuffers([old, nw]));
         },
         (e) => {
           this.running.delete(job.id);
