@@ -148,6 +148,8 @@ async function anchorsOf(repo: Repo, checksum: Checksum): Promise<Uint32Array> {
   return a.digest();
 }
 
+const ELF_MAGIC = 0x7f454c46;
+
 async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
   const f = await repo.openFile(checksum);
   const stream = f.open() as NodeJS.ReadableStream & { destroy?: () => void };
@@ -157,7 +159,7 @@ async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
     if (head.length >= 4) break;
   }
   stream.destroy?.();
-  return head.length >= 4 && head.readUInt32BE(0) === 0x7f454c46;
+  return head.length >= 4 && head.readUInt32BE(0) === ELF_MAGIC;
 }
 
 /** Names of files already compressed (nothing to gain from diffing them). */
@@ -194,6 +196,20 @@ const stem = (name: string): string => {
   const i = name.indexOf('.');
   return i > 0 ? name.slice(0, i) : name;
 };
+
+/** Preset of the quick xz pass that compares a large patch with its new file. */
+const ESTIMATE_PRESET = 1;
+
+/**
+ * Whether `patch` compresses smaller than the new file it rebuilds (with the x86 filter when
+ * that is an ELF file, as its part would be), by a quick xz pass over both.
+ */
+async function patchPays(repo: Repo, checksum: Checksum, patch: Uint8Array): Promise<boolean> {
+  const { data } = await readContent(repo, checksum);
+  const elf = data.length >= 64 && data.readUInt32BE(0) === ELF_MAGIC;
+  const [p, d] = await Promise.all([xzCompress([patch], ESTIMATE_PRESET), xzCompress([data], ESTIMATE_PRESET, false, elf)]);
+  return p.length < d.length;
+}
 
 /** Accumulates one part: tables, payload and op stream. */
 class PartBuilder {
@@ -591,9 +607,11 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           const tw = performance.now();
           const patch = await p;
           timings.waitBsdiff += performance.now() - tw;
-          // A raw patch is about the new file's size (diff + extra bytes, mostly zeros in the diff);
-          // one much larger than the file means the pairing found little in common.
-          if (patch.length <= f.size * 1.05 + 64) {
+          // A raw patch is about the new file's size (diff + extra bytes, mostly zeros in the diff).
+          // A larger one means many short matches — little in common, or a rebuilt binary whose
+          // addresses all moved, which still compresses far better than the file: a quick xz
+          // pass over both decides.
+          if (patch.length <= f.size * 1.05 + 64 || (await patchPays(repo, f.checksum, patch))) {
             await room(patch.length + 32);
             cur.addBsdiff(f.checksum, f.meta, f.size, f.pair!, patch);
             bsdiffCount++;

@@ -1,11 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Repo, fsck, type RepoMode } from '@larch/core-store';
+import { Repo, commitTree, fsck, type RepoMode } from '@larch/core-store';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { applyOffline, deleteDelta, deltaRelDir, generateDelta, listDeltas, parseDeltaIndex, readDelta, showDelta, deltaIndexRelPath } from '../src/index.js';
 import { xzCompress } from '../src/xz.js';
-import { expectSameTree, makeVersions, type Versions } from './helpers.js';
+import { bsdiff } from '../src/bsdiff.js';
+import { expectSameTree, makeVersions, seeded, type Versions } from './helpers.js';
 
 let tmp: TmpDir;
 let v: Versions;
@@ -75,6 +76,36 @@ describe('generate + apply-offline', () => {
       const again = await applyOffline(repo, join(v.repo.path, deltaRelDir(v.v1, v.v2)));
       expect(again).toMatchObject({ partsApplied: 0, partsSkipped: 2, commitWritten: false });
     }
+  });
+
+  it('keeps a bsdiff patch larger than its file when it compresses smaller (a rebuilt binary)', async () => {
+    // Every 100 bytes a few new bytes: bsdiff finds only short matches, so its raw patch (24
+    // control bytes a record) outgrows the file, yet it is mostly zeros and compresses to a
+    // fraction of the file.
+    const old = seeded(120_000, 21);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < old.length; i += 100) pieces.push(old.subarray(i, i + 100), seeded(6, 1000 + i));
+    const nw = Buffer.concat(pieces);
+    const raw = Buffer.concat(bsdiff(old, nw)).length;
+    expect(raw).toBeGreaterThan(nw.length * 1.05);
+    const dir = join(tmp.path, 'rebuilt');
+    await fsp.mkdir(join(dir, 't1/usr/lib'), { recursive: true });
+    await fsp.mkdir(join(dir, 't2/usr/lib'), { recursive: true });
+    await fsp.writeFile(join(dir, 't1/usr/lib/libre.so.1'), old);
+    await fsp.writeFile(join(dir, 't2/usr/lib/libre.so.1'), nw);
+    const repo = await Repo.init({ path: join(dir, 'repo'), mode: 'archive' });
+    const opts = { branch: 'main', ownerUid: 0, ownerGid: 0, noXattrs: true };
+    const c1 = (await commitTree(repo, { ...opts, tree: join(dir, 't1'), subject: 'v1', timestamp: 1n })).commit;
+    const c2 = (await commitTree(repo, { ...opts, tree: join(dir, 't2'), subject: 'v2', timestamp: 2n })).commit;
+    const stats = await generateDelta(repo, { from: c1, to: c2, minFallbackSize: 0 });
+    expect(stats.bsdiff).toBe(1);
+    expect(stats.size).toBeLessThan((await xzCompress(nw)).length / 4);
+    const client = await Repo.init({ path: join(dir, 'client'), mode: 'bare-user' });
+    await generateDelta(repo, { from: null, to: c1, minFallbackSize: 0 });
+    await applyOffline(client, join(repo.path, deltaRelDir(null, c1)));
+    await applyOffline(client, join(repo.path, deltaRelDir(c1, c2)));
+    expect((await fsck(client)).errors).toEqual([]);
+    await expectSameTree(client, c2, join(dir, 'co'), join(dir, 't2'));
   });
 
   it('rollsum when bsdiff is disabled; several parts with a small chunk size; inline parts; no compression', async () => {
