@@ -127,7 +127,15 @@ interface ReadSource {
   fd: number;
   size: number;
   tmp: string | null;
+  /** A window of the source read ahead for small writes: copy ops read a few dozen bytes each, mostly moving forward. */
+  window: Buffer | null;
+  windowAt: number;
+  windowLen: number;
 }
+
+/** Read-ahead window of a read source, and the largest write served from it. */
+const SOURCE_WINDOW = 16 * 1024;
+const SOURCE_WINDOW_WRITE = 4 * 1024;
 
 interface OutObject {
   obj: DeltaObject;
@@ -138,12 +146,20 @@ interface OutObject {
   chunks: Buffer[];
   fd: number;
   tmp: string | null;
+  /** Small writes to `fd` gathered into one (copy ops write a few dozen bytes at a time). */
+  pend: Buffer | null;
+  pendLen: number;
 }
+
+/** Buffer for gathering small writes to a staged object. */
+const WRITE_GATHER = 1 << 20;
 
 /** Runs one part's op stream, staging its objects into `batch`. */
 class PartRunner {
   private idx = 0;
   private src: ReadSource | null = null;
+  /** The last read source unset, kept open: op streams switch between it and the payload often. */
+  private idle: ReadSource | null = null;
   private out: OutObject | null = null;
   written = 0;
   private readonly reader: OpReader;
@@ -200,7 +216,7 @@ class PartRunner {
             await this.setReadSource();
             break;
           case OP_UNSET_READ_SOURCE:
-            await this.dropSource();
+            await this.parkSource();
             break;
           case OP_CLOSE:
             await this.close();
@@ -215,7 +231,9 @@ class PartRunner {
       if (this.out !== null) throw corrupt(`Static delta ${this.what}: op stream ends inside an open object`);
       if (this.idx !== this.header.objects.length) throw corrupt(`Static delta ${this.what}: op stream produced ${this.idx} of ${this.header.objects.length} objects`);
     } finally {
-      await this.dropSource();
+      await this.parkSource();
+      await this.releaseSource(this.idle);
+      this.idle = null;
       await this.discardOut();
     }
   }
@@ -292,7 +310,7 @@ class PartRunner {
       tmp = this.repo.newTmpPath('delta');
       fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     }
-    this.out = { obj, meta, size, written: 0, skip, chunks: [], fd, tmp };
+    this.out = { obj, meta, size, written: 0, skip, chunks: [], fd, tmp, pend: null, pendLen: 0 };
   }
 
   private append(b: Uint8Array): void {
@@ -300,10 +318,25 @@ class PartRunner {
     if (b.length > out.size - out.written) throw corrupt(`Static delta ${this.what}: write past the declared size ${out.size} of object ${out.obj.checksum}`);
     out.written += b.length;
     if (out.skip) return;
-    if (out.fd >= 0) {
-      let off = 0;
-      while (off < b.length) off += writeSync(out.fd, b, off, b.length - off);
-    } else out.chunks.push(Buffer.from(b));
+    if (out.fd < 0) {
+      out.chunks.push(Buffer.from(b));
+      return;
+    }
+    if (b.length < WRITE_GATHER / 16) {
+      out.pend ??= Buffer.allocUnsafe(WRITE_GATHER);
+      if (out.pendLen + b.length > WRITE_GATHER) this.flushOut(out);
+      out.pend.set(b, out.pendLen);
+      out.pendLen += b.length;
+      return;
+    }
+    this.flushOut(out);
+    writeAll(out.fd, b);
+  }
+
+  private flushOut(out: OutObject): void {
+    if (out.pendLen === 0) return;
+    writeAll(out.fd, out.pend!.subarray(0, out.pendLen));
+    out.pendLen = 0;
   }
 
   private write(): void {
@@ -317,17 +350,21 @@ class PartRunner {
     const src = this.src;
     if (offset > src.size || size > src.size - offset) throw corrupt(`Static delta ${this.what}: write reads out of bounds of source object ${src.checksum} (offset ${offset} size ${size}, object ${src.size} bytes)`);
     if (size > this.out.size - this.out.written) throw corrupt(`Static delta ${this.what}: write past the declared size ${this.out.size} of object ${this.out.obj.checksum}`);
+    if (size <= SOURCE_WINDOW_WRITE) {
+      if (src.window === null || offset < src.windowAt || offset + size > src.windowAt + src.windowLen) {
+        src.window ??= Buffer.allocUnsafe(SOURCE_WINDOW);
+        src.windowAt = offset;
+        src.windowLen = readFull(src, src.window, Math.min(SOURCE_WINDOW, src.size - offset), offset);
+      }
+      this.append(src.window.subarray(offset - src.windowAt, offset - src.windowAt + size));
+      return;
+    }
     const step = 1 << 20;
     let done = 0;
     while (done < size) {
       const n = Math.min(step, size - done);
       const buf = Buffer.allocUnsafe(n);
-      let got = 0;
-      while (got < n) {
-        const r = readSync(src.fd, buf, got, n - got, offset + done + got);
-        if (r === 0) throw corrupt(`Source object ${src.checksum} is shorter than its size`);
-        got += r;
-      }
+      readFull(src, buf, n, offset + done);
       this.append(buf);
       done += n;
     }
@@ -337,7 +374,13 @@ class PartRunner {
     const offset = this.reader.varint();
     const raw = this.slice(offset, 32);
     const checksum = Buffer.from(raw).toString('hex');
-    await this.dropSource();
+    if (this.src?.checksum === checksum) return;
+    await this.parkSource();
+    if (this.idle?.checksum === checksum) {
+      this.src = this.idle;
+      this.idle = null;
+      return;
+    }
     const f = await this.repo.openFile(checksum).catch((e: unknown) => {
       if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Static delta ${this.what}: read source object ${checksum}.file is not in the repository`, { checksum });
       throw e;
@@ -345,7 +388,7 @@ class PartRunner {
     if ((f.meta.mode & S_IFMT) !== 0o100000) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
     if (this.repo.mode !== 'archive') {
       const fd = openSync(f.objectPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      this.src = { checksum, fd, size: f.size, tmp: null };
+      this.src = { checksum, fd, size: f.size, tmp: null, window: null, windowAt: 0, windowLen: 0 };
       return;
     }
     // Archive repos keep content compressed: inflate it once into tmp/ for random access.
@@ -360,12 +403,20 @@ class PartRunner {
     }
     await fh.close();
     const fd = openSync(tmp, fsc.O_RDONLY);
-    this.src = { checksum, fd, size: f.size, tmp };
+    this.src = { checksum, fd, size: f.size, tmp, window: null, windowAt: 0, windowLen: 0 };
   }
 
-  private async dropSource(): Promise<void> {
+  /** Unset the read source, keeping it open as `idle` (and closing the previous idle one). */
+  private async parkSource(): Promise<void> {
     const s = this.src;
+    if (s === null) return;
     this.src = null;
+    const prev = this.idle;
+    this.idle = s;
+    await this.releaseSource(prev);
+  }
+
+  private async releaseSource(s: ReadSource | null): Promise<void> {
     if (s === null) return;
     closeSync(s.fd);
     if (s.tmp !== null) await fsp.rm(s.tmp, { force: true });
@@ -385,6 +436,7 @@ class PartRunner {
     if (out.written !== out.size) throw corrupt(`Static delta ${this.what}: object ${out.obj.checksum} got ${out.written} bytes, declared ${out.size}`);
     if (!out.skip) {
       if (out.fd >= 0) {
+        this.flushOut(out);
         closeSync(out.fd);
         out.fd = -1;
         await this.repo.writeFile(out.meta, { path: out.tmp! }, { expectedChecksum: out.obj.checksum, batch: this.batch });
@@ -394,7 +446,7 @@ class PartRunner {
       this.written++;
     }
     await this.discardOut();
-    await this.dropSource();
+    await this.parkSource();
     this.idx++;
   }
 
@@ -407,15 +459,26 @@ class PartRunner {
     const src = this.src;
     if (src.size > MAX_BSPATCH_SOURCE) throw new LarchError('LIMIT_EXCEEDED', `Static delta ${this.what}: bspatch source ${src.checksum} too large`);
     const old = Buffer.allocUnsafe(src.size);
-    let got = 0;
-    while (got < src.size) {
-      const r = readSync(src.fd, old, got, src.size - got, got);
-      if (r === 0) throw corrupt(`Source object ${src.checksum} is shorter than its size`);
-      got += r;
-    }
+    readFull(src, old, src.size, 0);
     const remaining = this.out.size - this.out.written;
     bspatch(old, patch, remaining, (b) => this.append(b));
   }
+}
+
+/** Read `n` bytes of the source at `position` into the start of `buf`; returns `n`. */
+function readFull(src: ReadSource, buf: Buffer, n: number, position: number): number {
+  let got = 0;
+  while (got < n) {
+    const r = readSync(src.fd, buf, got, n - got, position + got);
+    if (r === 0) throw corrupt(`Source object ${src.checksum} is shorter than its size`);
+    got += r;
+  }
+  return n;
+}
+
+function writeAll(fd: number, b: Uint8Array): void {
+  let off = 0;
+  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
 }
 
 /** The stored bytes of part `i`: inline from the superblock metadata, or from `source`. */

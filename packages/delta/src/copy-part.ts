@@ -1,7 +1,7 @@
 /**
- * A delta part holding one object written as a copy patch out of a different FROM file
- * (copydiff.ts), built in one buffer of the exact size: the tables, the payload (the source's
- * checksum, then the patch, written in place) and the op stream. `runCopyPart` does the work on a
+ * A delta part holding one object copied in part out of a different FROM file (copydiff.ts),
+ * built in one buffer of the exact size: the tables, the payload (the source's checksum, then the
+ * literal runs, copied in place) and the op stream. `runCopyPart` does the work on a
  * one-shot worker thread, so the large inputs and the match table are released in full, at once,
  * when it ends (the part is then compressed while other work goes on).
  */
@@ -9,9 +9,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { LarchError, type Xattr } from '@larch/core-store';
-import { copyMatches, copyPatchLength, writeCopyPatch } from './copydiff.js';
+import { copyLiterals, copyMatches, writeCopyOps } from './copydiff.js';
 import { partBodyFrame } from './format.js';
-import { ByteSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_SET_READ_SOURCE } from './ops.js';
+import { ByteSink, OP_CLOSE, OP_OPEN } from './ops.js';
 import { wholeBuffers } from './pool.js';
 
 export interface CopyPartJob {
@@ -36,20 +36,22 @@ export interface CopyPartResult {
 export function buildCopyPart(job: CopyPartJob): CopyPartResult {
   const m = copyMatches(job.old, job.nw);
   if (m.matched < job.nw.length * job.minShare) return { body: null, matched: m.matched };
-  const patchLength = copyPatchLength(job.nw, m);
-  // Payload: the source checksum at 0, the patch at 32. Tables: one mode, one xattr set.
-  const ops = new ByteSink()
-    .byte(OP_SET_READ_SOURCE).varint(0)
-    .byte(OP_OPEN).varint(0).varint(0).varint(job.nw.length)
-    .byte(OP_BSPATCH).varint(32).varint(patchLength)
-    .byte(OP_CLOSE)
-    .view();
-  const { head, tail } = partBodyFrame([[job.uid, job.gid, job.mode]], [job.xattrs], 32 + patchLength, ops);
-  const body = Buffer.allocUnsafeSlow(head.length + 32 + patchLength + tail.length);
+  const literals = copyLiterals(job.nw, m);
+  const literalBytes = job.nw.length - m.matched;
+  // Payload: the source checksum at 0, the literal runs from 32. Tables: one mode, one xattr set.
+  const ops = new ByteSink(64 + 12 * m.count).byte(OP_OPEN).varint(0).varint(0).varint(job.nw.length);
+  writeCopyOps(job.nw, m, ops, 0, 32);
+  ops.byte(OP_CLOSE);
+  const { head, tail } = partBodyFrame([[job.uid, job.gid, job.mode]], [job.xattrs], 32 + literalBytes, ops.view());
+  const body = Buffer.allocUnsafeSlow(head.length + 32 + literalBytes + tail.length);
   head.copy(body, 0);
   body.write(job.from, head.length, 'hex');
-  const end = writeCopyPatch(job.nw, m, body, head.length + 32);
-  tail.copy(body, end);
+  let o = head.length + 32;
+  for (const l of literals) {
+    body.set(l, o);
+    o += l.length;
+  }
+  tail.copy(body, o);
   return { body, matched: m.matched };
 }
 

@@ -1,22 +1,34 @@
 /**
- * Exact-match copy diffs, written as raw bsdiff records (the form a delta's BSPATCH op reads,
- * spec static-deltas.md section 7) whose diff bytes are all zero.
+ * Exact-match copy diffs, written as delta write ops (spec static-deltas.md section 7): `w` from
+ * the old file (set as read source) for each copy, `w` from the payload for the literal runs
+ * between copies, which sit in the payload one after another.
  *
- * bsdiff proper suits two versions of one file: it extends matches approximately and pays for
- * the mismatching bytes in its diff block. Two *different* files that share many medium-length
- * runs (an apt `Translation-en` and the `Packages` file holding the same packages' checksums and
+ * bsdiff suits two versions of one file: it extends matches approximately and pays for the
+ * mismatching bytes in its diff block. Two *different* files that share many medium-length runs
+ * (an apt `Translation-en` and the `Packages` file holding the same packages' checksums and
  * summaries) defeat that: the approximate extensions are mostly noise. Here only exact runs of at
- * least `minMatch` bytes are copied from the old file; everything else travels as literal extra
- * bytes. Each record costs 24 control bytes and its zero run, both of which xz squeezes to a few
- * bytes, so a copy pays off from a few dozen bytes on.
+ * least `minMatch` bytes are copied from the old file; everything else travels as literal bytes.
+ * Written as ops rather than as raw bsdiff records, the literal text stays contiguous in the
+ * payload (so xz models it as text, not as text broken by binary records every few dozen bytes),
+ * the op stream compresses on its own terms, and the reader copies with positioned reads instead
+ * of holding the old file in memory. Each copy costs two or three ops (about 5 bytes after xz),
+ * so it pays off from a few dozen bytes on.
  *
  * Matching: a hash table over the old file's 16-byte windows, sampled by content (a quarter of
  * the positions, chosen by the window's hash, so the same windows are sampled on both sides), at
  * most 2^24 slots (64 MiB); the new file is scanned with a rolling hash, candidate matches are
  * verified byte by byte and extended backwards into the pending literal run. Linear time.
  */
+import { OP_SET_READ_SOURCE, OP_UNSET_READ_SOURCE, OP_WRITE, type ByteSink } from './ops.js';
 
 const K = 16;
+
+/**
+ * Shortest run copied by default. Measured on apt lists (Translation-en out of Packages): 32 to
+ * 40 bytes come out best; 48 misses many checksum lines that shorter windows catch, 24 pays more
+ * in ops than it saves.
+ */
+export const COPY_MIN_MATCH = 36;
 const BASE = 0x01000193;
 const MIX = 0x9e3779b1 | 0;
 
@@ -26,21 +38,6 @@ const BASE_K = (() => {
   for (let i = 0; i < K; i++) b = Math.imul(b, BASE);
   return b;
 })();
-
-function putCtrl(b: Buffer, off: number, v: number): void {
-  const mag = Math.abs(v);
-  b.writeUInt32LE(mag % 0x100000000, off);
-  b.writeUInt32LE(Math.floor(mag / 0x100000000) + (v < 0 ? 0x80000000 : 0), off + 4);
-}
-
-export interface CopyDiff {
-  /** The patch, in raw bsdiff records. */
-  patch: Buffer[];
-  /** Bytes of the new file copied from the old one. */
-  matched: number;
-  /** Number of copies. */
-  copies: number;
-}
 
 /** Slot bits for an old file of `n` bytes: about two slots per sampled window, 2^12..2^24. */
 function slotBits(n: number): number {
@@ -56,21 +53,8 @@ export interface CopyMatches {
   matched: number;
 }
 
-/** Build the copy diff old → nw (see the file comment). `minMatch` ≥ 16. */
-export function copydiff(old: Uint8Array, nw: Uint8Array, minMatch = 48): CopyDiff {
-  const m = copyMatches(old, nw, minMatch);
-  const out = Buffer.allocUnsafeSlow(copyPatchLength(nw, m));
-  writeCopyPatch(nw, m, out, 0);
-  return { patch: [out], matched: m.matched, copies: m.count };
-}
-
-/** The exact byte length of the patch {@link writeCopyPatch} writes. */
-export function copyPatchLength(nw: Uint8Array, m: CopyMatches): number {
-  return 24 * (m.count + 1) + nw.length;
-}
-
-/** Find the copies old → nw (pass 1 of {@link copydiff}). */
-export function copyMatches(old: Uint8Array, nw: Uint8Array, minMatch = 48): CopyMatches {
+/** Find the copies old → nw (pass 1): exact runs of at least `minMatch` (≥ 16) bytes. */
+export function copyMatches(old: Uint8Array, nw: Uint8Array, minMatch = COPY_MIN_MATCH): CopyMatches {
   const min = Math.max(K, minMatch);
   const bits = slotBits(old.length);
   const shift = 32 - bits;
@@ -134,35 +118,44 @@ export function copyMatches(old: Uint8Array, nw: Uint8Array, minMatch = 48): Cop
   return { copies, count: n, matched };
 }
 
-/**
- * Write the patch for `m` into `out` at `offset` (pass 2 of {@link copydiff}): a record per copy,
- * plus a leading one for the literal bytes before the first copy, each
- * ctrl(x = copied, y = literal, z = seek to the next copy) diff[x] extra[y]. Returns the end offset.
- */
-export function writeCopyPatch(nw: Uint8Array, m: CopyMatches, out: Buffer, offset: number): number {
-  const { copies, count: n } = m;
-  let o = offset;
-  let x = 0;
-  let oldStart = 0;
-  let at = 0; // start of the pending literal run in nw
-  for (let r = 0; r <= n; r++) {
-    const litEnd = r < n ? copies[3 * r] : nw.length;
-    const nextOld = r < n ? copies[3 * r + 1] : oldStart + x;
-    putCtrl(out, o, x);
-    putCtrl(out, o + 8, litEnd - at);
-    putCtrl(out, o + 16, nextOld - (oldStart + x));
-    o += 24;
-    out.fill(0, o, o + x);
-    o += x;
-    out.set(nw.subarray(at, litEnd), o);
-    o += litEnd - at;
-    if (r < n) {
-      x = copies[3 * r + 2];
-      oldStart = nextOld;
-      at = litEnd + x;
-    }
+/** The literal runs of the new file between the copies of `m`, in order (views, not copies). */
+export function copyLiterals(nw: Uint8Array, m: CopyMatches): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (let r = 0; r <= m.count; r++) {
+    const end = r < m.count ? m.copies[3 * r] : nw.length;
+    if (end > at) out.push(nw.subarray(at, end));
+    if (r < m.count) at = end + m.copies[3 * r + 2];
   }
-  return o;
+  return out;
+}
+
+/**
+ * The write ops that rebuild `nw` from the old file and its literal runs (pass 2): the old file's
+ * checksum is at payload offset `srcOff` and the literal runs ({@link copyLiterals}) follow one
+ * another from `litOff`. The caller opens the object before and closes it after; the read source
+ * is left unset.
+ */
+export function writeCopyOps(nw: Uint8Array, m: CopyMatches, ops: ByteSink, srcOff: number, litOff: number): void {
+  const { copies, count: n } = m;
+  let at = 0; // start of the pending literal run in nw
+  let lit = litOff;
+  let source = false;
+  for (let r = 0; r <= n; r++) {
+    const end = r < n ? copies[3 * r] : nw.length;
+    if (end > at) {
+      if (source) ops.byte(OP_UNSET_READ_SOURCE);
+      source = false;
+      ops.byte(OP_WRITE).varint(end - at).varint(lit);
+      lit += end - at;
+    }
+    if (r === n) break;
+    if (!source) ops.byte(OP_SET_READ_SOURCE).varint(srcOff);
+    source = true;
+    ops.byte(OP_WRITE).varint(copies[3 * r + 2]).varint(copies[3 * r + 1]);
+    at = end + copies[3 * r + 2];
+  }
+  if (source) ops.byte(OP_UNSET_READ_SOURCE);
 }
 
 /**
