@@ -17,7 +17,7 @@
  * The TO commit (and its detached metadata) is written last, only after every part succeeded.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsc, openSync, promises as fsp, readSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, promises as fsp, readSync, rmSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import {
   LarchError,
@@ -124,6 +124,8 @@ export function verifyPart(stored: Uint8Array, h: PartHeader, what: string): voi
 
 interface ReadSource {
   checksum: Checksum;
+  /** The checksum as the 32 bytes the ops name it by. */
+  raw: Buffer;
   fd: number;
   size: number;
   tmp: string | null;
@@ -131,11 +133,16 @@ interface ReadSource {
   window: Buffer | null;
   windowAt: number;
   windowLen: number;
+  /** Window misses so far: a source missed often is read whole (up to {@link SOURCE_WHOLE}). */
+  misses: number;
 }
 
 /** Read-ahead window of a read source, and the largest write served from it. */
 const SOURCE_WINDOW = 16 * 1024;
 const SOURCE_WINDOW_WRITE = 4 * 1024;
+/** A source that misses its window this often, and is no larger than SOURCE_WHOLE, is read whole instead. */
+const SOURCE_MISSES = 64;
+const SOURCE_WHOLE = 64 * 1024 * 1024;
 
 interface OutObject {
   obj: DeltaObject;
@@ -212,11 +219,13 @@ class PartRunner {
           case OP_WRITE:
             this.write();
             break;
-          case OP_SET_READ_SOURCE:
-            await this.setReadSource();
+          case OP_SET_READ_SOURCE: {
+            const raw = this.slice(this.reader.varint(), 32);
+            if (!this.reuseSource(raw)) await this.setReadSource(raw);
             break;
+          }
           case OP_UNSET_READ_SOURCE:
-            await this.parkSource();
+            this.parkSource();
             break;
           case OP_CLOSE:
             await this.close();
@@ -231,8 +240,8 @@ class PartRunner {
       if (this.out !== null) throw corrupt(`Static delta ${this.what}: op stream ends inside an open object`);
       if (this.idx !== this.header.objects.length) throw corrupt(`Static delta ${this.what}: op stream produced ${this.idx} of ${this.header.objects.length} objects`);
     } finally {
-      await this.parkSource();
-      await this.releaseSource(this.idle);
+      this.parkSource();
+      this.releaseSource(this.idle);
       this.idle = null;
       await this.discardOut();
     }
@@ -352,9 +361,14 @@ class PartRunner {
     if (size > this.out.size - this.out.written) throw corrupt(`Static delta ${this.what}: write past the declared size ${this.out.size} of object ${this.out.obj.checksum}`);
     if (size <= SOURCE_WINDOW_WRITE) {
       if (src.window === null || offset < src.windowAt || offset + size > src.windowAt + src.windowLen) {
-        src.window ??= Buffer.allocUnsafe(SOURCE_WINDOW);
-        src.windowAt = offset;
-        src.windowLen = readFull(src, src.window, Math.min(SOURCE_WINDOW, src.size - offset), offset);
+        if (++src.misses > SOURCE_MISSES && src.size <= SOURCE_WHOLE) {
+          src.window = Buffer.allocUnsafeSlow(src.size);
+          src.windowAt = 0;
+        } else {
+          if (src.window === null || src.window.length !== SOURCE_WINDOW) src.window = Buffer.allocUnsafe(SOURCE_WINDOW);
+          src.windowAt = offset;
+        }
+        src.windowLen = readFull(src, src.window, Math.min(src.window.length, src.size - src.windowAt), src.windowAt);
       }
       this.append(src.window.subarray(offset - src.windowAt, offset - src.windowAt + size));
       return;
@@ -370,17 +384,17 @@ class PartRunner {
     }
   }
 
-  private async setReadSource(): Promise<void> {
-    const offset = this.reader.varint();
-    const raw = this.slice(offset, 32);
+  /** Make the current or the idle source the read source again if it is `raw`; false if neither is. */
+  private reuseSource(raw: Uint8Array): boolean {
+    if (this.src?.raw.equals(raw)) return true;
+    if (this.idle?.raw.equals(raw) !== true) return false;
+    [this.src, this.idle] = [this.idle, this.src];
+    return true;
+  }
+
+  private async setReadSource(raw: Uint8Array): Promise<void> {
     const checksum = Buffer.from(raw).toString('hex');
-    if (this.src?.checksum === checksum) return;
-    await this.parkSource();
-    if (this.idle?.checksum === checksum) {
-      this.src = this.idle;
-      this.idle = null;
-      return;
-    }
+    this.parkSource();
     const f = await this.repo.openFile(checksum).catch((e: unknown) => {
       if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Static delta ${this.what}: read source object ${checksum}.file is not in the repository`, { checksum });
       throw e;
@@ -388,7 +402,7 @@ class PartRunner {
     if ((f.meta.mode & S_IFMT) !== 0o100000) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
     if (this.repo.mode !== 'archive') {
       const fd = openSync(f.objectPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      this.src = { checksum, fd, size: f.size, tmp: null, window: null, windowAt: 0, windowLen: 0 };
+      this.src = { checksum, raw: Buffer.from(raw), fd, size: f.size, tmp: null, window: null, windowAt: 0, windowLen: 0, misses: 0 };
       return;
     }
     // Archive repos keep content compressed: inflate it once into tmp/ for random access.
@@ -403,23 +417,23 @@ class PartRunner {
     }
     await fh.close();
     const fd = openSync(tmp, fsc.O_RDONLY);
-    this.src = { checksum, fd, size: f.size, tmp, window: null, windowAt: 0, windowLen: 0 };
+    this.src = { checksum, raw: Buffer.from(raw), fd, size: f.size, tmp, window: null, windowAt: 0, windowLen: 0, misses: 0 };
   }
 
   /** Unset the read source, keeping it open as `idle` (and closing the previous idle one). */
-  private async parkSource(): Promise<void> {
+  private parkSource(): void {
     const s = this.src;
     if (s === null) return;
     this.src = null;
     const prev = this.idle;
     this.idle = s;
-    await this.releaseSource(prev);
+    this.releaseSource(prev);
   }
 
-  private async releaseSource(s: ReadSource | null): Promise<void> {
+  private releaseSource(s: ReadSource | null): void {
     if (s === null) return;
     closeSync(s.fd);
-    if (s.tmp !== null) await fsp.rm(s.tmp, { force: true });
+    if (s.tmp !== null) rmSync(s.tmp, { force: true });
   }
 
   private async discardOut(): Promise<void> {
@@ -446,7 +460,7 @@ class PartRunner {
       this.written++;
     }
     await this.discardOut();
-    await this.parkSource();
+    this.parkSource();
     this.idx++;
   }
 
