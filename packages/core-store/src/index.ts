@@ -45,7 +45,7 @@ export { serializeXattrs, parseXattrs, sortXattrs } from './objects/xattrs.js';
 export { serializeTombstone, parseTombstone } from './objects/tombstone.js';
 export { serializeCommitMeta, parseCommitMeta } from './objects/commitmeta.js';
 export { readXattrs } from './objects/content-io.js';
-export { Repo, WriteBatch, modeConfigString, DEFAULT_ZLIB_LEVEL, type ContentSource, type OpenedContent } from './repo.js';
+export { Repo, WriteBatch, StagedFileWriter, modeConfigString, DEFAULT_ZLIB_LEVEL, type ContentSource, type OpenedContent } from './repo.js';
 export { parseRefspec, formatRefspec, setRefAlias, type ParsedRefspec, type RefKind } from './repo-refs.js';
 export { DEFAULT_LOCK_TIMEOUT_SECS, type LockKind, type LockHandle } from './repo-lock.js';
 export { commitTree, defaultCommitTimestamp, SMALL_FILE_MAX, DEFAULT_COMMIT_CONCURRENCY, type CommitTreeOptions, type CommitTreeResult } from './repo-commit.js';

@@ -374,3 +374,49 @@ describe('Repo.stageVerifiedFileSync', () => {
     );
   });
 });
+
+describe('Repo.beginFileSync', () => {
+  const work = mkdtempSync(join(tmpdir(), 'larch-stage-stream-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const meta: FileMeta = { uid: 0, gid: 0, mode: S_IFREG | 0o755, symlinkTarget: '', xattrs: [] };
+  const data = Buffer.concat(Array.from({ length: 40 }, (_, i) => Buffer.alloc(100_000, i)));
+
+  for (const mode of ['bare-user', 'bare'] as RepoMode[]) {
+    it(`stages a file written in pieces, hashed as written (${mode})`, async () => {
+      const repo = await Repo.init({ path: join(work, mode), mode });
+      const sum = contentChecksumOf(meta, data);
+      const batch = repo.beginBatch();
+      const w = repo.beginFileSync(meta);
+      for (let i = 0; i < data.length; i += 65_536) w.write(data.subarray(i, i + 65_536));
+      expect(w.written).toBe(data.length);
+      w.finish(sum, batch);
+      expect(await repo.hasObject('file', sum)).toBe(false);
+      await batch.commit();
+      await repo.verifyFile(sum);
+      const f = await repo.openFile(sum);
+      expect(f.meta.mode).toBe(meta.mode);
+      expect(readdirSync(repo.tmpPath).filter((n) => n.startsWith('larch-'))).toEqual([]);
+    });
+  }
+
+  it('refuses content that does not hash to the name, leaving nothing behind', async () => {
+    const repo = await Repo.init({ path: join(work, 'bad'), mode: 'bare-user' });
+    const batch = repo.beginBatch();
+    const w = repo.beginFileSync(meta);
+    w.write(data);
+    expect(() => w.finish(contentChecksumOf(meta, data.subarray(1)), batch)).toThrow(expect.objectContaining({ code: 'OBJECT_CORRUPTED' }));
+    await batch.commit();
+    expect(readdirSync(repo.tmpPath).filter((n) => n.startsWith('larch-'))).toEqual([]);
+    const aborted = repo.beginFileSync(meta);
+    aborted.write(data.subarray(0, 10));
+    aborted.abort();
+    expect(readdirSync(repo.tmpPath).filter((n) => n.startsWith('larch-'))).toEqual([]);
+  });
+
+  it('refuses archive repos and non-regular files', async () => {
+    const repo = await Repo.init({ path: join(work, 'ar'), mode: 'archive' });
+    expect(() => repo.beginFileSync(meta)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+    const bu = await Repo.init({ path: join(work, 'bu2'), mode: 'bare-user' });
+    expect(() => bu.beginFileSync({ ...meta, mode: S_IFLNK | 0o777, symlinkTarget: 'x' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});

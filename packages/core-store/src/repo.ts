@@ -29,7 +29,7 @@ import { parseDirMeta } from './objects/dirmeta.js';
 import { parseDirTree } from './objects/dirtree.js';
 import { parseTombstone } from './objects/tombstone.js';
 import { contentHasher } from './objects/file-header.js';
-import { openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { finishBareFileSync, openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
 
@@ -108,6 +108,56 @@ export class WriteBatch {
     const all = this.staged;
     this.staged = [];
     await Promise.all(all.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
+  }
+}
+
+/** A bare-mode content object being staged a piece at a time ({@link Repo.beginFileSync}). */
+export class StagedFileWriter {
+  private readonly hash: ReturnType<typeof contentHasher>;
+  /** Content bytes written so far. */
+  written = 0;
+
+  constructor(
+    private readonly mode: RepoMode,
+    private readonly meta: FileMeta,
+    private fd: number,
+    readonly tmp: string,
+  ) {
+    this.hash = contentHasher(meta);
+  }
+
+  write(b: Uint8Array): void {
+    this.hash.update(b);
+    let off = 0;
+    while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
+    this.written += b.length;
+  }
+
+  /** Verify, set the stored metadata, close, and add to `batch`. Throws OBJECT_CORRUPTED (and removes the file) on a mismatch. */
+  finish(checksum: Checksum, batch: WriteBatch): void {
+    const actual = this.hash.digest('hex');
+    try {
+      if (actual !== checksum) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { checksum, actual });
+      finishBareFileSync(this.mode, this.meta, this.fd, this.tmp);
+    } catch (e) {
+      this.abort();
+      throw e;
+    }
+    closeSync(this.fd);
+    this.fd = -1;
+    batch.add(this.tmp, 'file', checksum);
+  }
+
+  /** Close and remove the staged file (no-op after {@link finish} succeeded). */
+  abort(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+    try {
+      unlinkSync(this.tmp);
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -502,6 +552,21 @@ export class Repo {
     const written = stageBytesSync(this.mode, meta, isLink ? null : payload, tmp, null);
     batch.add(tmp, 'file', checksum);
     return written;
+  }
+
+  /**
+   * Stage a regular file of a bare mode whose content arrives in pieces too large to hold in
+   * memory together (a static delta's large object), hashing it as it is written, so it is
+   * written once and never read back. `write` appends; `finish` checks that the object hashes to
+   * `checksum`, gives the file its stored metadata and adds it to `batch` (until then it lives in
+   * `tmp/` only); `abort` removes it. Synchronous, like {@link stageVerifiedFileSync}.
+   */
+  beginFileSync(meta: FileMeta): StagedFileWriter {
+    if (this.mode === 'archive') throw new LarchError('INVALID_ARGUMENT', 'beginFileSync is for bare modes; archive repos compress their content');
+    if ((meta.mode & S_IFMT) !== 0o100000) throw new LarchError('INVALID_ARGUMENT', 'beginFileSync stages regular files only');
+    const tmp = this.newTmpPath();
+    const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+    return new StagedFileWriter(this.mode, meta, fd, tmp);
   }
 
   /** Re-hash a content object. Throws OBJECT_MISSING, or OBJECT_CORRUPTED with data {checksum, actual}. */

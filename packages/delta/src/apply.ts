@@ -151,11 +151,58 @@ interface OutObject {
   written: number;
   skip: boolean;
   chunks: Buffer[];
-  fd: number;
-  tmp: string | null;
-  /** Small writes to `fd` gathered into one (copy ops write a few dozen bytes at a time). */
+  /** Where the bytes of an object too large to gather in memory go. */
+  large: LargeSink | null;
+  /** Small writes to `large` gathered into one (copy ops write a few dozen bytes at a time). */
   pend: Buffer | null;
   pendLen: number;
+}
+
+/** The staging of a large object, written a piece at a time. */
+interface LargeSink {
+  write(b: Uint8Array): void;
+  /** Verify against the object's checksum and add it to the part's batch. */
+  finish(): Promise<void>;
+  abort(): void;
+}
+
+/**
+ * Bare modes: straight into the object's staged file, hashed as written (core-store's
+ * beginFileSync), never read back. Archive: into a plain tmp file, which core-store then hashes
+ * and compresses into the `.filez`.
+ */
+function largeSink(repo: Repo, obj: DeltaObject, meta: FileMeta, batch: WriteBatch): LargeSink {
+  if (repo.mode !== 'archive') {
+    const w = repo.beginFileSync(meta);
+    return {
+      write: (b) => w.write(b),
+      finish: () => {
+        w.finish(obj.checksum, batch);
+        return Promise.resolve();
+      },
+      abort: () => w.abort(),
+    };
+  }
+  const tmp = repo.newTmpPath('delta');
+  let fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  const abort = (): void => {
+    if (fd >= 0) closeSync(fd);
+    fd = -1;
+    rmSync(tmp, { force: true });
+  };
+  return {
+    write: (b) => writeAll(fd, b),
+    finish: async () => {
+      closeSync(fd);
+      fd = -1;
+      try {
+        await repo.writeFile(meta, { path: tmp }, { expectedChecksum: obj.checksum, batch });
+      } finally {
+        abort();
+      }
+    },
+    abort,
+  };
 }
 
 /** Buffer for gathering small writes to a staged object. */
@@ -243,7 +290,7 @@ class PartRunner {
       this.parkSource();
       this.releaseSource(this.idle);
       this.idle = null;
-      await this.discardOut();
+      this.discardOut();
     }
   }
 
@@ -313,13 +360,8 @@ class PartRunner {
     const size = this.reader.varint();
     if ((meta.mode & S_IFMT) !== (0o100000 as number)) throw corrupt(`Static delta ${this.what}: open of a non-regular file ${obj.checksum}`);
     const skip = this.repo.hasObjectSync('file', obj.checksum);
-    let fd = -1;
-    let tmp: string | null = null;
-    if (!skip && size > IN_MEMORY_OBJECT) {
-      tmp = this.repo.newTmpPath('delta');
-      fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    }
-    this.out = { obj, meta, size, written: 0, skip, chunks: [], fd, tmp, pend: null, pendLen: 0 };
+    const large = !skip && size > IN_MEMORY_OBJECT ? largeSink(this.repo, obj, meta, this.batch) : null;
+    this.out = { obj, meta, size, written: 0, skip, chunks: [], large, pend: null, pendLen: 0 };
   }
 
   private append(b: Uint8Array): void {
@@ -327,7 +369,7 @@ class PartRunner {
     if (b.length > out.size - out.written) throw corrupt(`Static delta ${this.what}: write past the declared size ${out.size} of object ${out.obj.checksum}`);
     out.written += b.length;
     if (out.skip) return;
-    if (out.fd < 0) {
+    if (out.large === null) {
       out.chunks.push(Buffer.from(b));
       return;
     }
@@ -339,12 +381,12 @@ class PartRunner {
       return;
     }
     this.flushOut(out);
-    writeAll(out.fd, b);
+    out.large.write(b);
   }
 
   private flushOut(out: OutObject): void {
     if (out.pendLen === 0) return;
-    writeAll(out.fd, out.pend!.subarray(0, out.pendLen));
+    out.large!.write(out.pend!.subarray(0, out.pendLen));
     out.pendLen = 0;
   }
 
@@ -436,12 +478,10 @@ class PartRunner {
     if (s.tmp !== null) rmSync(s.tmp, { force: true });
   }
 
-  private async discardOut(): Promise<void> {
+  private discardOut(): void {
     const o = this.out;
     this.out = null;
-    if (o === null) return;
-    if (o.fd >= 0) closeSync(o.fd);
-    if (o.tmp !== null) await fsp.rm(o.tmp, { force: true });
+    o?.large?.abort();
   }
 
   private async close(): Promise<void> {
@@ -449,17 +489,22 @@ class PartRunner {
     if (out === null) throw corrupt(`Static delta ${this.what}: close with no open object`);
     if (out.written !== out.size) throw corrupt(`Static delta ${this.what}: object ${out.obj.checksum} got ${out.written} bytes, declared ${out.size}`);
     if (!out.skip) {
-      if (out.fd >= 0) {
+      if (out.large !== null) {
         this.flushOut(out);
-        closeSync(out.fd);
-        out.fd = -1;
-        await this.repo.writeFile(out.meta, { path: out.tmp! }, { expectedChecksum: out.obj.checksum, batch: this.batch });
+        const large = out.large;
+        out.large = null;
+        try {
+          await large.finish();
+        } catch (e) {
+          large.abort();
+          throw e;
+        }
       } else {
         await this.storeContent(out.obj, out.meta, Buffer.concat(out.chunks, out.size));
       }
       this.written++;
     }
-    await this.discardOut();
+    this.discardOut();
     this.parkSource();
     this.idx++;
   }

@@ -396,15 +396,7 @@ export function stageBytesSync(mode: RepoMode, meta: FileMeta, data: Uint8Array 
         return written;
       }
       written = data ? writeAllSync(fd, data) : 0;
-      if (mode === 'bare') {
-        fchownSync(fd, meta.uid, meta.gid);
-        for (const x of meta.xattrs) lsetxattr(tmpPath, x.name, x.value);
-      } else if (mode === 'bare-user') {
-        lsetxattr(tmpPath, USER_META_XATTR, serializeUserMeta(meta));
-      }
-      const diskMode = mode === 'bare-user' ? bareUserStoredMode(meta.mode) & 0o7777 : meta.mode & 0o7777;
-      fchmodSync(fd, diskMode); // after fchown, which clears setuid/setgid
-      futimesSync(fd, 0, 0);
+      finishBareFileSync(mode, meta, fd, tmpPath);
       return written;
     } finally {
       closeSync(fd);
@@ -417,6 +409,23 @@ export function stageBytesSync(mode: RepoMode, meta: FileMeta, data: Uint8Array 
     }
     throw e;
   }
+}
+
+/**
+ * Give a staged regular file of a bare mode, its content written, the ownership, xattrs, mode and
+ * times the mode stores (bare: the real ones; bare-user: the `user.ostreemeta` xattr and a safe
+ * mode). `fd` stays open.
+ */
+export function finishBareFileSync(mode: RepoMode, meta: FileMeta, fd: number, tmpPath: string): void {
+  if (mode === 'bare') {
+    fchownSync(fd, meta.uid, meta.gid);
+    for (const x of meta.xattrs) lsetxattr(tmpPath, x.name, x.value);
+  } else if (mode === 'bare-user') {
+    lsetxattr(tmpPath, USER_META_XATTR, serializeUserMeta(meta));
+  }
+  const diskMode = mode === 'bare-user' ? bareUserStoredMode(meta.mode) & 0o7777 : meta.mode & 0o7777;
+  fchmodSync(fd, diskMode); // after fchown, which clears setuid/setgid
+  futimesSync(fd, 0, 0);
 }
 
 function writeAllSync(fd: number, b: Uint8Array): number {
