@@ -29,7 +29,7 @@ import { parseDirMeta } from './objects/dirmeta.js';
 import { parseDirTree } from './objects/dirtree.js';
 import { parseTombstone } from './objects/tombstone.js';
 import { contentHasher } from './objects/file-header.js';
-import { finishBareFileSync, openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
 
@@ -487,6 +487,16 @@ export class Repo {
   /** Open a content object: its meta, uncompressed size, and a factory for fresh content streams. */
   async openFile(checksum: Checksum): Promise<OpenedContent> {
     return openContentObject(this.mode, this.objectPath('file', checksum), checksum);
+  }
+
+  /**
+   * A regular-file content object of a bare mode opened for positioned reads, synchronously: its
+   * descriptor (the caller closes it) and size. Throws OBJECT_MISSING, or OBJECT_CORRUPTED for an
+   * object that is not a regular file. Not verified (see {@link verifyFile}).
+   */
+  openRegularFileSync(checksum: Checksum): { fd: number; size: number } {
+    validateChecksum(checksum);
+    return openBareRegularSync(this.mode, this.objectPath('file', checksum), checksum);
   }
 
   /**

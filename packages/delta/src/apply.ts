@@ -268,7 +268,9 @@ class PartRunner {
             break;
           case OP_SET_READ_SOURCE: {
             const raw = this.slice(this.reader.varint(), 32);
-            if (!this.reuseSource(raw)) await this.setReadSource(raw);
+            if (this.reuseSource(raw)) break;
+            if (this.repo.mode !== 'archive') this.openSource(raw);
+            else await this.inflateSource(raw);
             break;
           }
           case OP_UNSET_READ_SOURCE:
@@ -434,20 +436,33 @@ class PartRunner {
     return true;
   }
 
-  private async setReadSource(raw: Uint8Array): Promise<void> {
+  private sourceMissing(checksum: Checksum): (e: unknown) => never {
+    return (e) => {
+      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Static delta ${this.what}: read source object ${checksum}.file is not in the repository`, { checksum });
+      if (e instanceof LarchError && e.code === 'OBJECT_CORRUPTED') throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
+      throw e;
+    };
+  }
+
+  /** Bare modes: open the source object itself, synchronously (a patched file each needs one). */
+  private openSource(raw: Uint8Array): void {
     const checksum = Buffer.from(raw).toString('hex');
     this.parkSource();
-    const f = await this.repo.openFile(checksum).catch((e: unknown) => {
-      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Static delta ${this.what}: read source object ${checksum}.file is not in the repository`, { checksum });
-      throw e;
-    });
-    if ((f.meta.mode & S_IFMT) !== 0o100000) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
-    if (this.repo.mode !== 'archive') {
-      const fd = openSync(f.objectPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      this.src = { checksum, raw: Buffer.from(raw), fd, size: f.size, tmp: null, window: null, windowAt: 0, windowLen: 0, misses: 0 };
-      return;
+    let opened: { fd: number; size: number };
+    try {
+      opened = this.repo.openRegularFileSync(checksum);
+    } catch (e) {
+      return this.sourceMissing(checksum)(e);
     }
-    // Archive repos keep content compressed: inflate it once into tmp/ for random access.
+    this.src = { checksum, raw: Buffer.from(raw), fd: opened.fd, size: opened.size, tmp: null, window: null, windowAt: 0, windowLen: 0, misses: 0 };
+  }
+
+  /** Archive repos keep content compressed: inflate the source once into tmp/ for random access. */
+  private async inflateSource(raw: Uint8Array): Promise<void> {
+    const checksum = Buffer.from(raw).toString('hex');
+    this.parkSource();
+    const f = await this.repo.openFile(checksum).catch(this.sourceMissing(checksum));
+    if ((f.meta.mode & S_IFMT) !== 0o100000) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
     const tmp = this.repo.newTmpPath('delta-src');
     const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
     try {

@@ -17,6 +17,7 @@ import {
   createWriteStream,
   fchmodSync,
   fchownSync,
+  fstatSync,
   futimesSync,
   lchownSync,
   lutimesSync,
@@ -180,6 +181,37 @@ export async function openContentObject(mode: RepoMode, objectPath: string, chec
     meta = { uid: 0, gid: 0, mode: isLink ? S_IFLNK | 0o777 : st.mode, symlinkTarget: target, xattrs: [] };
   }
   return { meta, size, objectPath, open: isLink ? emptyStream : () => boundedFile(objectPath, size, checksum) };
+}
+
+/**
+ * Open the content of a regular-file object of a bare mode for positioned reads, synchronously:
+ * its descriptor (the caller closes it) and size. OBJECT_MISSING when absent; OBJECT_CORRUPTED
+ * when it is not a regular file (a symlink object, or a bare-user object whose stored mode says
+ * symlink). The content is not verified.
+ */
+export function openBareRegularSync(mode: RepoMode, objectPath: string, checksum: string): { fd: number; size: number } {
+  if (mode === 'archive') throw new LarchError('INVALID_ARGUMENT', 'openBareRegularSync is for bare modes');
+  let fd: number;
+  try {
+    fd = openSync(objectPath, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    if (hasErrno(e, 'ENOENT')) throw new LarchError('OBJECT_MISSING', `Object missing: ${checksum}.file`, { checksum, type: 'file' });
+    if (hasErrno(e, 'ELOOP')) throw corrupt(`object ${checksum}.file`, 'not a regular file');
+    throw ioError(e, 'Opening content object', objectPath);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw corrupt(`object ${checksum}.file`, 'not a regular file');
+    if (mode === 'bare-user') {
+      const raw = lgetxattr(objectPath, USER_META_XATTR);
+      if (raw === null) throw corrupt(`object ${checksum}.file`, 'Unable to read user.ostreemeta xattr');
+      if ((parseUserMeta(raw).mode & S_IFMT) !== S_IFREG) throw corrupt(`object ${checksum}.file`, 'not a regular file');
+    }
+    return { fd, size: st.size };
+  } catch (e) {
+    closeSync(fd);
+    throw withChecksum(e, checksum);
+  }
 }
 
 function boundedFile(path: string, size: number, checksum: string): NodeJS.ReadableStream {
