@@ -63,10 +63,34 @@ function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
-/** The version in this package's package.json (what `--version` prints). */
+/**
+ * The version in this package's package.json (what `--version` prints): one directory up from
+ * dist/ (the compiled modules), or two from the bundle's chunks (dist/chunks/).
+ */
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (const rel of ['../package.json', '../../package.json']) {
+    let pkg: { name?: string; version?: string };
+    try {
+      pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as typeof pkg;
+    } catch {
+      continue;
+    }
+    if (pkg.name === '@larch/cli' && pkg.version !== undefined) return pkg.version;
+  }
+  throw new Error('package.json of @larch/cli not found');
+}
+
+/**
+ * What the `larch` binary runs: the command line of this process, its status as the exit code
+ * (set, not exited with, so that output still queued for stdout is written first).
+ */
+export async function main(): Promise<void> {
+  // `larch log | head` closes stdout early: stop quietly, as a shell tool should.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  process.exitCode = await runCli(process.argv.slice(2));
 }
 
 async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> {

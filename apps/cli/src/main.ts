@@ -1,14 +1,7 @@
 #!/usr/bin/env node
 /**
- * Entry point of the `larch` binary. Sets the exit status instead of calling process.exit so
- * that output still queued for stdout is written first.
+ * Entry point of the `larch` binary as compiled; the build bundles the same entry (scripts/bundle.mjs).
  */
-import { runCli } from './cli.js';
+import { main } from './cli.js';
 
-// `larch log | head` closes stdout early: stop quietly, as a shell tool should.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
-
-process.exitCode = await runCli(process.argv.slice(2));
+await main();
