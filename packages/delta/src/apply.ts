@@ -224,6 +224,8 @@ class PartRunner {
     private readonly body: ReturnType<typeof decodePartBody>,
     private readonly batch: WriteBatch,
     private readonly what: string,
+    /** Sources read whole, kept for the parts that follow (one at a time: the last one). */
+    private readonly wholeSources: Map<Checksum, Buffer> = new Map(),
   ) {
     this.reader = new OpReader(body.ops, what);
   }
@@ -405,14 +407,22 @@ class PartRunner {
     if (size > this.out.size - this.out.written) throw corrupt(`Static delta ${this.what}: write past the declared size ${this.out.size} of object ${this.out.obj.checksum}`);
     if (size <= SOURCE_WINDOW_WRITE) {
       if (src.window === null || offset < src.windowAt || offset + size > src.windowAt + src.windowLen) {
-        if (++src.misses > SOURCE_MISSES && src.size <= SOURCE_WHOLE) {
+        const whole = this.wholeSources.get(src.checksum);
+        if (whole !== undefined && whole.length === src.size) {
+          src.window = whole;
+          src.windowAt = 0;
+          src.windowLen = whole.length;
+        } else if (++src.misses > SOURCE_MISSES && src.size <= SOURCE_WHOLE) {
           src.window = Buffer.allocUnsafeSlow(src.size);
           src.windowAt = 0;
+          src.windowLen = readFull(src, src.window, src.size, 0);
+          this.wholeSources.clear();
+          this.wholeSources.set(src.checksum, src.window);
         } else {
           if (src.window === null || src.window.length !== SOURCE_WINDOW) src.window = Buffer.allocUnsafe(SOURCE_WINDOW);
           src.windowAt = offset;
+          src.windowLen = readFull(src, src.window, Math.min(SOURCE_WINDOW, src.size - offset), offset);
         }
-        src.windowLen = readFull(src, src.window, Math.min(src.window.length, src.size - src.windowAt), src.windowAt);
       }
       this.append(src.window.subarray(offset - src.windowAt, offset - src.windowAt + size));
       return;
@@ -614,7 +624,10 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
       bytesTotal: todo.reduce((s, i) => s + (isInline(sb, i) ? 0 : sb.parts[i].size), 0),
     };
     opts.onProgress?.({ ...progress });
-    const pending: WriteBatch[] = [];
+    // Published at the end: one batch for every part, so the filesystem is synced once and each
+    // object directory fsynced once. Published per part: a batch each.
+    const shared = publishAtEnd ? repo.beginBatch() : null;
+    const sources = new Map<Checksum, Buffer>();
     let objectsWritten = 0;
     try {
       // The next part is read (or fetched) and decompressed while the current one runs.
@@ -660,25 +673,26 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
         const i = todo[got.k];
         const h = sb.parts[i];
         const body = got.body!;
-        const batch = repo.beginBatch();
-        const runner = new PartRunner(repo, h, body, batch, `part ${i}`);
+        const batch = shared ?? repo.beginBatch();
+        const runner = new PartRunner(repo, h, body, batch, `part ${i}`, sources);
         try {
           await runner.run(opts.signal);
         } catch (e) {
-          await batch.abort();
+          if (shared === null) await batch.abort();
           await drain();
           throw e;
         }
         objectsWritten += runner.written;
-        if (publishAtEnd) pending.push(batch);
-        else await batch.commit();
+        if (shared === null) await batch.commit();
         progress.partsDone++;
         opts.onProgress?.({ ...progress });
       }
-      for (const b of pending.splice(0)) await b.commit();
+      await shared?.commit();
     } catch (e) {
-      for (const b of pending) await b.abort();
+      await shared?.abort();
       throw e;
+    } finally {
+      sources.clear();
     }
     let commitWritten = false;
     if (!(await repo.hasObject('commit', sb.to))) {
