@@ -420,3 +420,31 @@ describe('Repo.beginFileSync', () => {
     expect(() => bu.beginFileSync({ ...meta, mode: S_IFLNK | 0o777, symlinkTarget: 'x' })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
   });
 });
+
+describe('Repo.openRegularFileSync', () => {
+  const work = mkdtempSync(join(tmpdir(), 'larch-open-regular-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  for (const mode of ['bare-user', 'bare'] as RepoMode[]) {
+    it(`opens regular objects and refuses symlinks and missing objects (${mode})`, async () => {
+      const repo = await Repo.init({ path: join(work, mode), mode });
+      const file: FileMeta = { uid: 0, gid: 0, mode: S_IFREG | 0o644, symlinkTarget: '', xattrs: [] };
+      const link: FileMeta = { uid: 0, gid: 0, mode: S_IFLNK | 0o777, symlinkTarget: 'target', xattrs: [] };
+      const payload = Buffer.from('some content\n');
+      const fileSum = contentChecksumOf(file, payload);
+      const linkSum = contentChecksumOf(link);
+      const batch = repo.beginBatch();
+      repo.stageVerifiedFileSync(file, payload, fileSum, batch);
+      repo.stageVerifiedFileSync(link, new Uint8Array(0), linkSum, batch);
+      await batch.commit();
+      const { fd, size } = repo.openRegularFileSync(fileSum);
+      const { readSync, closeSync } = await import('node:fs');
+      const buf = Buffer.alloc(size);
+      expect(readSync(fd, buf, 0, size, 0)).toBe(payload.length);
+      closeSync(fd);
+      expect(buf.equals(payload)).toBe(true);
+      expect(() => repo.openRegularFileSync(linkSum)).toThrow(expect.objectContaining({ code: 'OBJECT_CORRUPTED', message: expect.stringMatching(/not a regular file$/) }));
+      expect(() => repo.openRegularFileSync('ab'.repeat(32))).toThrow(expect.objectContaining({ code: 'OBJECT_MISSING' }));
+    });
+  }
+});

@@ -449,7 +449,6 @@ class PartRunner {
   private sourceMissing(checksum: Checksum): (e: unknown) => never {
     return (e) => {
       if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Static delta ${this.what}: read source object ${checksum}.file is not in the repository`, { checksum });
-      if (e instanceof LarchError && e.code === 'OBJECT_CORRUPTED') throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
       throw e;
     };
   }
@@ -462,6 +461,7 @@ class PartRunner {
     try {
       opened = this.repo.openRegularFileSync(checksum);
     } catch (e) {
+      if (e instanceof LarchError && e.code === 'OBJECT_CORRUPTED' && e.message.endsWith('not a regular file')) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
       return this.sourceMissing(checksum)(e);
     }
     this.src = { checksum, raw: Buffer.from(raw), fd: opened.fd, size: opened.size, tmp: null, window: null, windowAt: 0, windowLen: 0, misses: 0 };
