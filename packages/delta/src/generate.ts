@@ -201,11 +201,10 @@ const stem = (name: string): string => {
 const ESTIMATE_PRESET = 1;
 
 /**
- * Whether `patch` compresses smaller than the new file it rebuilds (with the x86 filter when
- * that is an ELF file, as its part would be), by a quick xz pass over both.
+ * Whether `patch` compresses smaller than the new file `data` it rebuilds (with the x86 filter
+ * when that is an ELF file, as its part would be), by a quick xz pass over both.
  */
-async function patchPays(repo: Repo, checksum: Checksum, patch: Uint8Array): Promise<boolean> {
-  const { data } = await readContent(repo, checksum);
+async function patchPays(patch: Uint8Array, data: Buffer): Promise<boolean> {
   const elf = data.length >= 64 && data.readUInt32BE(0) === ELF_MAGIC;
   const [p, d] = await Promise.all([xzCompress([patch], ESTIMATE_PRESET), xzCompress([data], ESTIMATE_PRESET, false, elf)]);
   return p.length < d.length;
@@ -603,6 +602,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       for (let i = 0; i < paired.length; i++) {
         const f = paired[i];
         const p = patches[i];
+        let nw: Buffer | null = null;
         if (p !== null) {
           const tw = performance.now();
           const patch = await p;
@@ -611,14 +611,15 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           // A larger one means many short matches — little in common, or a rebuilt binary whose
           // addresses all moved, which still compresses far better than the file: a quick xz
           // pass over both decides.
-          if (patch.length <= f.size * 1.05 + 64 || (await patchPays(repo, f.checksum, patch))) {
+          if (patch.length > f.size * 1.05 + 64) nw = (await readContent(repo, f.checksum)).data;
+          if (nw === null || (await patchPays(patch, nw))) {
             await room(patch.length + 32);
             cur.addBsdiff(f.checksum, f.meta, f.size, f.pair!, patch);
             bsdiffCount++;
             continue;
           }
         }
-        const nw = (await readContent(repo, f.checksum)).data;
+        nw ??= (await readContent(repo, f.checksum)).data;
         const old = (await readContent(repo, f.pair!)).data;
         const { matches, ratio } = rollsumMatches(old, nw);
         if (ratio >= 0.5) {
