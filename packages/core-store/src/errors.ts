@@ -55,6 +55,11 @@ export function ioError(e: unknown, what: string, path?: string): LarchError {
 }
 
 /** True when `e` is a Node error with the given errno name (ENOENT, EEXIST, ...). */
+/** A content object whose bytes hash to `actual` instead of its name (OSTree's wording). */
+export function fileChecksumMismatch(checksum: string, actual: string): LarchError {
+  return new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { type: 'file', checksum, actual });
+}
+
 export function hasErrno(e: unknown, code: string): boolean {
   return typeof e === 'object' && e !== null && (e as NodeJS.ErrnoException).code === code;
 }

@@ -3,7 +3,7 @@
  * See README.md for an example and spec/repo-format.md for the on-disk format.
  */
 export * from './types.js';
-export { LarchError, isLarchError, type LarchErrorCode } from './errors.js';
+export { LarchError, fileChecksumMismatch, isLarchError, type LarchErrorCode } from './errors.js';
 export { KeyFile } from './config.js';
 export {
   validateName,
@@ -44,7 +44,7 @@ export { serializeUserMeta, parseUserMeta, bareUserStoredMode, USER_META_XATTR }
 export { serializeXattrs, parseXattrs, sortXattrs } from './objects/xattrs.js';
 export { serializeTombstone, parseTombstone } from './objects/tombstone.js';
 export { serializeCommitMeta, parseCommitMeta } from './objects/commitmeta.js';
-export { readXattrs } from './objects/content-io.js';
+export { readXattrs, writeAllSync } from './objects/content-io.js';
 export { Repo, WriteBatch, StagedFileWriter, modeConfigString, DEFAULT_ZLIB_LEVEL, type ContentSource, type OpenedContent } from './repo.js';
 export { parseRefspec, formatRefspec, setRefAlias, type ParsedRefspec, type RefKind } from './repo-refs.js';
 export { DEFAULT_LOCK_TIMEOUT_SECS, type LockKind, type LockHandle } from './repo-lock.js';

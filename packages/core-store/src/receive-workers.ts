@@ -23,7 +23,7 @@ import { availableParallelism } from 'node:os';
 import { rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { lsetxattr } from '@larch/native';
-import { LarchError, ioError } from './errors.js';
+import { LarchError, fileChecksumMismatch, ioError } from './errors.js';
 import { MAX_ARCHIVE_HEADER_SIZE, parseArchiveHeaderVariant } from './objects/archive-header.js';
 import { fileHeader } from './objects/file-header.js';
 import { bareUserStoredMode, serializeUserMeta, USER_META_XATTR } from './objects/user-meta.js';
@@ -220,7 +220,7 @@ export class ReceiveWorkers {
     const reply = await this.submit(job);
     const e = reply.error;
     if (e !== undefined) {
-      if (e.kind === 'mismatch') throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${e.actual}'`, { type: 'file', checksum, actual: e.actual });
+      if (e.kind === 'mismatch') throw fileChecksumMismatch(checksum, e.actual ?? '');
       if (e.kind === 'long') throw corrupt(checksum, `more data than the declared size ${header.size}`);
       if (e.kind === 'short') throw corrupt(checksum, `got ${e.got} bytes, declared size ${header.size}`);
       if (e.kind === 'inflate') throw corrupt(checksum, e.message);

@@ -14,12 +14,12 @@
  * the shared repo lock ({@link Repo.withLock}); destructive operations hold it exclusive.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, unlinkSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { syncfsAsync } from '@larch/native';
 import type { Variant } from '@larch/gvariant';
 import { KeyFile } from './config.js';
-import { LarchError, hasErrno, ioError } from './errors.js';
+import { LarchError, fileChecksumMismatch, hasErrno, ioError } from './errors.js';
 import type { Checksum, Commit, DirMeta, DirTree, FileMeta, ObjectType, RepoMode } from './types.js';
 import { S_IFLNK, S_IFMT } from './types.js';
 import { isChecksum, validateChecksum, validateCollectionId } from './validate.js';
@@ -29,7 +29,7 @@ import { parseDirMeta } from './objects/dirmeta.js';
 import { parseDirTree } from './objects/dirtree.js';
 import { parseTombstone } from './objects/tombstone.js';
 import { contentHasher } from './objects/file-header.js';
-import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, writeAllSync, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
 
@@ -128,16 +128,14 @@ export class StagedFileWriter {
 
   write(b: Uint8Array): void {
     this.hash.update(b);
-    let off = 0;
-    while (off < b.length) off += writeSync(this.fd, b, off, b.length - off);
-    this.written += b.length;
+    this.written += writeAllSync(this.fd, b);
   }
 
   /** Verify, set the stored metadata, close, and add to `batch`. Throws OBJECT_CORRUPTED (and removes the file) on a mismatch. */
   finish(checksum: Checksum, batch: WriteBatch): void {
     const actual = this.hash.digest('hex');
     try {
-      if (actual !== checksum) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { checksum, actual });
+      if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
       finishBareFileSync(this.mode, this.meta, this.fd, this.tmp);
     } catch (e) {
       this.abort();
@@ -535,7 +533,7 @@ export class Repo {
       const staged = await stageContent({ mode: this.mode, meta, size, payload, tmpPath: tmp, zlibLevel: this.zlibLevel, what: 'content' });
       if (opts.expectedChecksum !== undefined && staged.checksum !== opts.expectedChecksum) {
         await fsp.rm(tmp, { force: true });
-        throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${opts.expectedChecksum}' actual='${staged.checksum}'`, { checksum: opts.expectedChecksum, actual: staged.checksum });
+        throw fileChecksumMismatch(opts.expectedChecksum, staged.checksum);
       }
       if (opts.batch) opts.batch.add(tmp, 'file', staged.checksum);
       else await this.publishOne(tmp, 'file', staged.checksum, isLink && this.mode !== 'archive' && this.mode !== 'bare-user');
@@ -595,7 +593,7 @@ export class Repo {
       throw e;
     }
     if (actual !== checksum) {
-      throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { checksum, actual, type: 'file' });
+      throw fileChecksumMismatch(checksum, actual);
     }
   }
 
@@ -738,8 +736,7 @@ export class Repo {
   writeTmpSync(tmp: string, bytes: Uint8Array, mode = 0o644): void {
     const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
     try {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      writeAllSync(fd, bytes);
     } catch (e) {
       closeSync(fd);
       try {

@@ -17,7 +17,7 @@
  * The TO commit (and its detached metadata) is written last, only after every part succeeded.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants as fsc, openSync, promises as fsp, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, promises as fsp, readSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import {
   LarchError,
@@ -25,10 +25,12 @@ import {
   S_IFLNK,
   S_IFMT,
   contentChecksumOf,
+  fileChecksumMismatch,
   parseCommit,
   parseDirMeta,
   parseDirTree,
   validateFileMode,
+  writeAllSync,
   type Checksum,
   type FileMeta,
   type Repo,
@@ -191,7 +193,7 @@ function largeSink(repo: Repo, obj: DeltaObject, meta: FileMeta, batch: WriteBat
     rmSync(tmp, { force: true });
   };
   return {
-    write: (b) => writeAll(fd, b),
+    write: (b) => writeAllSync(fd, b),
     finish: async () => {
       closeSync(fd);
       fd = -1;
@@ -307,7 +309,7 @@ class PartRunner {
     if (this.repo.mode !== 'archive') {
       const actual = contentChecksumOf(meta, (meta.mode & S_IFMT) === S_IFLNK ? new Uint8Array(0) : bytes);
       if (actual !== obj.checksum) {
-        throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${obj.checksum}' actual='${actual}'`, { checksum: obj.checksum, actual });
+        throw fileChecksumMismatch(obj.checksum, actual);
       }
       this.repo.stageVerifiedFileSync(meta, bytes, obj.checksum, this.batch);
       return;
@@ -558,11 +560,6 @@ function readFull(src: ReadSource, buf: Buffer, n: number, position: number): nu
     got += r;
   }
   return n;
-}
-
-function writeAll(fd: number, b: Uint8Array): void {
-  let off = 0;
-  while (off < b.length) off += writeSync(fd, b, off, b.length - off);
 }
 
 /** The stored bytes of part `i`: inline from the superblock metadata, or from `source`. */

@@ -18,6 +18,7 @@ import { createInflateRaw, inflateRawSync } from 'node:zlib';
 import {
   LarchError,
   contentHasher,
+  fileChecksumMismatch,
   parseArchiveHeaderVariant,
   parseCommit,
   parseCommitMeta,
@@ -132,9 +133,6 @@ function tooLarge(checksum: string, size: number, limit: number): LarchError {
   return new LarchError('LIMIT_EXCEEDED', `File object ${checksum} declares ${size} bytes, exceeding the limit of ${limit}`, { checksum, limit, observed: size });
 }
 
-function mismatch(checksum: string, actual: string): LarchError {
-  return new LarchError('OBJECT_CORRUPTED', `Corrupted file object; checksum expected='${checksum}' actual='${actual}'`, { type: 'file', checksum, actual });
-}
 
 /**
  * Output chunk of the streaming inflate of larger objects. zlib's default (16 KiB) costs one
@@ -248,7 +246,7 @@ export async function stageFilez(
       }
     }
     const actual = hash.digest('hex');
-    if (actual !== checksum) throw mismatch(checksum, actual);
+    if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
     await fh.close();
   } catch (e) {
     await fh.close().catch(() => undefined);
@@ -292,7 +290,7 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
     }
   }
   const actual = contentHasher(meta).update(payload).digest('hex');
-  if (actual !== checksum) throw mismatch(checksum, actual);
+  if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
   if (repo.mode === 'archive') {
     // Synchronous on purpose: creating a small file costs tens of microseconds, less than the
     // three thread-pool round trips of an asynchronous open/write/close.

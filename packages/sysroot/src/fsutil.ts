@@ -8,11 +8,12 @@
  * koffi (the same FFI @larch/native uses): Node has no API for it. Failures with EPERM, ENOTTY,
  * EOPNOTSUPP or EINVAL are ignored, as OSTree does, so unprivileged sysroots and tmpfs work.
  */
-import { closeSync, constants as C, copyFileSync, fsyncSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, type Stats } from 'node:fs';
+import { closeSync, constants as C, copyFileSync, fsyncSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, chmodSync, type Stats } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import koffi from 'koffi';
 import * as native from '@larch/native';
+import { writeAllSync } from '@larch/core-store';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -44,8 +45,7 @@ export function writeFileAtomic(dest: string, data: string | Uint8Array, mode = 
   const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL, mode);
   try {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    writeAllSync(fd, buf);
     if (opts.fsync !== false) fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -460,7 +460,8 @@ export function finishBareFileSync(mode: RepoMode, meta: FileMeta, fd: number, t
   futimesSync(fd, 0, 0);
 }
 
-function writeAllSync(fd: number, b: Uint8Array): number {
+/** Write all of `b` to `fd` (writeSync may write less); returns its length. */
+export function writeAllSync(fd: number, b: Uint8Array): number {
   let off = 0;
   while (off < b.length) off += writeSync(fd, b, off, b.length - off);
   return b.length;
