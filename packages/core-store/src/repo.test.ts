@@ -443,7 +443,7 @@ describe('Repo.openRegularFileSync', () => {
       expect(readSync(fd, buf, 0, size, 0)).toBe(payload.length);
       closeSync(fd);
       expect(buf.equals(payload)).toBe(true);
-      expect(() => repo.openRegularFileSync(linkSum)).toThrow(expect.objectContaining({ code: 'OBJECT_CORRUPTED', message: expect.stringMatching(/not a regular file$/) }));
+      expect(() => repo.openRegularFileSync(linkSum)).toThrow(expect.objectContaining({ code: 'OBJECT_CORRUPTED', data: expect.objectContaining({ detail: 'not a regular file' }) }));
       expect(() => repo.openRegularFileSync('ab'.repeat(32))).toThrow(expect.objectContaining({ code: 'OBJECT_MISSING' }));
     });
   }

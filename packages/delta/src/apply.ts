@@ -463,7 +463,7 @@ class PartRunner {
     try {
       opened = this.repo.openRegularFileSync(checksum);
     } catch (e) {
-      if (e instanceof LarchError && e.code === 'OBJECT_CORRUPTED' && e.message.endsWith('not a regular file')) throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
+      if (e instanceof LarchError && e.code === 'OBJECT_CORRUPTED' && e.data.detail === 'not a regular file') throw corrupt(`Static delta ${this.what}: read source ${checksum} is not a regular file`);
       return this.sourceMissing(checksum)(e);
     }
     this.src = { checksum, raw: Buffer.from(raw), fd: opened.fd, size: opened.size, tmp: null, window: null, windowAt: 0, windowLen: 0, misses: 0 };
