@@ -657,16 +657,24 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
       const drain = async (): Promise<void> => {
         await Promise.all(loaded.values());
       };
-      for (let done = 0; done < todo.length; done++) {
+      // A part that fails to load stops new loads. Published per part, the parts already in
+      // flight still run, so a resumed pull skips them; published at the end, nothing would.
+      let failure: { error: unknown } | null = null;
+      for (;;) {
         opts.signal?.throwIfAborted();
-        topUp();
+        if (failure === null) topUp();
+        if (loaded.size === 0) break;
         const got = await Promise.race(loaded.values());
         loaded.delete(got.k);
         if (got.error !== undefined) {
-          await drain();
-          throw got.error;
+          failure ??= { error: got.error };
+          if (shared !== null) {
+            await drain();
+            throw failure.error;
+          }
+          continue;
         }
-        topUp();
+        if (failure === null) topUp();
         const i = todo[got.k];
         const h = sb.parts[i];
         const body = got.body!;
@@ -684,6 +692,7 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
         progress.partsDone++;
         opts.onProgress?.({ ...progress });
       }
+      if (failure !== null) throw failure.error;
       await shared?.commit();
     } catch (e) {
       await shared?.abort();

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo, commitTree, fsck, type RepoMode } from '@larch/core-store';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
-import { applyOffline, deleteDelta, deltaRelDir, generateDelta, listDeltas, parseDeltaIndex, readDelta, showDelta, deltaIndexRelPath } from '../src/index.js';
+import { applyOffline, applySuperblock, directoryPartSource, partComplete, deleteDelta, deltaRelDir, generateDelta, listDeltas, parseDeltaIndex, readDelta, showDelta, deltaIndexRelPath } from '../src/index.js';
 import { xzCompress } from '../src/xz.js';
 import { bsdiff } from '../src/bsdiff.js';
 import { expectSameTree, makeVersions, seeded, type Versions } from './helpers.js';
@@ -127,6 +127,34 @@ describe('generate + apply-offline', () => {
     const repo2 = await target('multi2', 'archive', false);
     await applyOffline(repo2, join(v.repo.path, deltaRelDir(null, v.v2)));
     await expectSameTree(repo2, v.v2, join(tmp.path, 'co-multi2'), v.tree2);
+  });
+
+  it('published per part, a part that fails to load still lets the parts in flight run, so a retry skips them', async () => {
+    await generateDelta(v.repo, { from: null, to: v.v2, minFallbackSize: 0, maxChunkSize: 1 });
+    const { superblock: sb } = await readDelta(v.repo, v.v2);
+    expect(sb.parts.length).toBeGreaterThan(2);
+    const dir = join(v.repo.path, deltaRelDir(null, v.v2));
+    const files = directoryPartSource(dir);
+    // Part 1 fails at once while part 0 is still being read.
+    const source = {
+      async readPart(i: number, h: (typeof sb.parts)[number]): Promise<Uint8Array> {
+        if (i === 1) throw new Error('part 1 unreachable');
+        if (i === 0) await new Promise((r) => setTimeout(r, 100));
+        return files.readPart(i, h);
+      },
+    };
+    const repo = await target('per-part-fail', 'bare-user', false);
+    await expect(applySuperblock(repo, sb, source, { publish: 'per-part', prefetch: 2 })).rejects.toThrow(/part 1 unreachable/);
+    expect(partComplete(repo, sb.parts[0])).toBe(true);
+    expect(partComplete(repo, sb.parts[1])).toBe(false);
+    expect(await repo.hasObject('commit', v.v2)).toBe(false);
+    const retry = await applySuperblock(repo, sb, files, { publish: 'per-part' });
+    expect(retry.partsSkipped).toBeGreaterThanOrEqual(1);
+    expect((await fsck(repo)).errors).toEqual([]);
+    // Published at the end, the same failure leaves no part behind.
+    const atEnd = await target('at-end-fail', 'bare-user', false);
+    await expect(applySuperblock(atEnd, sb, source, { publish: 'at-end', prefetch: 2 })).rejects.toThrow(/part 1 unreachable/);
+    expect(partComplete(atEnd, sb.parts[0])).toBe(false);
   });
 
   it('fallbacks: large files leave the parts; apply-offline refuses such a delta', async () => {
