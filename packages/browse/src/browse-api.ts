@@ -20,6 +20,7 @@ import { z } from 'zod';
 import {
   diffToParent,
   FullSizeCache,
+  ReachableCommits,
   listHeadRefs,
   listStaticDeltas,
   listTree,
@@ -143,6 +144,7 @@ export function createBrowseApi(opts: BrowseApiOptions): ApiHandler {
   }
   const opened = new Map<string, Promise<Repo>>();
   const sizes = new FullSizeCache();
+  const reach = new ReachableCommits();
 
   const openRepo = (name: string): Promise<Repo> => {
     let p = opened.get(name);
@@ -176,6 +178,10 @@ export function createBrowseApi(opts: BrowseApiOptions): ApiHandler {
     if (!paths.has(name)) throw new ApiError(404, 'repo-not-found', `No repository named ${JSON.stringify(name)}`);
     const repo = await openRepo(name);
     const refPrefix = token.refPrefix === '' ? undefined : token.refPrefix;
+    // A ref-scoped token reads a commit only through the history of its refs.
+    if (refPrefix !== undefined && (r.kind === 'commit' || r.kind === 'tree' || r.kind === 'diff') && !(await reach.has(repo, refPrefix, r.commit))) {
+      throw new ApiError(404, 'object-not-found', `No such metadata object ${r.commit}.commit`);
+    }
     switch (r.kind) {
       case 'refs':
         parseQuery(url, noQuery);

@@ -48,8 +48,55 @@ export const MAX_DELTAS = 500;
 export const DELTA_REF_DEPTH = 50;
 /** Commit objects read in total, per delta listing, to name refs. */
 export const DELTA_REF_MAX_READS = 2000;
+/** Commit objects read in total to find which commits a ref-scoped caller may read. */
+export const REACH_MAX_READS = 20_000;
 /** Parallel object reads/stats per request. */
 const IO_CONCURRENCY = 16;
+
+/**
+ * Which commits a caller limited to the head refs under a prefix may read: those in the histories
+ * of those refs (at most REACH_MAX_READS commits in all, newest first per ref). A commit that no
+ * such ref reaches is treated as absent, so a ref-scoped token cannot read other refs' trees by
+ * checksum. The set is kept per repository and prefix while the heads under the prefix stay the
+ * same (at most 64 sets), so a request costs one listing of the refs. Locking: none.
+ */
+export class ReachableCommits {
+  private readonly sets = new Map<string, { heads: string; commits: Promise<Set<Checksum>> }>();
+
+  /** True when `commit` is in the history of a head ref of `repo` whose name starts with `prefix`. */
+  async has(repo: Repo, prefix: string, commit: Checksum): Promise<boolean> {
+    const refs = await repo.listRefs({ kind: 'heads', prefix });
+    const heads = [...refs].map(([r, c]) => `${r}\0${c}`).sort().join('\n');
+    const key = `${repo.path}\0${prefix}`;
+    let entry = this.sets.get(key);
+    if (entry === undefined || entry.heads !== heads) {
+      if (entry === undefined && this.sets.size >= 64) this.sets.delete(this.sets.keys().next().value!);
+      entry = { heads, commits: reachable(repo, [...new Set(refs.values())]) };
+      this.sets.set(key, entry);
+      // A failed walk (a corrupt commit) is retried on the next request.
+      entry.commits.catch(() => this.sets.get(key) === entry && this.sets.delete(key));
+    }
+    return (await entry.commits).has(commit);
+  }
+}
+
+async function reachable(repo: Repo, heads: Checksum[]): Promise<Set<Checksum>> {
+  const seen = new Set<Checksum>();
+  for (const head of heads) {
+    if (seen.has(head)) continue;
+    try {
+      for await (const e of log(repo, head)) {
+        if (e.commit === null || seen.size >= REACH_MAX_READS) break;
+        // Histories join: the rest of this one is already in the set.
+        if (seen.has(e.checksum)) break;
+        seen.add(e.checksum);
+      }
+    } catch (e) {
+      if (!isMissing(e)) throw e;
+    }
+  }
+  return seen;
+}
 
 /** ISO 8601 (UTC) of a commit timestamp; a value outside Date's range becomes "@<seconds>". */
 export function isoTime(seconds: bigint): string {

@@ -15,6 +15,8 @@ export {
   fullCommitBytes,
   isoTime,
   FullSizeCache,
+  ReachableCommits,
+  REACH_MAX_READS,
   MAX_REFS,
   DEFAULT_LOG_LIMIT,
   MAX_LOG_LIMIT,

@@ -25,6 +25,7 @@ beforeAll(async () => {
   tok.other = tokens.create({ repo: 'other', rights: ['read'] }).token;
   tok.push = tokens.create({ repo: 'os', rights: ['push'] }).token;
   tok.apps = tokens.create({ repo: 'os', refPrefix: 'apps/', rights: ['read'] }).token;
+  tok.os = tokens.create({ repo: 'os', refPrefix: 'os/', rights: ['read'] }).token;
   tok.expired = tokens.create({ repo: 'os', rights: ['read'], expiresAt: new Date(Date.now() - 1000) }).token;
   const api = createBrowseApi({ repos: [{ name: 'os', path: fx.repo.path }, { name: 'other', path: fx.repo.path }], tokens });
   // As larch-server does: the raw target is checked before the URL (which resolves dot segments) is built.
@@ -119,6 +120,15 @@ describe('createBrowseApi', () => {
     expect((await get('/api/v1/repos/os/refs', tok.apps)).body.refs).toEqual([]);
     expect((await get('/api/v1/repos/os/deltas', tok.apps)).body.deltas).toEqual([]);
     expect((await get('/api/v1/repos/os/log/os/main', tok.apps)).status).toBe(403);
+    // Commits by checksum: only those in the history of the token's refs.
+    for (const c of fx.commits) {
+      for (const tail of ['', '/tree', '/diff']) {
+        const hidden = await get(`/api/v1/repos/os/commits/${c}${tail}`, tok.apps);
+        expect(hidden.status).toBe(404);
+        expect(hidden.body.error.code).toBe('object-not-found');
+        expect((await get(`/api/v1/repos/os/commits/${c}${tail}`, tok.os)).status).toBe(200);
+      }
+    }
   });
 
   it('validates ids, queries and paths', async () => {

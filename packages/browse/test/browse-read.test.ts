@@ -3,7 +3,7 @@ import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { commitTree, Repo } from '@larch/core-store';
 import { join } from 'node:path';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
-import { diffToParent, fullCommitBytes, listHeadRefs, listStaticDeltas, listTree, readLog, FullSizeCache } from '../src/browse-read.js';
+import { diffToParent, fullCommitBytes, listHeadRefs, listStaticDeltas, listTree, readLog, FullSizeCache, ReachableCommits } from '../src/browse-read.js';
 import { makeBrowseFixture, type BrowseFixture } from './fixture.js';
 
 let tmp: TmpDir;
@@ -158,5 +158,25 @@ describe('listStaticDeltas', () => {
 
   it('shows a ref-scoped caller only the deltas of its refs', async () => {
     expect((await listStaticDeltas(fx.repo, { refPrefix: 'apps/' })).deltas).toEqual([]);
+  });
+});
+
+describe('ReachableCommits', () => {
+  it('holds the histories of the refs under a prefix, and follows the refs as they move', async () => {
+    const reach = new ReachableCommits();
+    for (const c of fx.commits) expect(await reach.has(fx.repo, 'os/', c)).toBe(true);
+    for (const c of fx.commits) expect(await reach.has(fx.repo, 'apps/', c)).toBe(false);
+    // A ref under the prefix appears, pointing at the first commit: its history is that one commit.
+    await fx.repo.setRef('apps/pinned', fx.commits[0]);
+    try {
+      expect(await reach.has(fx.repo, 'apps/', fx.commits[0])).toBe(true);
+      expect(await reach.has(fx.repo, 'apps/', fx.commits[1])).toBe(false);
+      await fx.repo.setRef('apps/pinned', fx.commits[1]);
+      expect(await reach.has(fx.repo, 'apps/', fx.commits[1])).toBe(true);
+      expect(await reach.has(fx.repo, 'apps/', fx.commits[2])).toBe(false);
+    } finally {
+      await fx.repo.setRef('apps/pinned', null);
+    }
+    expect(await reach.has(fx.repo, 'apps/', fx.commits[0])).toBe(false);
   });
 });
