@@ -62,6 +62,11 @@ describe('server API wiring', () => {
     const refs = await httpGet(server.url, '/api/v1/repos/os/refs', auth);
     expect(refs.status).toBe(200);
     expect(JSON.parse(refs.body.toString()).refs[0]).toMatchObject({ ref: 'os/main', commit });
+    for (const list of ['/api/v1/repos', '/api/v1/repos/']) {
+      const repos = await httpGet(server.url, list, auth);
+      expect(repos.status, list).toBe(200);
+      expect(JSON.parse(repos.body.toString())).toEqual({ repos: [{ name: 'os', mode: 'archive' }] });
+    }
     // Fleet.
     const devices = await httpGet(server.url, '/api/v1/repos/os/devices', auth);
     expect(devices.status).toBe(200);

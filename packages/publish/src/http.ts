@@ -56,11 +56,12 @@ export function assertSafeTarget(target: string): void {
  * Split `/api/v1/repos/{repo}/{rest…}` into the repository name and the decoded remaining
  * segments. Returns null when the path is not under `/api/v1/repos/`; throws ApiError 400 for an
  * invalid repository name or a segment that is empty, `.`, `..`, or holds `/`, `\` or a control
- * character once decoded. A trailing slash is ignored. Pure.
+ * character once decoded. A trailing slash is ignored; `/api/v1/repos/` itself (the listing of
+ * repositories) names no repository and is null too. Pure.
  */
 export function parseRepoPath(url: URL): { repo: string; rest: string[] } | null {
   const prefix = '/api/v1/repos/';
-  if (!url.pathname.startsWith(prefix)) return null;
+  if (!url.pathname.startsWith(prefix) || url.pathname === prefix) return null;
   let raw = url.pathname.slice(prefix.length).split('/');
   if (raw.length > 1 && raw[raw.length - 1] === '') raw = raw.slice(0, -1);
   const segs: string[] = [];

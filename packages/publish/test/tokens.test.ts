@@ -63,6 +63,7 @@ describe('paths', () => {
   it('parses repo paths and refuses traversal', () => {
     expect(parseRepoPath(new URL('http://h/api/v1/repos/os/refs/a/b'))).toEqual({ repo: 'os', rest: ['refs', 'a', 'b'] });
     expect(parseRepoPath(new URL('http://h/api/v1/other'))).toBeNull();
+    expect(parseRepoPath(new URL('http://h/api/v1/repos/'))).toBeNull();
     expect(status(() => parseRepoPath(new URL('http://h/api/v1/repos/os/refs/a%2Fb')))).toEqual([400, 'invalid-path']);
     expect(status(() => parseRepoPath(new URL('http://h/api/v1/repos/-x/refs')))).toEqual([400, 'invalid-repo']);
     for (const t of ['/api/v1/repos/os/../x', '/api/v1/repos/os/%2e%2e/x', '/api/v1/repos/os/%2E%2e', '/api/v1/repos//os', '/api/v1/repos/os/a%5cb', '/api/v1/repos/os/a%00']) {
