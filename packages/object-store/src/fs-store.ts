@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { LarchError } from '@larch/core-store';
-import type { ByteRange, PublishedStore, PutBody, PutOptions, PutResult, StoredObject } from './store.js';
+import { openBody, type ByteRange, type PublishedStore, type PutBody, type PutOptions, type PutResult, type StoredObject } from './store.js';
 import { checkKey, classify, isImmutable } from './keys.js';
 
 const SMALL_MUTABLE = 1 << 20;
@@ -79,7 +79,7 @@ export class FsStore implements PublishedStore {
       let length = 0;
       const fh = await fsp.open(tmp, 'wx', 0o644);
       try {
-        const source = body instanceof Uint8Array ? Readable.from([body]) : body();
+        const source = openBody(body);
         for await (const chunk of source) {
           const buf = chunk as Buffer;
           md5.update(buf);

@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { LarchError, Repo, readSummary } from '@larch/core-store';
-import type { PublishedStore, PutBody, StoredObject } from './store.js';
+import type { PublishedStore, PutBody, RangedBody, StoredObject } from './store.js';
 import { cacheControlFor, classify, contentTypeFor, deltaDirKey, isImmutable, objectKey, summaryDeltaNames, type KeyClass } from './keys.js';
 
 /** Bodies up to this size are read into memory once (one read for MD5 and upload). */
@@ -69,6 +69,14 @@ interface LocalFile {
   size: number;
   cls: KeyClass;
   md5?: string;
+}
+
+/** An S3 multipart upload's entity tag: an MD5, "-", the number of parts. */
+const MULTIPART_ETAG = /^[0-9a-f]{32}-\d+$/;
+
+/** A local file as a body a store can reopen, whole or at a range. */
+function fileBody(file: string): RangedBody {
+  return { open: (range) => createReadStream(file, range) };
 }
 
 async function md5File(file: string): Promise<string> {
@@ -203,15 +211,20 @@ async function publishLocked(root: string, store: PublishedStore, opts: PublishO
     if (!r || r.size !== f.size || (r.etag !== null && r.etag !== f.md5)) changedDeltaDirs.add(f.key.slice(0, -'superblock'.length));
   }
   const deltaDirOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
+  // Whether a stored entity tag is the local file's: its MD5, or for an object the store took in
+  // parts, the multipart tag the store computes for the file.
+  const sameEtag = async (f: LocalFile, etag: string): Promise<boolean> => {
+    f.md5 ??= await md5File(f.file);
+    if (etag === f.md5) return true;
+    if (!MULTIPART_ETAG.test(etag) || store.localEtag === undefined) return false;
+    return (await store.localEtag(fileBody(f.file), f.size)) === etag;
+  };
   const needs = async (f: LocalFile): Promise<boolean> => {
     const r = remote.get(f.key);
     if (!r || r.size !== f.size) return true;
-    if (f.cls === 'delta-part' && changedDeltaDirs.has(deltaDirOf(f.key))) {
-      f.md5 ??= await md5File(f.file);
-      return r.etag !== null && r.etag !== f.md5;
-    }
+    if (f.cls === 'delta-part' && changedDeltaDirs.has(deltaDirOf(f.key))) return r.etag !== null && !(await sameEtag(f, r.etag));
     if (isImmutable(f.cls)) return false;
-    return r.etag === null || r.etag !== f.md5;
+    return r.etag === null || !(await sameEtag(f, r.etag));
   };
   const todo: LocalFile[] = [];
   let skipped = 0;
@@ -237,7 +250,7 @@ async function publishLocked(root: string, store: PublishedStore, opts: PublishO
         body = bytes;
       } else {
         f.md5 ??= await md5File(f.file);
-        body = () => createReadStream(f.file);
+        body = fileBody(f.file);
       }
       const res = await store.put(f.key, body, { contentType: contentTypeFor(f.cls), cacheControl: cacheControlFor(f.cls), length: f.size, md5: f.md5 });
       if (res.etag !== null && /^[0-9a-f]{32}$/.test(res.etag) && res.etag !== f.md5) {

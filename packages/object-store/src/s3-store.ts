@@ -12,12 +12,17 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   S3Client,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
   ListObjectsV2Command,
   DeleteObjectsCommand,
   CreateBucketCommand,
@@ -26,7 +31,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { LarchError } from '@larch/core-store';
-import type { ByteRange, PublishedStore, PutBody, PutOptions, PutResult, StoredObject } from './store.js';
+import type { ByteRange, PublishedStore, PutBody, PutOptions, PutResult, RangedBody, StoredObject } from './store.js';
 import { checkKey } from './keys.js';
 
 export interface S3StoreOptions {
@@ -48,6 +53,13 @@ export interface S3StoreOptions {
   maxBackoffMs?: number;
   /** Per-request timeout in ms (default 120 000). */
   requestTimeoutMs?: number;
+  /**
+   * Bodies that can be reopened at a range (files) larger than this are sent as a multipart
+   * upload (default 64 MiB; S3 takes at most 5 GiB in one PUT). A failed part is retried alone.
+   */
+  multipartThreshold?: number;
+  /** Size of each part but the last (default 16 MiB; at least 5 MiB, and raised so that no object needs more than 10 000 parts). */
+  partSize?: number;
   /** Called before each retry (for progress displays and tests). */
   onRetry?: (info: { op: string; key: string; attempt: number; error: string; delayMs: number }) => void;
 }
@@ -131,6 +143,57 @@ export function describeS3Error(e: unknown): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const quiet = (): void => undefined;
+const QUIET_LOGGER = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: quiet };
+
+/** S3's bounds on multipart uploads: parts of at least 5 MiB (but the last), at most 10 000 parts. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+export const MAX_PARTS = 10_000;
+/** Parts of one object in flight at once (the store's semaphore still bounds the total). */
+const PART_CONCURRENCY = 4;
+
+function isRanged(body: PutBody): body is RangedBody {
+  return !(body instanceof Uint8Array) && typeof body !== 'function';
+}
+
+/**
+ * The MD5 of the whole body and of each `partSize` slice, in one pass. The body must hold exactly
+ * `size` bytes.
+ */
+async function partDigests(body: RangedBody, size: number, partSize: number, what: string): Promise<{ md5: string; parts: Buffer[] }> {
+  const whole = createHash('md5');
+  const parts: Buffer[] = [];
+  let part = createHash('md5');
+  let inPart = 0;
+  let total = 0;
+  for await (const chunk of body.open()) {
+    let buf = chunk as Buffer;
+    whole.update(buf);
+    total += buf.length;
+    while (buf.length > 0) {
+      const take = Math.min(buf.length, partSize - inPart);
+      part.update(buf.subarray(0, take));
+      inPart += take;
+      buf = buf.subarray(take);
+      if (inPart === partSize) {
+        parts.push(part.digest());
+        part = createHash('md5');
+        inPart = 0;
+      }
+    }
+  }
+  if (inPart > 0) parts.push(part.digest());
+  if (total !== size) throw new LarchError('IO_ERROR', `${what}: read ${total} bytes, expected ${size} (the file changed while publishing)`, { size, read: total });
+  return { md5: whole.digest('hex'), parts };
+}
+
+/** A multipart upload's entity tag: the MD5 of the parts' MD5s, then "-" and the number of parts. */
+export function multipartEtag(partMd5s: readonly Uint8Array[]): string {
+  const h = createHash('md5');
+  for (const d of partMd5s) h.update(d);
+  return `${h.digest('hex')}-${partMd5s.length}`;
+}
+
 /** A published repo in an S3 bucket (under an optional key prefix). */
 export class S3Store implements PublishedStore {
   readonly client: S3Client;
@@ -142,6 +205,8 @@ export class S3Store implements PublishedStore {
   private readonly baseBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly onRetry: S3StoreOptions['onRetry'];
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
   /** Requests sent, by operation (attempts included), for statistics and tests. */
   readonly requests = { GET: 0, HEAD: 0, PUT: 0, LIST: 0, DELETE: 0 };
 
@@ -155,6 +220,8 @@ export class S3Store implements PublishedStore {
     this.baseBackoffMs = opts.baseBackoffMs ?? 200;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
     this.onRetry = opts.onRetry;
+    this.multipartThreshold = Math.max(MIN_PART_SIZE, opts.multipartThreshold ?? 64 * 1024 * 1024);
+    this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 16 * 1024 * 1024);
     const endpoint = opts.endpoint ?? process.env.S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
     const config: S3ClientConfig = {
       region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -162,6 +229,9 @@ export class S3Store implements PublishedStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 1,
+      // Failures are ours to report (one line, after our retries): the SDK would otherwise print
+      // a warning of its own to stderr whenever a request with a stream body fails.
+      logger: QUIET_LOGGER,
       requestHandler: {
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets: concurrency }),
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: concurrency }),
@@ -277,15 +347,17 @@ export class S3Store implements PublishedStore {
   /**
    * PutObject with Content-Length (and Content-MD5 when `opts.md5` is given, so the store rejects
    * damaged bytes). The returned ETag is the store's MD5 of what it stored (single-part puts).
+   * A RangedBody above the multipart threshold goes up as a multipart upload instead.
    */
   async put(key: string, body: PutBody, opts: PutOptions): Promise<PutResult> {
     checkKey(key);
+    if (isRanged(body) && opts.length > this.multipartThreshold) return this.putMultipart(key, body, opts);
     const res = await this.call('PUT', key, () =>
       this.client.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: this.fullKey(key),
-          Body: body instanceof Uint8Array ? body : body(),
+          Body: body instanceof Uint8Array ? body : typeof body === 'function' ? body() : body.open(),
           ContentLength: opts.length,
           ContentType: opts.contentType,
           CacheControl: opts.cacheControl,
@@ -294,6 +366,97 @@ export class S3Store implements PublishedStore {
       ),
     );
     return { etag: unquote(res.ETag) };
+  }
+
+  /** The size of each part for an object of `size` bytes. */
+  private partSizeFor(size: number): number {
+    return Math.max(this.partSize, Math.ceil(size / MAX_PARTS));
+  }
+
+  /** The multipart entity tag this store gives `body` (null when it would be a single PUT: its MD5). */
+  async localEtag(body: RangedBody, size: number): Promise<string | null> {
+    if (size <= this.multipartThreshold) return null;
+    return multipartEtag((await partDigests(body, size, this.partSizeFor(size), `ETag of ${this.urlOf('')}`)).parts);
+  }
+
+  /**
+   * A multipart upload: the MD5 of every part is computed first (one read of the body), each part
+   * is sent with its Content-MD5 (the store refuses damaged bytes) and retried alone, and the
+   * object appears whole when the upload completes. A failed upload is aborted so that its parts
+   * do not linger in the bucket.
+   */
+  private async putMultipart(key: string, body: RangedBody, opts: PutOptions): Promise<PutResult> {
+    const size = opts.length;
+    const partSize = this.partSizeFor(size);
+    const { md5, parts } = await partDigests(body, size, partSize, `PUT ${this.urlOf(key)}`);
+    if (opts.md5 !== undefined && opts.md5 !== md5) {
+      throw new LarchError('OBJECT_CORRUPTED', `PUT ${this.urlOf(key)}: BadDigest: MD5 ${md5}, expected ${opts.md5}`, { key });
+    }
+    const Bucket = this.bucket;
+    const Key = this.fullKey(key);
+    const created = await this.call('PUT', key, () =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket, Key, ContentType: opts.contentType, CacheControl: opts.cacheControl })),
+    );
+    const UploadId = created.UploadId;
+    if (UploadId === undefined) throw new LarchError('IO_ERROR', `PUT ${this.urlOf(key)}: the store started a multipart upload without an UploadId`, { key });
+    try {
+      let next = 0;
+      let failed = false;
+      const sendParts = async (): Promise<void> => {
+        while (!failed && next < parts.length) {
+          const i = next++;
+          const start = i * partSize;
+          const end = Math.min(size, start + partSize) - 1;
+          const res = await this.call('PUT', key, () =>
+            this.client.send(
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId,
+                PartNumber: i + 1,
+                Body: body.open({ start, end }),
+                ContentLength: end - start + 1,
+                ContentMD5: parts[i].toString('base64'),
+              }),
+            ),
+          );
+          const etag = unquote(res.ETag);
+          if (etag !== null && /^[0-9a-f]{32}$/.test(etag) && etag !== parts[i].toString('hex')) {
+            throw new LarchError('OBJECT_CORRUPTED', `PUT ${this.urlOf(key)}: part ${i + 1} stored with ETag ${etag}, expected its MD5 ${parts[i].toString('hex')}`, { key, part: i + 1 });
+          }
+        }
+      };
+      // The first failure stops the other senders; all of them have stopped before the abort.
+      const sent = await Promise.allSettled(
+        Array.from({ length: Math.min(PART_CONCURRENCY, parts.length) }, () =>
+          sendParts().catch((e: unknown) => {
+            failed = true;
+            throw e;
+          }),
+        ),
+      );
+      const failure = sent.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure) throw failure.reason;
+      const done = await this.call('PUT', key, () =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket,
+            Key,
+            UploadId,
+            MultipartUpload: { Parts: parts.map((d, i) => ({ PartNumber: i + 1, ETag: `"${d.toString('hex')}"` })) },
+          }),
+        ),
+      );
+      const expected = multipartEtag(parts);
+      const etag = unquote(done.ETag);
+      if (etag !== null && /^[0-9a-f]{32}-\d+$/.test(etag) && etag !== expected) {
+        throw new LarchError('OBJECT_CORRUPTED', `PUT ${this.urlOf(key)}: stored ETag ${etag}, expected ${expected} for its ${parts.length} parts`, { key });
+      }
+      return { etag: etag ?? expected };
+    } catch (e) {
+      await this.call('DELETE', key, () => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId }))).catch(() => undefined);
+      throw e;
+    }
   }
 
   async *list(prefix: string): AsyncIterable<StoredObject> {

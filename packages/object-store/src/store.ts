@@ -6,7 +6,7 @@
  * Why so small: objects are immutable by name and small files are replaced whole, so a store needs
  * no rename, append or locking; every write is a single atomic put of a whole object.
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 /** One stored object, as a listing or a HEAD reports it. */
 export interface StoredObject {
@@ -34,10 +34,25 @@ export interface PutResult {
 }
 
 /**
- * A body that can be produced again: a put that is retried opens a fresh stream. A Uint8Array is
- * sent as is.
+ * A body that can be reopened at any byte range (a file): a store may send it in parts (S3
+ * multipart upload), each part a fresh stream of `[start, end]` (inclusive, as
+ * `fs.createReadStream` takes them).
  */
-export type PutBody = Uint8Array | (() => Readable);
+export interface RangedBody {
+  open(range?: { start: number; end: number }): Readable;
+}
+
+/**
+ * A body that can be produced again: a put that is retried opens a fresh stream. A Uint8Array is
+ * sent as is; a RangedBody may be sent in parts.
+ */
+export type PutBody = Uint8Array | (() => Readable) | RangedBody;
+
+/** A fresh stream of the whole body. */
+export function openBody(body: PutBody): Readable {
+  if (body instanceof Uint8Array) return Readable.from([body]);
+  return typeof body === 'function' ? body() : body.open();
+}
 
 /** A byte range, inclusive, as in HTTP: `end` omitted = to the end of the object. */
 export interface ByteRange {
@@ -64,4 +79,10 @@ export interface PublishedStore {
   list(prefix: string): AsyncIterable<StoredObject>;
   /** Delete these keys (missing ones are not an error); split into batches of at most 1000. */
   deleteMany(keys: readonly string[]): Promise<void>;
+  /**
+   * The entity tag this store would give `body` of `size` bytes when it does not give a plain MD5
+   * (an S3 multipart upload's), or null when it gives the MD5. Lets publish compare a local file
+   * with an object stored in parts.
+   */
+  localEtag?(body: RangedBody, size: number): Promise<string | null>;
 }

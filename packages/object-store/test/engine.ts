@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { parseCommit, parseDirTree, readSummary } from '@larch/core-store';
 import { DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { S3Store, deltaDirKey, objectKey, summaryDeltaNames } from '../src/index.js';
+import { S3Store, deltaDirKey, objectKey, summaryDeltaNames, type S3StoreOptions } from '../src/index.js';
 
 const exec = promisify(execFile);
 export const ENGINE_SCRIPT = fileURLToPath(new URL('../../../tooling/s3-engine/s3-engine.sh', import.meta.url));
@@ -65,8 +65,8 @@ export function uniqueBucket(tag: string): string {
   return `larch-${tag}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
-export function storeFor(bucket: string, prefix = 'repo', endpoint?: string): S3Store {
-  return new S3Store({ bucket, prefix, ...(endpoint ? { endpoint } : {}), baseBackoffMs: 20, maxBackoffMs: 200 });
+export function storeFor(bucket: string, prefix = 'repo', endpoint?: string, extra: Partial<S3StoreOptions> = {}): S3Store {
+  return new S3Store({ bucket, prefix, ...(endpoint ? { endpoint } : {}), baseBackoffMs: 20, maxBackoffMs: 200, ...extra });
 }
 
 /** What the proxy does with one request. */

@@ -8,9 +8,12 @@
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compareTrees, larchCliPath, ostreeOk, requireOstree, runOk, run, tmpDir, type TmpDir } from '@larch/test-fixtures';
-import { ensureBucket, publishRepo, pruneStore, publicUrl, type S3Store } from '../src/index.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { ensureBucket, MIN_PART_SIZE, publishRepo, pruneStore, publicUrl, type RangedBody, type S3Store, type S3StoreOptions } from '../src/index.js';
 import { changeFiles, checkBucketConsistent, removeBucket, makeDebianLikeTree, startEngine, startProxy, stopEngine, storeFor, uniqueBucket, type Engine } from './engine.js';
 
 const started: Engine | null = await startEngine().catch((e: Error) => {
@@ -44,8 +47,8 @@ async function newDir(): Promise<TmpDir> {
   return d;
 }
 
-async function newStore(tag: string, endpoint?: string): Promise<S3Store> {
-  const s = storeFor(uniqueBucket(tag), 'repo', endpoint);
+async function newStore(tag: string, endpoint?: string, extra: Partial<S3StoreOptions> = {}): Promise<S3Store> {
+  const s = storeFor(uniqueBucket(tag), 'repo', endpoint, extra);
   stores.push(s);
   await ensureBucket(s, { publicRead: true });
   return s;
@@ -414,4 +417,93 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
       }
     }, 300_000);
   }
+});
+
+s3Describe('multipart uploads', () => {
+  const fileBody = (file: string): RangedBody => ({ open: (range) => createReadStream(file, range) });
+  const sha256 = async (s: NodeJS.ReadableStream): Promise<string> => {
+    const h = createHash('sha256');
+    for await (const c of s) h.update(c as Buffer);
+    return h.digest('hex');
+  };
+  const pending = async (store: S3Store): Promise<number> =>
+    ((await store.client.send(new ListMultipartUploadsCommand({ Bucket: store.bucket }))).Uploads ?? []).length;
+
+  it('sends a file above the threshold in parts, each checked by its MD5, a failed part retried alone', async () => {
+    const d = await newDir();
+    const proxy = await startProxy(engine.endpoint);
+    try {
+      const direct = await newStore('multipart', undefined, { multipartThreshold: MIN_PART_SIZE, partSize: MIN_PART_SIZE });
+      const store = storeFor(direct.bucket, 'repo', proxy.endpoint, { multipartThreshold: MIN_PART_SIZE, partSize: MIN_PART_SIZE });
+      const file = d.join('big');
+      const size = 2 * MIN_PART_SIZE + 12_345;
+      await fsp.writeFile(file, randomBytes(size));
+      // The SDK prints nothing of its own when a request fails (the error is ours to report).
+      const warn = vi.spyOn(console, 'warn');
+      // The second part's first attempt fails with a 500.
+      let puts = 0;
+      proxy.decide = (method, key) => (method === 'PUT' && key.endsWith('/repo/objects/ab/big') && ++puts === 2 ? '500' : 'pass');
+      const md5 = createHash('md5').update(await fsp.readFile(file)).digest('hex');
+      const res = await store.put('objects/ab/big', fileBody(file), { contentType: 'application/octet-stream', cacheControl: 'no-cache', length: size, md5 });
+      expect(res.etag).toMatch(/^[0-9a-f]{32}-3$/);
+      expect(proxy.injected).toBe(1);
+      expect(puts).toBe(4); // three parts, one of them twice
+      const head = await store.head('objects/ab/big');
+      expect(head).toMatchObject({ size, etag: res.etag });
+      expect(await store.localEtag(fileBody(file), size)).toBe(res.etag);
+      expect(await sha256(await store.get('objects/ab/big'))).toBe(await sha256(createReadStream(file)));
+      expect(await pending(store)).toBe(0);
+
+      // A file that changes between the MD5 pass and the upload of a part: the store refuses that
+      // part, the upload is aborted, and no object and no parts are left.
+      const changing: RangedBody = {
+        open: (range) => {
+          const s = createReadStream(file, range);
+          if (range?.start !== MIN_PART_SIZE) return s;
+          return s.map((c: Buffer) => Buffer.from(c).fill(0, 0, 1));
+        },
+      };
+      await expect(store.put('objects/ab/changed', changing, { contentType: 'application/octet-stream', cacheControl: 'no-cache', length: size })).rejects.toThrow(/^PUT s3:\/\/.*objects\/ab\/changed: BadDigest/);
+      expect(await store.head('objects/ab/changed')).toBeNull();
+      expect(await pending(store)).toBe(0);
+      expect(warn).not.toHaveBeenCalled();
+      warn.mockRestore();
+      store.destroy();
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+
+  it('publish sends a large delta part in parts, and compares it by its multipart ETag when its delta changes', async () => {
+    const d = await newDir();
+    const store = await newStore('multipart-publish', undefined, { multipartThreshold: MIN_PART_SIZE, partSize: MIN_PART_SIZE });
+    const repo = d.join('repo');
+    await fsp.mkdir(d.join('tree'));
+    await fsp.writeFile(d.join('tree', 'blob'), randomBytes(2 * MIN_PART_SIZE));
+    await larchOk(['init', `--repo=${repo}`, '--mode=archive']);
+    const commit = (await larchOk(['commit', `--repo=${repo}`, '-b', 'main', '-s', 'one', `--tree=dir=${d.join('tree')}`])).stdout.trim();
+    await larchOk(['static-delta', 'generate', `--repo=${repo}`, '--empty', `--to=${commit}`, '--min-fallback-size=0', '--max-chunk-size=64']);
+    await larchOk(['summary', '-u', `--repo=${repo}`]);
+    const first = await publishRepo(repo, store);
+    const parts = first.uploaded.filter((k) => k.startsWith('deltas/') && /\/0$/.test(k));
+    expect(parts.length).toBe(1);
+    const part = await store.head(parts[0]);
+    expect(part?.etag).toMatch(/^[0-9a-f]{32}-\d+$/);
+    expect((await store.head(`objects/${commit.slice(0, 2)}/${commit.slice(2)}.commit`))?.etag).toMatch(/^[0-9a-f]{32}$/);
+    // The stored superblock differs from the local one: publish compares the delta's parts by
+    // content, and the multipart-tagged part is found to be the same.
+    const sbKey = parts[0].replace(/0$/, 'superblock');
+    await store.put(sbKey, Buffer.from('stale'), { contentType: 'application/octet-stream', cacheControl: 'no-cache', length: 5 });
+    const second = await publishRepo(repo, store);
+    expect(second.uploaded).toContain(sbKey);
+    expect(second.uploaded).not.toContain(parts[0]);
+    // ostree pulls through the delta from the bucket.
+    const o = d.join('o');
+    await ostreeOk(['init', `--repo=${o}`, '--mode=bare-user']);
+    await ostreeOk(['remote', 'add', `--repo=${o}`, '--no-gpg-verify', 'bucket', publicUrl(store, engine.endpoint)]);
+    await ostreeOk(['pull', `--repo=${o}`, 'bucket', 'main']);
+    await ostreeOk(['fsck', `--repo=${o}`]);
+    await ostreeOk(['checkout', `--repo=${o}`, '-U', 'main', d.join('co')]);
+    expect(await compareTrees(d.join('tree'), d.join('co'))).toEqual([]);
+  }, 180_000);
 });
