@@ -55,7 +55,7 @@ export interface S3StoreOptions {
   requestTimeoutMs?: number;
   /**
    * Bodies that can be reopened at a range (files) larger than this are sent as a multipart
-   * upload (default 64 MiB; S3 takes at most 5 GiB in one PUT). A failed part is retried alone.
+   * upload (default 64 MiB; at most 5 GiB, what S3 takes in one PUT). A failed part is retried alone.
    */
   multipartThreshold?: number;
   /** Size of each part but the last (default 16 MiB; at least 5 MiB, and raised so that no object needs more than 10 000 parts). */
@@ -149,6 +149,8 @@ const QUIET_LOGGER = { trace: quiet, debug: quiet, info: quiet, warn: quiet, err
 /** S3's bounds on multipart uploads: parts of at least 5 MiB (but the last), at most 10 000 parts. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export const MAX_PARTS = 10_000;
+/** The largest object one PUT may carry on AWS S3. */
+const MAX_PUT_SIZE = 5 * 1024 ** 3;
 /** Parts of one object in flight at once (the store's semaphore still bounds the total). */
 const PART_CONCURRENCY = 4;
 
@@ -220,7 +222,7 @@ export class S3Store implements PublishedStore {
     this.baseBackoffMs = opts.baseBackoffMs ?? 200;
     this.maxBackoffMs = opts.maxBackoffMs ?? 10_000;
     this.onRetry = opts.onRetry;
-    this.multipartThreshold = Math.max(MIN_PART_SIZE, opts.multipartThreshold ?? 64 * 1024 * 1024);
+    this.multipartThreshold = Math.min(MAX_PUT_SIZE, Math.max(MIN_PART_SIZE, opts.multipartThreshold ?? 64 * 1024 * 1024));
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSize ?? 16 * 1024 * 1024);
     const endpoint = opts.endpoint ?? process.env.S3_ENDPOINT ?? process.env.AWS_ENDPOINT_URL;
     const config: S3ClientConfig = {
@@ -376,7 +378,7 @@ export class S3Store implements PublishedStore {
   /** The multipart entity tag this store gives `body` (null when it would be a single PUT: its MD5). */
   async localEtag(body: RangedBody, size: number): Promise<string | null> {
     if (size <= this.multipartThreshold) return null;
-    return multipartEtag((await partDigests(body, size, this.partSizeFor(size), `ETag of ${this.urlOf('')}`)).parts);
+    return multipartEtag((await partDigests(body, size, this.partSizeFor(size), 'Computing the ETag of a local file')).parts);
   }
 
   /**
