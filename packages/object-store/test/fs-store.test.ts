@@ -26,13 +26,17 @@ describe('FsStore', () => {
     const md5 = '5d41402abc4b2a76b9719d911017c592'; // "hello"
     expect((await s.put('a/b/c', Buffer.from('hello'), { contentType: 'x', cacheControl: 'y', length: 5, md5 })).etag).toBe(md5);
     await s.put('a/b/d', () => Readable.from([Buffer.from('hel'), Buffer.from('lo!')]), { contentType: 'x', cacheControl: 'y', length: 6 });
+    // A body that reopens at a range is written whole.
+    const ranged = { open: (r?: { start: number; end: number }) => Readable.from([Buffer.from('ranged!').subarray(r?.start ?? 0, (r?.end ?? 6) + 1)]) };
+    await s.put('a/b/e', ranged, { contentType: 'x', cacheControl: 'y', length: 7 });
+    expect(await fsp.readFile(d.join('store/a/b/e'), 'utf8')).toBe('ranged!');
     await expect(s.put('a/x', Buffer.from('hello'), { contentType: 'x', cacheControl: 'y', length: 5, md5: '0'.repeat(32) })).rejects.toThrow(/PUT a\/x: .*BadDigest/);
     await expect(s.put('a/y', Buffer.from('hello'), { contentType: 'x', cacheControl: 'y', length: 4 })).rejects.toThrow(/wrote 5 bytes, expected 4/);
     await expect(s.put('../escape', Buffer.from('x'), { contentType: 'x', cacheControl: 'y', length: 1 })).rejects.toThrow(/Invalid object key/);
     expect(await fsp.readdir(d.join('store/a'))).toEqual(['b']); // no temporary files left
     const keys = [];
     for await (const o of s.list('a/b/')) keys.push([o.key, o.size]);
-    expect(keys).toEqual([['a/b/c', 5], ['a/b/d', 6]]);
+    expect(keys).toEqual([['a/b/c', 5], ['a/b/d', 6], ['a/b/e', 7]]);
     expect(Buffer.from((await s.getBytes('a/b/d', 100))!).toString()).toBe('hello!');
     expect(await s.getBytes('nope', 100)).toBeNull();
     await expect(s.getBytes('a/b/d', 3)).rejects.toThrow(/more than 3/);
