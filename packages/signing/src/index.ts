@@ -68,3 +68,4 @@ export { type SignType, type RemoteSigningConfig, parseRemoteSigningConfig, poli
 export { formatCDate, hexOf, describeSignature, signatureBlock, assertPullVerified, type VerifiedObject } from './text.js';
 export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
 export { importGpgKeys, remoteKeyringPath, loadRepoGpgKeyring } from './gpg-import.js';
+export { DUMMY_SIGNATURES_KEY, DummySigner, DummyVerifier } from './sign-dummy.js';
