@@ -62,6 +62,8 @@ export interface Superblock {
   /** True when the file was a signed wrapper (section 6); `signatures` holds its dict. */
   signed: boolean;
   signatures: Array<[string, Variant]>;
+  /** What the signatures of a signed wrapper cover: the plain superblock inside it (null when not signed). */
+  signedData: Uint8Array | null;
 }
 
 export interface PartBody {
@@ -116,7 +118,7 @@ const u64 = (n: bigint, swap: boolean): number => {
 };
 
 /** Serialise a plain superblock (always little-endian numbers, `ostree.endianness` = 'l'). */
-export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 'signatures'>): Uint8Array {
+export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 'signatures' | 'signedData'>): Uint8Array {
   const commitValue = decode(COMMIT_TYPE, sb.commit);
   const value: GValue = [
     sb.metadata,
@@ -136,6 +138,14 @@ export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 
     throw new LarchError('OBJECT_CORRUPTED', `Commit ${sb.to} is not in normal form; cannot embed it in a static delta`, { checksum: sb.to });
   }
   return bytes;
+}
+
+/**
+ * The signed wrapper (section 6) around a plain superblock: the magic, the plain bytes, and the
+ * signatures (`ostree.sign.<engine>` → `aay`). Pure.
+ */
+export function encodeSignedSuperblock(plain: Uint8Array, signatures: Array<[string, Variant]>): Uint8Array {
+  return encode(SIGNED_SUPERBLOCK_TYPE, [SIGNED_MAGIC.readBigUInt64LE(0), plain, signatures]);
 }
 
 /**
@@ -194,7 +204,7 @@ export function decodeSuperblock(bytes: Uint8Array): Superblock {
     if (type !== 'file') throw corrupt(`Invalid fallback object type ${f[0]} in static delta (entry ${i})`);
     return { type, checksum: checksumField(f[1], `fallback ${i}`), compressedSize: u64(f[2], swap), size: u64(f[3], swap) };
   });
-  return { metadata, timestamp: bswap64(ts), from, to, commit, parts, fallbacks: fb, endianness, signed, signatures };
+  return { metadata, timestamp: bswap64(ts), from, to, commit, parts, fallbacks: fb, endianness, signed, signatures, signedData: signed ? plain : null };
 }
 
 /** Serialise a part body. Modes are host values; stored big-endian as ostree does. */

@@ -38,6 +38,7 @@ import {
 import { Variant } from '@larch/gvariant';
 import { encodePartBodyChunks, partBodyFrame, encodeSuperblock, inlinePartVariant, COMPRESSION_NONE, COMPRESSION_XZ, type DeltaObject, type FallbackEntry, type PartHeader } from './format.js';
 import { deltaName, deltaRelDir } from './names.js';
+import { signSuperblock, type SuperblockSigner } from './sign.js';
 import { ByteSink, ChunkSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_OPEN_SPLICE_AND_CLOSE, OP_SET_READ_SOURCE, OP_UNSET_READ_SOURCE, OP_WRITE } from './ops.js';
 import { BsdiffPool } from './pool.js';
 import { ContentAnchors } from './copydiff.js';
@@ -84,6 +85,11 @@ export interface GenerateOptions {
   timestamp?: bigint;
   /** Regenerate the delta index of TO afterwards (default true). */
   updateIndex?: boolean;
+  /**
+   * `--sign`: sign the superblock (a signed wrapper replaces it; see sign.ts). ostree's pull cannot
+   * read signed superblocks: sign deltas for `apply-offline`.
+   */
+  signers?: readonly SuperblockSigner[];
 }
 
 export interface GenerateStats {
@@ -660,7 +666,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       for (const v of inlineVariants) if (v) metadata.push(v);
       const cm = await repo.readCommitMeta(to);
       if (cm !== null) metadata.push([`${relDir}/commitmeta`, new Variant('a{sv}', cm)]);
-      const sb = encodeSuperblock({
+      const plainSb = encodeSuperblock({
         metadata,
         timestamp: opts.timestamp ?? BigInt(Math.floor(Date.now() / 1000)),
         from,
@@ -669,6 +675,8 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         parts: headers,
         fallbacks,
       });
+      // Signed, the superblock file is the wrapper (and the summary's digest is over it).
+      const sb = opts.signers !== undefined && opts.signers.length > 0 ? await signSuperblock(plainSb, opts.signers) : plainSb;
       totalSize += sb.length;
       const sbTmp = join(tmpDir, 'superblock');
       const fh = await fsp.open(sbTmp, 'wx', 0o644);

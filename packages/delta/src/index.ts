@@ -10,6 +10,7 @@ export {
   COMPRESSION_NONE,
   COMPRESSION_XZ,
   encodeSuperblock,
+  encodeSignedSuperblock,
   decodeSuperblock,
   encodePartBody,
   encodePartBodyChunks,
@@ -50,6 +51,8 @@ export {
   reindexDeltas,
   parseDeltaIndex,
   applyOffline,
+  listDeltaIndexes,
+  verifyDelta,
   directoryPartSource,
   readBounded,
   MAX_SUPERBLOCK_SIZE,
@@ -57,3 +60,13 @@ export {
   type DeltaDescription,
   type PartDescription,
 } from './manage.js';
+export {
+  signSuperblock,
+  verifySuperblock,
+  checkSuperblockPolicy,
+  signVerifyDeltas,
+  MAX_SUPERBLOCK_SIGNATURES,
+  type SuperblockSigner,
+  type SuperblockVerifier,
+  type SuperblockVerification,
+} from './sign.js';

@@ -14,7 +14,8 @@ import { LarchError, listDeltaDirs, type Checksum, type Repo } from '@larch/core
 import { Variant, decode, encode } from '@larch/gvariant';
 import { applySuperblock, unpackPart, verifyPart, type ApplyOptions, type ApplyResult, type PartSource } from './apply.js';
 import { decodePartBody, decodeSuperblock, inlinePartBytes, type PartHeader, type Superblock } from './format.js';
-import { deltaIndexRelPath, deltaName, deltaRelDir, parseDeltaName } from './names.js';
+import { deltaIndexRelPath, deltaName, deltaRelDir, mb64Decode, parseDeltaName } from './names.js';
+import { checkSuperblockPolicy, verifySuperblock, type SuperblockVerification, type SuperblockVerifier } from './sign.js';
 import { OP_NAMES, OpReader } from './ops.js';
 
 /** Largest superblock file read (inline parts can make it big). */
@@ -254,7 +255,7 @@ export function parseDeltaIndex(bytes: Uint8Array): Map<string, string> {
  * with parts `0`, `1`, … beside it) to `repo`. Parts are verified against their checksums; nothing
  * is published unless every part applies; no ref moves. See {@link applySuperblock}.
  */
-export async function applyOffline(repo: Repo, path: string, opts: ApplyOptions = {}): Promise<ApplyResult & { from: Checksum | null; to: Checksum }> {
+export async function applyOffline(repo: Repo, path: string, opts: ApplyOptions & { verifier?: SuperblockVerifier } = {}): Promise<ApplyResult & { from: Checksum | null; to: Checksum }> {
   const abs = resolve(path);
   let sbPath = abs;
   const st = await fsp.stat(abs).catch((e: unknown) => {
@@ -263,6 +264,47 @@ export async function applyOffline(repo: Repo, path: string, opts: ApplyOptions 
   if (st.isDirectory()) sbPath = join(abs, 'superblock');
   const bytes = await readBounded(sbPath, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
   const sb = decodeSuperblock(bytes);
+  await checkSuperblockPolicy(repo, sb, opts.verifier);
   const res = await applySuperblock(repo, sb, directoryPartSource(dirname(sbPath)), { publish: 'at-end', ...opts });
   return { ...res, from: sb.from, to: sb.to };
+}
+
+/**
+ * `static-delta indexes`: the TO commits that have a delta index (`delta-indexes/XX/REST.index`),
+ * sorted. Entries with other names are skipped, as ostree skips them. Locking: none.
+ */
+export async function listDeltaIndexes(repo: Repo): Promise<Checksum[]> {
+  const root = join(repo.path, 'delta-indexes');
+  const out: Checksum[] = [];
+  for (const pre of await fsp.readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (!pre.isDirectory() || pre.name.length !== 2) continue;
+    for (const f of await fsp.readdir(join(root, pre.name), { withFileTypes: true })) {
+      if (!f.isFile() || !f.name.endsWith('.index') || f.name.length !== 41 + '.index'.length) continue;
+      const to = mb64Decode(pre.name + f.name.slice(0, 41));
+      if (to !== null) out.push(to);
+    }
+  }
+  return out.sort();
+}
+
+/**
+ * `static-delta verify`: check the signatures of a delta's superblock under `verifier`'s key.
+ * `delta` is a delta name (`TO` or `FROM-TO`, looked up in `repo`) or, when it holds a `/`, the
+ * path of a superblock file or of the delta's directory. Throws as {@link verifySuperblock} does
+ * when the delta is not signed or not signed for that key.
+ */
+export async function verifyDelta(repo: Repo, delta: string, verifier: SuperblockVerifier): Promise<SuperblockVerification> {
+  let sbPath: string;
+  if (delta.includes('/')) {
+    const abs = resolve(delta);
+    const st = await fsp.stat(abs).catch((e: unknown) => {
+      throw new LarchError('OBJECT_MISSING', `No such static delta ${abs}: ${(e as Error).message}`, { path: abs });
+    });
+    sbPath = st.isDirectory() ? join(abs, 'superblock') : abs;
+  } else {
+    const { from, to } = parseDeltaName(delta);
+    sbPath = join(repo.path, deltaRelDir(from, to), 'superblock');
+  }
+  const bytes = await readBounded(sbPath, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
+  return verifySuperblock(decodeSuperblock(bytes), verifier);
 }
