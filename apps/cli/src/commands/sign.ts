@@ -222,7 +222,7 @@ export function registerSign(program: Command, ctx: VerbContext): void {
 }
 
 /** A public key from a base64 public (32-byte) or secret (64-byte) key. */
-function publicKeyOf(k: string): Ed25519PublicKey {
+export function publicKeyOf(k: string): Ed25519PublicKey {
   try {
     return Ed25519PublicKey.from(k);
   } catch {

@@ -4,15 +4,19 @@
  *   static-delta generate [--from=REV | --empty] --to=REV [--inline|--inline-parts]
  *                         [--disable-bsdiff] [-n] [--min-fallback-size=MB] [--max-bsdiff-size=MB]
  *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
- *   static-delta list | show NAME | delete NAME | reindex
- *   static-delta apply-offline PATH   (PATH: the delta's directory or its superblock)
+ *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F]
+ *   static-delta list | show NAME | delete NAME | reindex | indexes
+ *   static-delta apply-offline [--sign-type=T] [--keys-file=F] [--keys-dir=D] PATH [KEY…]
+ *                         (PATH: the delta's directory or its superblock)
+ *   static-delta verify [--sign-type=T] [--keys-file=F] [--keys-dir=D] DELTA [KEY…]
  * Formats and algorithms are @larch/delta's; this module parses, calls and prints.
  */
 import type { Command } from 'commander';
+import type { SuperblockSigner, SuperblockVerifier } from '@larch/delta';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError } from '../context.js';
 import { toJson } from '../format.js';
-import { integer, parseOption } from '../options.js';
+import { collect, integer, parseOption } from '../options.js';
 import { allOptions, verb } from './common.js';
 
 function sub(parent: Command, name: string, description: string): Command {
@@ -36,9 +40,82 @@ interface GenerateOpts {
   maxChunkSize?: string;
   compression?: string;
   json?: boolean;
+  sign?: string[];
+  signType?: string;
+  keysFile?: string;
+}
+
+interface VerifyOpts {
+  signType?: string;
+  keysFile?: string;
+  keysDir?: string;
+  json?: boolean;
+}
+
+/** Signers for `generate --sign=KEY…` / `--keys-file=F`: ed25519 (base64 secret keys), or OSTree's test-only `dummy`. */
+async function deltaSigners(opts: GenerateOpts): Promise<SuperblockSigner[]> {
+  const type = opts.signType ?? 'ed25519';
+  const keys = opts.sign ?? [];
+  if (type === 'dummy') {
+    const { DummySigner } = await import('@larch/signing');
+    return keys.map((k) => new DummySigner(k));
+  }
+  if (type !== 'ed25519') throw new CommandError('Requested signature type is not implemented');
+  if (keys.length === 0 && opts.keysFile === undefined) return [];
+  const { ed25519Signers } = await import('./sign.js');
+  return ed25519Signers(keys, opts.keysFile);
+}
+
+/**
+ * The verifier for `apply-offline` / `verify`, as ostree builds it: KEYs on the command line
+ * (base64 public keys; secret keys are reduced to theirs), `--keys-file`, and, when no KEY is
+ * given, the well-known trusted key files (under `--keys-dir` when given). Without any key,
+ * `apply-offline` goes on without a verifier (undefined); `verify` fails.
+ */
+async function deltaVerifier(keys: string[], opts: VerifyOpts, required: boolean, unsupported: string): Promise<SuperblockVerifier | undefined> {
+  const type = opts.signType ?? 'ed25519';
+  if (type === 'dummy') {
+    const { DummyVerifier } = await import('@larch/signing');
+    if (keys.length === 0) {
+      if (required) throw new CommandError('signature: dummy: no public key given');
+      return undefined;
+    }
+    // ostree's dummy engine keeps only the last key it is given.
+    return new DummyVerifier(keys[keys.length - 1]);
+  }
+  if (type !== 'ed25519') throw new CommandError(unsupported);
+  const { loadEd25519Verifier, isSigningError } = await import('@larch/signing');
+  const { publicKeyOf } = await import('./sign.js');
+  const inline = keys.map((k) => publicKeyOf(k).base64);
+  try {
+    return await loadEd25519Verifier({
+      ...(inline.length > 0 ? { inline } : {}),
+      ...(opts.keysFile !== undefined ? { files: [opts.keysFile] } : {}),
+      ...(opts.keysDir !== undefined ? { keysDirs: [opts.keysDir] } : {}),
+    });
+  } catch (e) {
+    // No key anywhere: ostree's apply-offline then goes on as if no engine were configured.
+    if (!required && keys.length === 0 && opts.keysFile === undefined && opts.keysDir === undefined && isSigningError(e, 'KEY_NOT_FOUND')) return undefined;
+    throw e;
+  }
 }
 
 const sizeLine = (label: string, n: number): string => `${label}: ${n} (${n} bytes)\n`;
+
+/**
+ * Why no signature verified, in ostree's words: for ed25519, every key tried against every
+ * signature ("ed25519: Signature couldn't be verified with: key 'HEX'; …", or "…; tried N keys"
+ * beyond three); otherwise the first reason.
+ */
+function verifyFailure(verifier: SuperblockVerifier, signatures: number, reasons: string[]): string {
+  const trusted = (verifier as { trusted?: ReadonlyArray<{ bytes: Uint8Array }> }).trusted;
+  if (verifier.metadataKey !== 'ostree.sign.ed25519' || trusted === undefined || reasons.some((r) => r !== 'no trusted key matches')) {
+    return reasons[0] ?? 'no valid signature';
+  }
+  const tried = Array.from({ length: signatures }, () => trusted.map((k) => Buffer.from(k.bytes).toString('hex'))).flat();
+  if (tried.length > 3) return `ed25519: Signature couldn't be verified; tried ${tried.length} keys`;
+  return `ed25519: Signature couldn't be verified with: ${tried.map((h) => `key '${h}'`).join('; ')}`;
+}
 
 /** Register `static-delta` and its sub-verbs. */
 export function registerStaticDelta(program: Command, ctx: VerbContext): void {
@@ -117,6 +194,9 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     .option('--max-bsdiff-size <mb>', 'Maximum size in megabytes to consider bsdiff compression for input files')
     .option('--max-chunk-size <mb>', 'Maximum size of delta chunks in megabytes')
     .option('--compression <kind>', "Part compression: 'xz' (default) or 'none'")
+    .option('--sign <key>', 'Sign the delta with KEY (base64 ed25519 secret key; repeatable)', collect)
+    .option('--sign-type <name>', "Signature type to use (defaults to 'ed25519')")
+    .option('--keys-file <file>', 'Read key(s) from file')
     .option('--json', 'Print JSON statistics')
     .action(async (toArg: string | undefined, _o: GenerateOpts, cmd: Command) => {
       const opts = allOptions<GenerateOpts>(cmd);
@@ -129,6 +209,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
       const maxChunkSize = mb('--max-chunk-size', opts.maxChunkSize);
       if (maxChunkSize === 0) throw new UsageError('--max-chunk-size must be at least 1');
       if (opts.compression !== undefined && opts.compression !== 'xz' && opts.compression !== 'none') throw new UsageError(`Invalid compression '${opts.compression}': expected xz or none`);
+      const signers = await deltaSigners(opts);
       const { generateDelta, deltaRelDir } = await import('@larch/delta');
       const repo = await openRepo(opts);
       const to = await repo.revParse(toRev);
@@ -163,18 +244,66 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         inlineParts: Boolean(opts.inline || opts.inlineParts),
         disableBsdiff: Boolean(opts.disableBsdiff),
         ...(opts.compression !== undefined ? { compression: opts.compression as 'xz' | 'none' } : {}),
+        ...(signers.length > 0 ? { signers } : {}),
       });
       if (opts.json) ctx.io.out(toJson(stats));
     });
 
   sub(sd, 'apply-offline', 'Apply static delta file')
     .argument('<path>', 'The delta directory or its superblock file')
+    .argument('[keys...]', 'Public keys to check a signed delta with')
+    .option('--sign-type <name>', "Signature type to use (defaults to 'ed25519')")
+    .option('--keys-file <file>', 'Read key(s) from file')
+    .option('--keys-dir <dir>', 'Redefine system-wide directories with public and revoked keys for verification')
     .option('--json', 'Print JSON statistics')
-    .action(async (path: string, _o: { json?: boolean }, cmd: Command) => {
-      const opts = allOptions<{ json?: boolean }>(cmd);
+    .action(async (path: string, keys: string[], _o: VerifyOpts, cmd: Command) => {
+      const opts = allOptions<VerifyOpts>(cmd);
+      const verifier = await deltaVerifier(keys, opts, false, `Signing type ${opts.signType} is not supported`);
       const { applyOffline } = await import('@larch/delta');
       const repo = await openRepo(opts);
-      const r = await interruptible((signal) => applyOffline(repo, path, { signal }));
+      const r = await interruptible((signal) => applyOffline(repo, path, { signal, ...(verifier ? { verifier } : {}) }));
       if (opts.json) ctx.io.out(toJson(r));
+    });
+
+  sub(sd, 'verify', 'Verify static delta signatures')
+    .argument('<delta>', 'Delta name (TO or FROM-TO), or the path of its superblock')
+    .argument('[keys...]', 'Public keys to check the signatures with')
+    .option('--sign-type <name>', "Signature type to use (defaults to 'ed25519')")
+    .option('--keys-file <file>', 'Read key(s) from file')
+    .option('--keys-dir <dir>', 'Redefine system-wide directories with public and revoked keys for verification')
+    .action(async (delta: string, keys: string[], _o: VerifyOpts, cmd: Command) => {
+      const opts = allOptions<VerifyOpts>(cmd);
+      const type = opts.signType ?? 'ed25519';
+      if (type !== 'ed25519' && type !== 'dummy') {
+        ctx.io.out('Sign-type not supported\n');
+        throw new CommandError(`Signing type ${type} is not supported`);
+      }
+      const verifier = (await deltaVerifier(keys, opts, true, ''))!;
+      const { verifyDelta } = await import('@larch/delta');
+      const repo = await openRepo(opts);
+      let failure: string | null = null;
+      try {
+        const r = await verifyDelta(repo, delta, verifier);
+        if (!r.valid) failure = verifyFailure(verifier, r.signatures, r.reasons);
+      } catch (e) {
+        ctx.io.out('Verification fails\n');
+        throw e;
+      }
+      ctx.io.out(`Verification ${failure === null ? 'OK' : 'fails'}\n`);
+      if (failure !== null) throw new CommandError(failure);
+    });
+
+  sub(sd, 'indexes', 'List static delta indexes')
+    .option('--json', 'Print JSON: the TO commits that have an index')
+    .action(async (_o: { json?: boolean }, cmd: Command) => {
+      const opts = allOptions<{ json?: boolean }>(cmd);
+      const { listDeltaIndexes } = await import('@larch/delta');
+      const list = await listDeltaIndexes(await openRepo(opts));
+      if (opts.json) {
+        ctx.io.out(toJson(list));
+        return;
+      }
+      if (list.length === 0) ctx.io.out('(No static deltas indexes)\n');
+      for (const c of list) ctx.io.out(`${c}\n`);
     });
 }
