@@ -99,4 +99,25 @@ describe.runIf(RUN_INTEROP)('larch static-delta with the real ostree', () => {
     ok(larch(['static-delta', 'apply-offline', `--repo=${ldst}`, join(osrc, deltaRelDir(c1, c2))]));
     expect(ok(ostree(['fsck', `--repo=${ldst}`]))).toMatch(/no errors found/);
   });
+
+  it('--filename writes the delta outside the repository, as ostree does; each tool applies the other\'s', async () => {
+    const out = join(dir, 'usb');
+    await fsp.mkdir(join(out, 'larch'), { recursive: true });
+    await fsp.mkdir(join(out, 'ostree'));
+    larch(['static-delta', 'delete', `--repo=${repo}`, `${c1}-${c2}`]); // an earlier test's, if any
+    ok(larch(['static-delta', 'generate', `--repo=${repo}`, `--from=${c1}`, `--to=${c2}`, '--max-chunk-size=1', `--filename=${join(out, 'larch', 'update.delta')}`]));
+    ok(ostree(['static-delta', 'generate', `--repo=${repo}`, `--from=${c1}`, `--to=${c2}`, `--filename=${join(out, 'ostree', 'update.delta')}`]));
+    expect((await fsp.readdir(join(out, 'larch'))).sort()).toEqual(expect.arrayContaining(['0', 'update.delta']));
+    expect(ok(larch(['static-delta', 'list', `--repo=${repo}`]))).not.toContain(`${c1}-${c2}`);
+    for (const [who, other] of [['larch', 'ostree'], ['ostree', 'larch']] as const) {
+      const dst = join(dir, `usb-${who}-applies`);
+      const tool = who === 'larch' ? larch : ostree;
+      ok(tool(['init', `--repo=${dst}`, '--mode=bare-user']));
+      ok(tool(['pull-local', `--repo=${dst}`, repo, c1]));
+      ok(tool(['static-delta', 'apply-offline', `--repo=${dst}`, join(out, other, 'update.delta')]));
+      expect(ok(ostree(['fsck', `--repo=${dst}`]))).toMatch(/no errors found/);
+    }
+    const missing = larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, `--filename=${join(out, 'nowhere', 'x')}`]);
+    expect(expectOneErrorLine(missing)).toBe(`opendir(${join(out, 'nowhere')}): No such file or directory`);
+  });
 });

@@ -23,7 +23,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { availableParallelism } from 'node:os';
 import { promises as fsp } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import {
   LarchError,
   S_IFLNK,
@@ -90,6 +90,11 @@ export interface GenerateOptions {
    * read signed superblocks: sign deltas for `apply-offline`.
    */
   signers?: readonly SuperblockSigner[];
+  /**
+   * `--filename=PATH`: write the superblock to PATH and the parts beside it (`0`, `1`, … in its
+   * directory, which must exist) instead of into the repository; no index is updated.
+   */
+  filename?: string;
 }
 
 export interface GenerateStats {
@@ -353,6 +358,13 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
   const dictCap = opts.xzDictSize ?? (concurrency > 1 ? 8 << 20 : 32 << 20);
   const { from, to } = opts;
   if (from === to) throw new LarchError('INVALID_ARGUMENT', `Static delta source and target are the same commit ${to}`);
+  const outFile = opts.filename === undefined ? null : resolve(opts.filename);
+  if (outFile !== null) {
+    const st = await fsp.stat(dirname(outFile)).catch((e: NodeJS.ErrnoException) => {
+      throw new LarchError('INVALID_ARGUMENT', `opendir(${dirname(outFile)}): ${e.code === 'ENOENT' ? 'No such file or directory' : e.message}`, { path: dirname(outFile) });
+    });
+    if (!st.isDirectory()) throw new LarchError('INVALID_ARGUMENT', `opendir(${dirname(outFile)}): Not a directory`, { path: dirname(outFile) });
+  }
 
   return repo.withLock('shared', async () => {
     const t0 = performance.now();
@@ -493,8 +505,9 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     paired.splice(0, paired.length, ...paired.filter((f) => f.pairKind !== 'content'));
 
     // One core is left to xz (it compresses finished parts meanwhile), so cores - 1 diff workers.
-    const pool = new BsdiffPool(opts.disableBsdiff || paired.length === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, paired.length)));
+    // (The scratch directory first: the pool's workers keep the process alive until it is closed.)
     const tmpDir = await fsp.mkdtemp(join(repo.tmpPath, 'larch-delta-'));
+    const pool = new BsdiffPool(opts.disableBsdiff || paired.length === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, paired.length)));
     const relDir = deltaRelDir(from, to);
     const headers: PartHeader[] = [];
     const inlineVariants: Array<[string, Variant]> = [];
@@ -693,6 +706,27 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           await h.close();
         }
       }
+      const stats = (dir: string): GenerateStats => ({
+        name: deltaName(from, to),
+        dir,
+        parts: headers.length,
+        objects: objectCount,
+        fallbacks: fallbacks.length,
+        bsdiff: bsdiffCount,
+        copy: copyCount,
+        rollsum: rollsumCount,
+        size: totalSize,
+        usize: totalUsize,
+        superblockSha256: createHash('sha256').update(sb).digest('hex'),
+        timings: { ...timings, total: performance.now() - t0 },
+      });
+      if (outFile !== null) {
+        // Outside the repository (`--filename`): the parts go beside the superblock, which is
+        // renamed into place last; nothing in the repository changes.
+        for (let i = 0; i < headers.length && !opts.inlineParts; i++) await moveFile(join(tmpDir, String(i)), join(dirname(outFile), String(i)));
+        await moveFile(sbTmp, outFile);
+        return stats(dirname(outFile));
+      }
       await fsp.chmod(tmpDir, 0o755);
       const dest = join(repo.path, relDir);
       await fsp.mkdir(dirname(dest), { recursive: true });
@@ -707,20 +741,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       await fsp.rename(tmpDir, dest);
       if (replaced) await fsp.rm(old, { recursive: true, force: true });
       if (opts.updateIndex !== false) await reindexDeltas(repo, { to });
-      return {
-        name: deltaName(from, to),
-        dir: relDir,
-        parts: headers.length,
-        objects: objectCount,
-        fallbacks: fallbacks.length,
-        bsdiff: bsdiffCount,
-        copy: copyCount,
-        rollsum: rollsumCount,
-        size: totalSize,
-        usize: totalUsize,
-        superblockSha256: createHash('sha256').update(sb).digest('hex'),
-        timings: { ...timings, total: performance.now() - t0 },
-      };
+      return stats(relDir);
     } catch (e) {
       await Promise.all(inflight);
       throw e;
@@ -729,4 +750,23 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       await fsp.rm(tmpDir, { recursive: true, force: true });
     }
   });
+}
+
+/** Rename `from` to `to`, copying (then syncing and removing) across filesystems. */
+async function moveFile(from: string, to: string): Promise<void> {
+  try {
+    await fsp.rename(from, to);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+    const tmp = `${to}.${process.pid}.tmp`;
+    await fsp.copyFile(from, tmp);
+    const fh = await fsp.open(tmp, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, to);
+    await fsp.rm(from, { force: true });
+  }
 }

@@ -4,7 +4,7 @@
  *   static-delta generate [--from=REV | --empty] --to=REV [--inline|--inline-parts]
  *                         [--disable-bsdiff] [-n] [--min-fallback-size=MB] [--max-bsdiff-size=MB]
  *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
- *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F]
+ *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F] [--filename=PATH]
  *   static-delta list | show NAME | delete NAME | reindex | indexes
  *   static-delta apply-offline [--sign-type=T] [--keys-file=F] [--keys-dir=D] PATH [KEY…]
  *                         (PATH: the delta's directory or its superblock)
@@ -43,6 +43,7 @@ interface GenerateOpts {
   sign?: string[];
   signType?: string;
   keysFile?: string;
+  filename?: string;
 }
 
 interface VerifyOpts {
@@ -194,6 +195,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     .option('--max-bsdiff-size <mb>', 'Maximum size in megabytes to consider bsdiff compression for input files')
     .option('--max-chunk-size <mb>', 'Maximum size of delta chunks in megabytes')
     .option('--compression <kind>', "Part compression: 'xz' (default) or 'none'")
+    .option('--filename <path>', 'Write the delta content to PATH (a directory).  If not specified, the OSTree repository is used')
     .option('--sign <key>', 'Sign the delta with KEY (base64 ed25519 secret key; repeatable)', collect)
     .option('--sign-type <name>', "Signature type to use (defaults to 'ed25519')")
     .option('--keys-file <file>', 'Read key(s) from file')
@@ -245,6 +247,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         disableBsdiff: Boolean(opts.disableBsdiff),
         ...(opts.compression !== undefined ? { compression: opts.compression as 'xz' | 'none' } : {}),
         ...(signers.length > 0 ? { signers } : {}),
+        ...(opts.filename !== undefined ? { filename: opts.filename } : {}),
       });
       if (opts.json) ctx.io.out(toJson(stats));
     });
