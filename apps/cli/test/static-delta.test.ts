@@ -117,6 +117,26 @@ describe.runIf(RUN_INTEROP)('larch static-delta with the real ostree', () => {
       ok(tool(['static-delta', 'apply-offline', `--repo=${dst}`, join(out, other, 'update.delta')]));
       expect(ok(ostree(['fsck', `--repo=${dst}`]))).toMatch(/no errors found/);
     }
+    // Big-endian metadata (--set-endianness=B, or --swap-endianness on this little-endian host).
+    for (const flag of ['--set-endianness=B', '--swap-endianness']) {
+      const be = join(out, `be${flag.length}`);
+      await fsp.mkdir(be);
+      ok(larch(['static-delta', 'generate', `--repo=${repo}`, `--from=${c1}`, `--to=${c2}`, flag, `--filename=${join(be, 'superblock')}`]));
+      const dst = join(dir, `be-ostree-applies${flag.length}`);
+      ok(ostree(['init', `--repo=${dst}`, '--mode=bare-user']));
+      ok(ostree(['pull-local', `--repo=${dst}`, repo, c1]));
+      ok(ostree(['static-delta', 'apply-offline', `--repo=${dst}`, join(be, 'superblock')]));
+      expect(ok(ostree(['fsck', `--repo=${dst}`]))).toMatch(/no errors found/);
+      const ldst = join(dir, `be-larch-applies${flag.length}`);
+      ok(larch(['init', `--repo=${ldst}`, '--mode=bare-user']));
+      ok(larch(['pull-local', `--repo=${ldst}`, repo, c1]));
+      ok(larch(['static-delta', 'apply-offline', `--repo=${ldst}`, join(be, 'superblock')]));
+      expect(ok(ostree(['fsck', `--repo=${ldst}`]))).toMatch(/no errors found/);
+    }
+    ok(larch(['static-delta', 'generate', `--repo=${repo}`, `--from=${c1}`, `--to=${c2}`, '--set-endianness=B']));
+    expect(ok(ostree(['static-delta', 'show', `--repo=${repo}`, `${c1}-${c2}`]))).toContain('\nEndianness: big\n');
+    expect(ok(larch(['static-delta', 'show', `--repo=${repo}`, `${c1}-${c2}`]))).toContain('\nEndianness: big\n');
+    expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, '--set-endianness=x']))).toBe("Invalid endianness 'x'");
     const missing = larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, `--filename=${join(out, 'nowhere', 'x')}`]);
     expect(expectOneErrorLine(missing)).toBe(`opendir(${join(out, 'nowhere')}): No such file or directory`);
   });

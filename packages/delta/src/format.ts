@@ -117,8 +117,13 @@ const u64 = (n: bigint, swap: boolean): number => {
   return Number(v);
 };
 
-/** Serialise a plain superblock (always little-endian numbers, `ostree.endianness` = 'l'). */
-export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 'signatures' | 'signedData'>): Uint8Array {
+/**
+ * Serialise a plain superblock. The part header and fallback numbers are written in `endianness`
+ * (default 'l'); the caller's metadata must say the same in `ostree.endianness`.
+ */
+export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 'signatures' | 'signedData'>, endianness: 'l' | 'B' = 'l'): Uint8Array {
+  const swap = endianness === 'B';
+  const n64 = (n: number): bigint => (swap ? bswap64(BigInt(n)) : BigInt(n));
   const commitValue = decode(COMMIT_TYPE, sb.commit);
   const value: GValue = [
     sb.metadata,
@@ -127,8 +132,8 @@ export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 
     Buffer.from(sb.to, 'hex'),
     commitValue,
     new Uint8Array(0),
-    sb.parts.map((p) => [p.version, Buffer.from(p.checksum, 'hex'), BigInt(p.size), BigInt(p.usize), encodeObjectList(p.objects)]),
-    sb.fallbacks.map((f) => [OBJTYPE_CODE[f.type] ?? 1, Buffer.from(f.checksum, 'hex'), BigInt(f.compressedSize), BigInt(f.size)]),
+    sb.parts.map((p) => [u32(p.version, swap), Buffer.from(p.checksum, 'hex'), n64(p.size), n64(p.usize), encodeObjectList(p.objects)]),
+    sb.fallbacks.map((f) => [OBJTYPE_CODE[f.type] ?? 1, Buffer.from(f.checksum, 'hex'), n64(f.compressedSize), n64(f.size)]),
   ];
   const bytes = encode(SUPERBLOCK_TYPE, value);
   // The embedded commit must come back byte for byte (it is re-encoded from its decoded value).

@@ -95,6 +95,8 @@ export interface GenerateOptions {
    * directory, which must exist) instead of into the repository; no index is updated.
    */
   filename?: string;
+  /** `--set-endianness`: byte order of the superblock's part header and fallback numbers (default 'l'). */
+  endianness?: 'l' | 'B';
 }
 
 export interface GenerateStats {
@@ -675,7 +677,8 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       if (firstError !== null) throw firstError;
 
       const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
-      metadata.push(['ostree.endianness', new Variant('y', 0x6c)]);
+      const endianness = opts.endianness ?? 'l';
+      metadata.push(['ostree.endianness', new Variant('y', endianness === 'B' ? 0x42 : 0x6c)]);
       for (const v of inlineVariants) if (v) metadata.push(v);
       const cm = await repo.readCommitMeta(to);
       if (cm !== null) metadata.push([`${relDir}/commitmeta`, new Variant('a{sv}', cm)]);
@@ -687,7 +690,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         commit: commitBytes,
         parts: headers,
         fallbacks,
-      });
+      }, endianness);
       // Signed, the superblock file is the wrapper (and the summary's digest is over it).
       const sb = opts.signers !== undefined && opts.signers.length > 0 ? await signSuperblock(plainSb, opts.signers) : plainSb;
       totalSize += sb.length;

@@ -5,6 +5,7 @@
  *                         [--disable-bsdiff] [-n] [--min-fallback-size=MB] [--max-bsdiff-size=MB]
  *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
  *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F] [--filename=PATH]
+ *                         [--set-endianness=l|B] [--swap-endianness]
  *   static-delta list | show NAME | delete NAME | reindex | indexes
  *   static-delta apply-offline [--sign-type=T] [--keys-file=F] [--keys-dir=D] PATH [KEY…]
  *                         (PATH: the delta's directory or its superblock)
@@ -44,6 +45,8 @@ interface GenerateOpts {
   signType?: string;
   keysFile?: string;
   filename?: string;
+  setEndianness?: string;
+  swapEndianness?: boolean;
 }
 
 interface VerifyOpts {
@@ -195,6 +198,8 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     .option('--max-bsdiff-size <mb>', 'Maximum size in megabytes to consider bsdiff compression for input files')
     .option('--max-chunk-size <mb>', 'Maximum size of delta chunks in megabytes')
     .option('--compression <kind>', "Part compression: 'xz' (default) or 'none'")
+    .option('--set-endianness <endian>', "Choose metadata endianness ('l' or 'B')")
+    .option('--swap-endianness', 'Swap metadata endianness from host order')
     .option('--filename <path>', 'Write the delta content to PATH (a directory).  If not specified, the OSTree repository is used')
     .option('--sign <key>', 'Sign the delta with KEY (base64 ed25519 secret key; repeatable)', collect)
     .option('--sign-type <name>', "Signature type to use (defaults to 'ed25519')")
@@ -211,6 +216,13 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
       const maxChunkSize = mb('--max-chunk-size', opts.maxChunkSize);
       if (maxChunkSize === 0) throw new UsageError('--max-chunk-size must be at least 1');
       if (opts.compression !== undefined && opts.compression !== 'xz' && opts.compression !== 'none') throw new UsageError(`Invalid compression '${opts.compression}': expected xz or none`);
+      const { endianness: hostOrder } = await import('node:os');
+      let endianness: 'l' | 'B' = hostOrder() === 'BE' ? 'B' : 'l';
+      if (opts.setEndianness !== undefined) {
+        if (opts.setEndianness !== 'l' && opts.setEndianness !== 'B') throw new CommandError(`Invalid endianness '${opts.setEndianness}'`);
+        endianness = opts.setEndianness;
+      }
+      if (opts.swapEndianness) endianness = endianness === 'l' ? 'B' : 'l';
       const signers = await deltaSigners(opts);
       const { generateDelta, deltaRelDir } = await import('@larch/delta');
       const repo = await openRepo(opts);
@@ -248,6 +260,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         ...(opts.compression !== undefined ? { compression: opts.compression as 'xz' | 'none' } : {}),
         ...(signers.length > 0 ? { signers } : {}),
         ...(opts.filename !== undefined ? { filename: opts.filename } : {}),
+        ...(endianness !== 'l' ? { endianness } : {}),
       });
       if (opts.json) ctx.io.out(toJson(stats));
     });
