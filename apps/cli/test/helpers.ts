@@ -152,3 +152,17 @@ export function expectOneErrorLine(r: RunResult): string {
   if (/\bat .*\.js:\d+/.test(r.stderr)) throw new Error(`stack trace printed:\n${r.stderr}`);
   return lines[0].slice('error: '.length);
 }
+
+/**
+ * An archive repo at DIR/repo with two commits on `test`: the spec tree (c1), then the changed
+ * tree a day later (c2). The static-delta tests' fixture.
+ */
+export async function twoCommitRepo(dir: string): Promise<{ repo: string; c1: string; c2: string }> {
+  const repo = join(dir, 'repo');
+  ok(larch(['init', `--repo=${repo}`, '--mode=archive']));
+  const t1 = await makeSpecTree(join(dir, 't1'));
+  const t2 = await makeChangedTree(join(dir, 't2'));
+  const c1 = ok(larch(['commit', `--repo=${repo}`, ...SPEC_COMMIT_ARGS, `--tree=dir=${t1}`])).trim();
+  const c2 = ok(larch(['commit', `--repo=${repo}`, ...SPEC_COMMIT_ARGS.filter((a) => !a.startsWith('--timestamp')), '--timestamp=2020-01-02 00:00:00 +0000', `--tree=dir=${t2}`])).trim();
+  return { repo, c1, c2 };
+}

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneErrorLine, larch, makeChangedTree, makeSpecTree, ok, ostree, RUN_INTEROP, requireOstree, scratch, SPEC_COMMIT_ARGS } from './helpers.js';
+import { expectOneErrorLine, larch, ok, ostree, RUN_INTEROP, requireOstree, scratch, twoCommitRepo } from './helpers.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -11,12 +11,7 @@ let c2: string;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await scratch('larch-cli-delta-'));
-  repo = join(dir, 'repo');
-  ok(larch(['init', `--repo=${repo}`, '--mode=archive']));
-  const t1 = await makeSpecTree(join(dir, 't1'));
-  const t2 = await makeChangedTree(join(dir, 't2'));
-  c1 = ok(larch(['commit', `--repo=${repo}`, ...SPEC_COMMIT_ARGS, `--tree=dir=${t1}`])).trim();
-  c2 = ok(larch(['commit', `--repo=${repo}`, ...SPEC_COMMIT_ARGS.filter((a) => !a.startsWith('--timestamp')), '--timestamp=2020-01-02 00:00:00 +0000', `--tree=dir=${t2}`])).trim();
+  ({ repo, c1, c2 } = await twoCommitRepo(dir));
 });
 afterAll(async () => {
   await cleanup();
