@@ -406,6 +406,43 @@ export async function previewDeploy(sysrootPath: string, opts: DeployOptions, sy
   return { commit: csum, deployserial: serial, merge, kargs, etc, list };
 }
 
+export interface ConfigDiff {
+  deployment: Deployment;
+  /** Paths relative to `/etc`: changed (content, type, mode or owner), removed, added. */
+  modified: string[];
+  removed: string[];
+  /** An added directory is followed by everything under it. */
+  added: string[];
+}
+
+/**
+ * `admin config-diff`: how a deployment's `/etc` differs from its defaults (`usr/etc`), as
+ * `ostree admin config-diff` reports it (xattrs ignored): the merge deployment of `stateroot`
+ * (`--os`), else the booted one. Read-only; takes no lock.
+ */
+export async function configDiff(sysrootPath: string, stateroot?: string, sysrootOpts: SysrootOptions = {}): Promise<ConfigDiff> {
+  const sr = await Sysroot.open(sysrootPath, sysrootOpts);
+  let d: Deployment | null;
+  if (stateroot !== undefined) {
+    d = mergeDeploymentOf(sr, stateroot);
+    if (d === null) throw sysrootError('OBJECT_MISSING', 'no-deployment', `No deployment for OS '${stateroot}'`, { stateroot });
+  } else {
+    d = sr.booted;
+    if (d === null) throw sysrootError('INVALID_ARGUMENT', 'not-booted', 'Not currently booted into an OSTree system and no --os= argument given');
+  }
+  const dir = sr.deploymentDir(d);
+  const live = path.join(dir, 'etc');
+  const diff = await diffEtc(path.join(dir, 'usr/etc'), live);
+  const added: string[] = [];
+  const addTree = (rel: string): void => {
+    added.push(rel);
+    if (!lstatOrNull(path.join(live, rel))?.isDirectory()) return;
+    for (const n of readdirSync(path.join(live, rel)).sort()) addTree(`${rel}/${n}`);
+  };
+  for (const a of diff.added) addTree(a);
+  return { deployment: d, modified: diff.modified, removed: diff.removed, added };
+}
+
 // --- list edits --------------------------------------------------------------------------------
 
 function checkIndex(sr: Sysroot, index: number): Deployment {
@@ -594,28 +631,53 @@ export interface UpgradeResult {
   deploy?: DeployResult;
 }
 
-/**
- * `ostree admin upgrade` without pulling: redeploy the default deployment's origin refspec (or
- * its `override-commit`) when it now resolves to a different commit in the local repository.
- * The origin file is carried over verbatim. Locking and crash behaviour: those of {@link deploy}.
- */
-export async function upgrade(sysrootPath: string, opts: { stateroot?: string; log?: Log; kargs?: KargOptions } = {}): Promise<UpgradeResult> {
-  const log = opts.log ?? silent;
-  const sr = await Sysroot.open(sysrootPath);
-  const merge = opts.stateroot ? mergeDeploymentOf(sr, opts.stateroot) : sr.booted ?? sr.deployments[0] ?? null;
-  if (!merge) throw sysrootError('INVALID_ARGUMENT', 'no-origin', `No deployments${opts.stateroot ? ` in stateroot ${opts.stateroot}` : ''} to upgrade`);
+/** The deployment an upgrade or switch starts from, and its origin refspec. */
+function upgradeBase(sr: Sysroot, stateroot: string | undefined): { merge: Deployment; origin: KeyFile; refspec: string } {
+  const merge = stateroot ? mergeDeploymentOf(sr, stateroot) : sr.booted ?? sr.deployments[0] ?? null;
+  if (!merge) throw sysrootError('INVALID_ARGUMENT', 'no-origin', `No deployments${stateroot ? ` in stateroot ${stateroot}` : ''} to upgrade`);
   const origin = merge.origin;
   const refspec = origin?.get('origin', 'refspec');
   if (!origin || refspec === undefined) throw sysrootError('BAD_CONFIG', 'no-origin', `No origin/refspec in current deployment origin; cannot upgrade via ostree`);
-  const unconf = origin.get('origin', 'unconfigured-state');
-  if (unconf !== undefined) throw sysrootError('BAD_CONFIG', 'no-origin', unconf);
-  const target = origin.get('origin', 'override-commit') ?? (await resolveCommit(sr, refspec));
-  if (target === merge.csum) {
-    log('No update available.');
-    return { updated: false, from: merge.csum, to: target };
+  return { merge, origin, refspec };
+}
+
+/**
+ * The origin refspec an upgrade of `stateroot` (else the booted or default deployment) follows,
+ * and the stateroot: what to pull before {@link upgrade}. Read-only.
+ */
+export async function upgradeOrigin(sysrootPath: string, stateroot?: string): Promise<{ stateroot: string; refspec: string; commit: string }> {
+  const { merge, refspec } = upgradeBase(await Sysroot.open(sysrootPath), stateroot);
+  return { stateroot: merge.stateroot, refspec, commit: merge.csum };
+}
+
+/**
+ * `ostree admin upgrade` after the pull: redeploy the default deployment's origin refspec (or
+ * its `override-commit`) when it now resolves to a different commit in the local repository.
+ * The origin file is carried over verbatim. With `refspec` (`admin switch`): deploy that refspec
+ * whatever commit it resolves to, with a new origin naming it. Locking and crash behaviour: those
+ * of {@link deploy}.
+ */
+export async function upgrade(sysrootPath: string, opts: { stateroot?: string; log?: Log; kargs?: KargOptions; refspec?: string } = {}): Promise<UpgradeResult> {
+  const log = opts.log ?? silent;
+  const sr = await Sysroot.open(sysrootPath);
+  const { merge, origin } = upgradeBase(sr, opts.stateroot);
+  let originText: string;
+  let target: string;
+  if (opts.refspec !== undefined) {
+    target = await resolveCommit(sr, opts.refspec);
+    originText = `[origin]\nrefspec=${opts.refspec}\n`;
+  } else {
+    const unconf = origin.get('origin', 'unconfigured-state');
+    if (unconf !== undefined) throw sysrootError('BAD_CONFIG', 'no-origin', unconf);
+    target = origin.get('origin', 'override-commit') ?? (await resolveCommit(sr, origin.get('origin', 'refspec')!));
+    if (target === merge.csum) {
+      log('No update available.');
+      return { updated: false, from: merge.csum, to: target };
+    }
+    originText = origin.toString();
   }
   const tmpOrigin = path.join(sr.p('ostree'), `.upgrade-origin.tmp-${process.pid}`);
-  writeFileAtomic(tmpOrigin, origin.toString(), 0o644, { fsync: false });
+  writeFileAtomic(tmpOrigin, originText, 0o644, { fsync: false });
   try {
     const d = await deploy(sysrootPath, { stateroot: merge.stateroot, refspec: target, originFile: tmpOrigin, kargs: opts.kargs, log });
     return { updated: true, from: merge.csum, to: target, deploy: d };

@@ -20,7 +20,8 @@ export type SysrootReason =
   | 'bootloader'
   | 'bad-karg'
   | 'locked'
-  | 'no-origin';
+  | 'no-origin'
+  | 'no-deployment';
 
 export function sysrootError(code: LarchErrorCode, reason: SysrootReason, message: string, data: Record<string, unknown> = {}, cause?: unknown): LarchError {
   return new LarchError(code, message, { reason, ...data }, cause !== undefined ? { cause } : undefined);
