@@ -16,7 +16,7 @@ let repo = '';
 const env = { OSTREE_SYSROOT_DEBUG: 'mutable-deployments' };
 let n = 0;
 
-function commit(version: string, etc: Record<string, string>, kernel = 'a kernel\n'): string {
+function commit(version: string, etc: Record<string, string>, kernel = 'a kernel\n', into = repo, branch = 'cli/os'): string {
   const t = join(dir, `tree${++n}`);
   mkdirSync(join(t, 'usr/lib/modules/5.0.0'), { recursive: true });
   mkdirSync(join(t, 'usr/etc'), { recursive: true });
@@ -25,7 +25,7 @@ function commit(version: string, etc: Record<string, string>, kernel = 'a kernel
   writeFileSync(join(t, 'usr/etc/os-release'), 'PRETTY_NAME="CLI OS"\n');
   for (const [k, v] of Object.entries(etc)) writeFileSync(join(t, 'usr/etc', k), v);
   symlinkSync('usr/lib', join(t, 'lib'));
-  return ok(larch(['commit', `--repo=${repo}`, '-b', 'cli/os', `--add-metadata-string=version=${version}`, `--tree=dir=${t}`])).trim();
+  return ok(larch(['commit', `--repo=${into}`, '-b', branch, `--add-metadata-string=version=${version}`, `--tree=dir=${t}`])).trim();
 }
 
 function deployDir(i: number): string {
@@ -101,6 +101,25 @@ describe('larch admin', () => {
     expect(readdirSync(join(d0, 'etc')).sort()).toEqual(['a.conf', 'mine.conf', 'os-release']);
   });
 
+  it('config-diff lists /etc against its defaults as ostree admin config-diff does', () => {
+    const d0 = deployDir(0);
+    mkdirSync(join(d0, 'etc/extra.d'));
+    writeFileSync(join(d0, 'etc/extra.d/one.conf'), '1\n');
+    const out = ok(larch(['admin', 'config-diff', `--sysroot=${root}`, '--os=cli']));
+    expect(out).toBe('M    a.conf\nD    b.conf\nA    extra.d\nA    extra.d/one.conf\nA    mine.conf\n');
+    // ostree lists each group in directory order; the groups and their lines are the same.
+    if (HAVE_OSTREE) {
+      const theirs = ok(ostree(['admin', 'config-diff', `--sysroot=${root}`, '--os=cli']));
+      const groups = (t: string): string[][] => ['M', 'D', 'A'].map((g) => t.split('\n').filter((l) => l.startsWith(`${g} `)).sort());
+      expect(groups(out)).toEqual(groups(theirs));
+      expect(theirs.split('\n').filter(Boolean).map((l) => l[0]).join('')).toBe('MDAAA');
+    }
+    const j = JSON.parse(ok(larch(['admin', 'config-diff', `--sysroot=${root}`, '--os=cli', '--json'])));
+    expect(j).toMatchObject({ stateroot: 'cli', modified: ['a.conf'], removed: ['b.conf'], added: ['extra.d', 'extra.d/one.conf', 'mine.conf'] });
+    expect(expectOneErrorLine(larch(['admin', 'config-diff', `--sysroot=${root}`]))).toBe('Not currently booted into an OSTree system and no --os= argument given');
+    expect(expectOneErrorLine(larch(['admin', 'config-diff', `--sysroot=${root}`, '--os=nope']))).toBe("No deployment for OS 'nope'");
+  });
+
   it('kargs shows and edits the kernel command line', () => {
     expect(ok(larch(['admin', 'kargs', `--sysroot=${root}`]))).toBe('root=LABEL=ROOT quiet\n');
     const out = ok(larch(['admin', 'kargs', `--sysroot=${root}`, '--append=console=ttyS0', '--delete=quiet', '--replace=root=LABEL=NEW']));
@@ -154,5 +173,64 @@ describe('larch admin', () => {
     expect(expectOneErrorLine(larch(['admin', 'set-defaults', '1']))).toBe('Unknown "admin" subcommand \'set-defaults\'');
     expect(expectOneErrorLine(larch(['admin']))).toBe('No "admin" subcommand specified');
     expect(expectOneErrorLine(larch(['admin', 'os-init', `--sysroot=${root}`, 'cli']))).toBe('Creating ostree/deploy/cli: File exists');
+  });
+});
+
+describe('larch admin upgrade and switch with a remote origin', () => {
+  let sr = '';
+  let pub = '';
+  const status = (): { deployments: Array<{ checksum: string; refspec: string; version: string }> } => JSON.parse(ok(larch(['admin', 'status', `--sysroot=${sr}`, '--json'])));
+  const sameAsOstree = (): void => {
+    if (HAVE_OSTREE) expect(ok(ostree(['admin', 'status', `--sysroot=${sr}`]))).toBe(ok(larch(['admin', 'status', `--sysroot=${sr}`])));
+  };
+
+  beforeAll(() => {
+    sr = join(dir, 'remote-sysroot');
+    pub = join(dir, 'pub');
+    mkdirSync(sr);
+    ok(larch(['init', `--repo=${pub}`, '--mode=archive']));
+    commit('1.0', { 'a.conf': 'a\n' }, 'a kernel\n', pub, 'os/stable');
+    commit('1.0-testing', { 'a.conf': 'a\n', 't.conf': 't\n' }, 'a kernel\n', pub, 'os/testing');
+    ok(larch(['admin', 'init-fs', sr]));
+    ok(larch(['admin', 'os-init', `--sysroot=${sr}`, 'rem']));
+    ok(larch(['remote', 'add', `--repo=${sr}/ostree/repo`, '--no-gpg-verify', 'pub', `file://${pub}`]));
+    ok(larch(['pull', `--repo=${sr}/ostree/repo`, 'pub', 'os/stable']));
+    ok(larch(['admin', 'deploy', `--sysroot=${sr}`, '--os=rem', 'pub:os/stable'], { env }));
+  });
+  afterAll(() => {
+    try {
+      for (const name of readdirSync(join(sr, 'ostree/deploy/rem/deploy'))) setImmutable(join(sr, 'ostree/deploy/rem/deploy', name), false);
+    } catch {
+      /* nothing deployed */
+    }
+  });
+
+  it('upgrade pulls the origin ref from its remote, then deploys it; --pull-only and --deploy-only split the two', () => {
+    expect(ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem'], { env }))).toBe('No update available.\n');
+    const c2 = commit('2.0', { 'a.conf': 'a2\n' }, 'a kernel\n', pub, 'os/stable');
+    ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem'], { env }));
+    expect(status().deployments[0]).toMatchObject({ checksum: c2, refspec: 'pub:os/stable', version: '2.0' });
+    sameAsOstree();
+
+    const c3 = commit('3.0', { 'a.conf': 'a3\n' }, 'a kernel\n', pub, 'os/stable');
+    expect(ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem', '--pull-only'], { env }))).toBe('');
+    expect(status().deployments[0].checksum).toBe(c2);
+    expect(ok(larch(['rev-parse', `--repo=${sr}/ostree/repo`, 'pub:os/stable'])).trim()).toBe(c3);
+    ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem', '--deploy-only'], { env }));
+    expect(status().deployments[0].checksum).toBe(c3);
+    expect(expectOneErrorLine(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--pull-only', '--deploy-only']))).toBe('Cannot simultaneously specify --pull-only and --deploy-only');
+  });
+
+  it('switch pulls and deploys another ref of the same remote, drops the old ref, and refuses the same ref', () => {
+    const testing = ok(larch(['rev-parse', `--repo=${pub}`, 'os/testing'])).trim();
+    const out = ok(larch(['admin', 'switch', `--sysroot=${sr}`, '--os=rem', 'os/testing'], { env }));
+    expect(out).toContain("Deleting ref 'pub:os/stable'\n");
+    expect(status().deployments[0]).toMatchObject({ checksum: testing, refspec: 'pub:os/testing' });
+    const d = status().deployments[0] as unknown as { name: string };
+    expect(readFileSync(join(sr, 'ostree/deploy/rem/deploy', `${d.name}.origin`), 'utf8')).toBe('[origin]\nrefspec=pub:os/testing\n');
+    expect(ok(larch(['refs', `--repo=${sr}/ostree/repo`])).split('\n')).not.toContain('pub:os/stable');
+    sameAsOstree();
+    expect(expectOneErrorLine(larch(['admin', 'switch', `--sysroot=${sr}`, '--os=rem', 'pub:os/testing']))).toBe('Old and new refs are equal: pub:os/testing');
+    expect(expectOneErrorLine(larch(['admin', 'switch', `--sysroot=${sr}`, '--os=rem', 'nope:os/testing']))).toContain('nope');
   });
 });

@@ -9,13 +9,16 @@
  *   admin undeploy INDEX | set-default INDEX | rollback | cleanup | pin [-u] INDEX… |
  *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
  *         kargs edit-in-place [--append-if-missing=K=V]… |
- *         upgrade [--os=OS] | finalize-staged
+ *         upgrade [--os=OS] [--pull-only | --deploy-only] [--allow-downgrade] |
+ *         switch [--os=OS] REMOTE:REF|REF|REMOTE: | config-diff [--os=OS] [--json] | finalize-staged
  * `--sysroot` is accepted before or after the sub-verb (default `/`). The work is
- * @larch/sysroot's; this module parses, calls and prints OSTree's messages.
+ * @larch/sysroot's (and, for the pull before `upgrade` and `switch`, @larch/http-pull's); this
+ * module parses, calls and prints OSTree's messages.
  */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
-import { UsageError } from '../context.js';
+import { CommandError, interruptible, UsageError } from '../context.js';
 import { toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
 import { allOptions } from './common.js';
@@ -167,6 +170,22 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       ctx.io.out(opts.json ? toJson(s) : l.formatStatus(s));
     });
 
+  sub(admin, 'config-diff', 'Diff current /etc configuration versus default')
+    .option('--os <osname>', 'Use a different operating system root than the current one')
+    .option('--booted-root <path>', 'Treat PATH as the running root (see status)')
+    .option('--json', 'Print JSON: { deployment, modified, removed, added }')
+    .action(async (_o: SysrootOpts, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { os?: string; bootedRoot?: string }>(cmd);
+      const l = await lib();
+      const d = await l.configDiff(sysrootOf(opts), opts.os, opts.bootedRoot !== undefined ? { bootedRoot: opts.bootedRoot } : {});
+      if (opts.json) {
+        ctx.io.out(toJson({ deployment: l.deploymentName(d.deployment), stateroot: d.deployment.stateroot, modified: d.modified, removed: d.removed, added: d.added }));
+        return;
+      }
+      // ostree's layout: the modified, then the removed, then the added, "X    path".
+      for (const [tag, list] of [['M', d.modified], ['D', d.removed], ['A', d.added]] as const) for (const p of list) out(`${tag}    ${p}`);
+    });
+
   sub(admin, 'undeploy', 'Delete deployment INDEX')
     .argument('<index>', 'Deployment index')
     .action(async (i: string, _o: SysrootOpts, cmd: Command) => {
@@ -233,12 +252,74 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       await (await lib()).editKargsInPlace(sysrootOf(opts), opts.appendIfMissing ?? []);
     });
 
-  sub(admin, 'upgrade', 'Deploy the current commit of the origin ref, if it changed')
+  sub(admin, 'upgrade', 'Construct new tree from current origin and deploy it, if it changed')
     .option('--os <osname>', 'Use a different operating system root than the current one')
-    .option('--pull', 'Pull before deploying (not available: pull into the system repo with `larch pull` first)')
+    .option('--pull-only', 'Do not create a deployment, just download')
+    .option('--deploy-only', 'Do not pull, only deploy')
+    .option('--allow-downgrade', 'Permit deployment of chronologically older trees')
     .action(async (_o: unknown, cmd: Command) => {
-      const opts = allOptions<SysrootOpts & { os?: string; pull?: boolean }>(cmd);
-      if (opts.pull) throw new UsageError('admin upgrade --pull is not available; run `larch pull --repo=SYSROOT/ostree/repo` first');
-      await (await lib()).upgrade(sysrootOf(opts), { ...(opts.os !== undefined ? { stateroot: opts.os } : {}), log: out });
+      const opts = allOptions<SysrootOpts & { os?: string; pullOnly?: boolean; deployOnly?: boolean; allowDowngrade?: boolean }>(cmd);
+      if (opts.pullOnly && opts.deployOnly) throw new UsageError('Cannot simultaneously specify --pull-only and --deploy-only');
+      const l = await lib();
+      const stateroot = opts.os !== undefined ? { stateroot: opts.os } : {};
+      if (!opts.deployOnly) {
+        const { refspec } = await l.upgradeOrigin(sysrootOf(opts), opts.os);
+        await pullInto(ctx, sysrootOf(opts), refspec, Boolean(opts.allowDowngrade));
+      }
+      if (opts.pullOnly) return;
+      await l.upgrade(sysrootOf(opts), { ...stateroot, log: out });
     });
+
+  sub(admin, 'switch', 'Construct new tree from REFSPEC and deploy it')
+    .argument('<refspec>', 'REMOTE:REF, REF (same remote), or REMOTE: (same ref)')
+    .option('--os <osname>', 'Use a different operating system root than the current one')
+    .action(async (given: string, _o: unknown, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { os?: string }>(cmd);
+      const l = await lib();
+      const { refspec: old } = await l.upgradeOrigin(sysrootOf(opts), opts.os);
+      const [oldRemote, oldRef] = splitRefspec(old);
+      // ostree's rules: "REMOTE:" keeps the ref, a bare REF keeps the remote.
+      const [givenRemote, givenRef] = given.endsWith(':') ? [given.slice(0, -1), oldRef] : splitRefspec(given);
+      const remote = givenRemote ?? oldRemote;
+      const next = remote === null ? givenRef : `${remote}:${givenRef}`;
+      if (givenRef === '' || remote === '') throw new UsageError(`Invalid refspec ${given}`);
+      if (next === old) throw new CommandError(`Old and new refs are equal: ${next}`);
+      // No chronological order between two refs: an older tree is allowed.
+      await pullInto(ctx, sysrootOf(opts), next, true);
+      await l.upgrade(sysrootOf(opts), { ...(opts.os !== undefined ? { stateroot: opts.os } : {}), refspec: next, log: out });
+      // The ref the system followed is dropped, as ostree drops it (a local branch is kept).
+      if (oldRemote !== null) {
+        out(`Deleting ref '${oldRemote}:${oldRef}'`);
+        const { Repo } = await import('@larch/core-store');
+        await (await Repo.open(join(sysrootOf(opts), 'ostree/repo'))).setRef(old, null);
+      }
+    });
+}
+
+/** `REMOTE:REF` → [REMOTE, REF]; `REF` → [null, REF]. */
+function splitRefspec(refspec: string): [string | null, string] {
+  const colon = refspec.indexOf(':');
+  return colon < 0 ? [null, refspec] : [refspec.slice(0, colon), refspec.slice(colon + 1)];
+}
+
+/**
+ * Pull `refspec` into the sysroot's repository when it names a remote, as ostree's upgrader does
+ * before it deploys (a local ref has nothing to fetch). The remote's signature policy applies;
+ * progress goes to a bar on a terminal. Ctrl-C stops it with the refs untouched.
+ */
+async function pullInto(ctx: VerbContext, sysroot: string, refspec: string, allowDowngrade: boolean): Promise<void> {
+  const [remote, ref] = splitRefspec(refspec);
+  if (remote === null) return;
+  const { Repo } = await import('@larch/core-store');
+  const { pull } = await import('@larch/http-pull');
+  const { progressSink, signatureVerifier } = await import('./pull.js');
+  const repo = await Repo.open(join(sysroot, 'ostree/repo'));
+  const sink = progressSink(ctx.io, false);
+  try {
+    await interruptible((signal) =>
+      pull({ repo, remote, refs: [ref], verifier: signatureVerifier(repo.path), allowDowngrade, signal, ...(sink ? { onProgress: (p) => sink.update(p) } : {}) }),
+    );
+  } finally {
+    sink?.stop();
+  }
 }
