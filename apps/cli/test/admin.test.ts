@@ -233,4 +233,24 @@ describe('larch admin upgrade and switch with a remote origin', () => {
     expect(expectOneErrorLine(larch(['admin', 'switch', `--sysroot=${sr}`, '--os=rem', 'pub:os/testing']))).toBe('Old and new refs are equal: pub:os/testing');
     expect(expectOneErrorLine(larch(['admin', 'switch', `--sysroot=${sr}`, '--os=rem', 'nope:os/testing']))).toContain('nope');
   });
+
+  it('set-origin adds the remote and points a deployment at it; ostree and larch read each other\'s origin files', () => {
+    ok(larch(['admin', 'set-origin', `--sysroot=${sr}`, '--index=0', '--set=gpg-verify=false', 'mirror', `file://${pub}`]));
+    expect(status().deployments[0].refspec).toBe('mirror:os/testing');
+    const config = readFileSync(join(sr, 'ostree/repo/config'), 'utf8');
+    expect(config).toContain(`[remote "mirror"]\nurl=file://${pub}\ngpg-verify=false\n`);
+    // An existing remote is left as it is.
+    ok(larch(['admin', 'set-origin', `--sysroot=${sr}`, '--index=0', 'mirror', 'file:///elsewhere', 'os/stable']));
+    expect(readFileSync(join(sr, 'ostree/repo/config'), 'utf8')).toBe(config);
+    expect(status().deployments[0].refspec).toBe('mirror:os/stable');
+    if (HAVE_OSTREE) {
+      ok(ostree(['admin', 'set-origin', `--sysroot=${sr}`, '--index=1', 'pub', `file://${pub}`, 'os/testing']));
+      expect(status().deployments[1].refspec).toBe('pub:os/testing');
+      sameAsOstree();
+    }
+    // The next upgrade follows the new origin.
+    ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem'], { env }));
+    expect(status().deployments[0]).toMatchObject({ refspec: 'mirror:os/stable', checksum: ok(larch(['rev-parse', `--repo=${pub}`, 'os/stable'])).trim() });
+    expect(expectOneErrorLine(larch(['admin', 'set-origin', `--sysroot=${sr}`, 'x', 'file:///x']))).toBe('Not currently booted into an OSTree system');
+  });
 });

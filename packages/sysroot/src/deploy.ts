@@ -557,6 +557,34 @@ export async function pin(sysrootPath: string, indices: number[], unpin: boolean
 }
 
 /**
+ * `admin set-origin`: point a deployment (`index`, else the booted one) at `REMOTE:BRANCH`, the
+ * branch defaulting to the ref of its current origin. As ostree does, the origin file is replaced
+ * by a new one holding only the refspec (a pin or an override-commit is dropped with it). The
+ * remote itself is the caller's to add. Returns the new refspec. Locking: the sysroot lock.
+ * Crash: the old or the new origin file.
+ */
+export async function setOrigin(sysrootPath: string, opts: { remote: string; branch?: string; index?: number }, sysrootOpts: SysrootOptions = {}): Promise<{ deployment: Deployment; refspec: string }> {
+  const sr = new Sysroot(sysrootPath, sysrootOpts);
+  return sr.withLock(async () => {
+    await sr.load();
+    requireRootIfBooted(sr);
+    let d: Deployment;
+    if (opts.index !== undefined) d = checkIndex(sr, opts.index);
+    else if (sr.booted) d = sr.booted;
+    else throw sysrootError('INVALID_ARGUMENT', 'not-booted', 'Not currently booted into an OSTree system');
+    const old = d.origin?.get('origin', 'refspec');
+    const oldRef = old === undefined ? undefined : old.includes(':') ? old.slice(old.indexOf(':') + 1) : old;
+    const branch = opts.branch ?? oldRef;
+    if (branch === undefined) throw sysrootError('BAD_CONFIG', 'no-origin', 'No host refspec found, branch is required');
+    const refspec = `${opts.remote}:${branch}`;
+    const kf = KeyFile.parse(`[origin]\nrefspec=${refspec}\n`, sr.originPath(d));
+    writeFileAtomic(sr.originPath(d), kf.toString(), 0o644);
+    d.origin = kf;
+    return { deployment: d, refspec };
+  });
+}
+
+/**
  * Change the kernel arguments of one deployment (default: index 0) and swap the boot
  * configuration. Returns the new command line (without `ostree=`, which is regenerated last).
  * Locking: the sysroot lock. Crash: the old or the new command line boots.

@@ -19,6 +19,7 @@ export {
   previewDeploy,
   configDiff,
   upgradeOrigin,
+  setOrigin,
   type ConfigDiff,
   planDeploymentList,
   computeKargs,

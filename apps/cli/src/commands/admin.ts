@@ -10,7 +10,8 @@
  *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
  *         kargs edit-in-place [--append-if-missing=K=V]… |
  *         upgrade [--os=OS] [--pull-only | --deploy-only] [--allow-downgrade] |
- *         switch [--os=OS] REMOTE:REF|REF|REMOTE: | config-diff [--os=OS] [--json] | finalize-staged
+ *         switch [--os=OS] REMOTE:REF|REF|REMOTE: | config-diff [--os=OS] [--json] |
+ *         set-origin [--index=N] [--set=K=V]… REMOTE URL [BRANCH] | finalize-staged
  * `--sysroot` is accepted before or after the sub-verb (default `/`). The work is
  * @larch/sysroot's (and, for the pull before `upgrade` and `switch`, @larch/http-pull's); this
  * module parses, calls and prints OSTree's messages.
@@ -20,7 +21,7 @@ import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, UsageError } from '../context.js';
 import { toJson } from '../format.js';
-import { collect, integer, parseOption } from '../options.js';
+import { collect, integer, keyValue, parseOption } from '../options.js';
 import { allOptions } from './common.js';
 
 interface SysrootOpts {
@@ -293,6 +294,23 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
         const { Repo } = await import('@larch/core-store');
         await (await Repo.open(join(sysrootOf(opts), 'ostree/repo'))).setRef(old, null);
       }
+    });
+
+  sub(admin, 'set-origin', 'Set Origin and create a new origin file')
+    .argument('<remotename>', 'Remote name')
+    .argument('<url>', 'Remote URL')
+    .argument('[branch]', 'Branch (default: the ref of the current origin)')
+    .option('-s, --set <key=value>', 'Set config option KEY=VALUE for remote', collect)
+    .option('--index <index>', 'Operate on the deployment INDEX, starting from zero')
+    .action(async (remote: string, url: string, branch: string | undefined, _o: unknown, cmd: Command) => {
+      const opts = allOptions<SysrootOpts & { set?: string[]; index?: string }>(cmd);
+      const set = (opts.set ?? []).map((kv) => parseOption(keyValue, kv));
+      const i = opts.index === undefined ? undefined : index(opts.index);
+      const { Repo } = await import('@larch/core-store');
+      const { addRemote } = await import('@larch/http-pull');
+      // As ostree: the remote is added unless it exists (then it is left as it is).
+      await addRemote(await Repo.open(join(sysrootOf(opts), 'ostree/repo')), { name: remote, url, set, ifNotExists: true });
+      await (await lib()).setOrigin(sysrootOf(opts), { remote, ...(branch !== undefined ? { branch } : {}), ...(i !== undefined ? { index: i } : {}) });
     });
 }
 
