@@ -60,3 +60,4 @@ export { log, type LogEntry } from './repo-log.js';
 export { ls, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';
 export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
+export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';
