@@ -33,6 +33,8 @@ const VERBS: Record<string, () => Promise<Register>> = {
   checkout: async () => (await import('./commands/checkout.js')).registerCheckout,
   refs: async () => (await import('./commands/refs.js')).registerRefs,
   'rev-parse': async () => (await import('./commands/rev-parse.js')).registerRevParse,
+  reset: async () => (await import('./commands/reset.js')).registerReset,
+  checksum: async () => (await import('./commands/checksum.js')).registerChecksum,
   fsck: async () => (await import('./commands/fsck.js')).registerFsck,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
   summary: async () => (await import('./commands/summary.js')).registerSummary,
