@@ -61,3 +61,4 @@ export { ls, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';
 export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
 export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';
+export { exportArchive, streamSink, TAR_RECORD_SIZE, type ExportOptions, type ExportResult, type TarSink } from './repo-export.js';

@@ -62,7 +62,7 @@ export async function ls(repo: Repo, commit: Checksum, path: string, opts: LsOpt
     }
     const f = dt.files.find((x) => x.name === name);
     if (f && i === parts.length - 1) return [await fileEntry(repo, cur, f.checksum)];
-    throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(path)}`, { path });
+    throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(path)}`, { path, reason: 'not-found' });
   }
   const out: LsEntry[] = [await dirEntry(repo, cur, tree, meta)];
   if (!opts.directoryOnly) await listDir(repo, cur, tree, opts.recursive === true, out);
