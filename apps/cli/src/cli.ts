@@ -35,6 +35,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   'rev-parse': async () => (await import('./commands/rev-parse.js')).registerRevParse,
   reset: async () => (await import('./commands/reset.js')).registerReset,
   checksum: async () => (await import('./commands/checksum.js')).registerChecksum,
+  export: async () => (await import('./commands/export.js')).registerExport,
   fsck: async () => (await import('./commands/fsck.js')).registerFsck,
   prune: async () => (await import('./commands/prune.js')).registerPrune,
   summary: async () => (await import('./commands/summary.js')).registerSummary,

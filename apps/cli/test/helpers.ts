@@ -68,7 +68,7 @@ export function larchAsync(args: string[], opts: RunOptions = {}): Promise<RunRe
 }
 
 export function larchBytes(args: string[], opts: RunOptions = {}): { code: number; stdout: Buffer; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: env(opts.env), input: '' });
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: env(opts.env), input: '', maxBuffer: 256 * 1024 * 1024 });
   if (r.error) throw r.error;
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr.toString('utf8') };
 }
