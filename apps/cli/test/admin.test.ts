@@ -252,5 +252,10 @@ describe('larch admin upgrade and switch with a remote origin', () => {
     ok(larch(['admin', 'upgrade', `--sysroot=${sr}`, '--os=rem'], { env }));
     expect(status().deployments[0]).toMatchObject({ refspec: 'mirror:os/stable', checksum: ok(larch(['rev-parse', `--repo=${pub}`, 'os/stable'])).trim() });
     expect(expectOneErrorLine(larch(['admin', 'set-origin', `--sysroot=${sr}`, 'x', 'file:///x']))).toBe('Not currently booted into an OSTree system');
+    // A branch that would break the origin file is refused before anything is written.
+    const before = readFileSync(join(sr, 'ostree/repo/config'), 'utf8');
+    expect(larch(['admin', 'set-origin', `--sysroot=${sr}`, '--index=0', 'mirror', `file://${pub}`, 'os/x\nrefspec=evil']).code).toBe(1);
+    expect(status().deployments[0].refspec).toBe('mirror:os/stable');
+    expect(readFileSync(join(sr, 'ostree/repo/config'), 'utf8')).toBe(before);
   });
 });

@@ -13,7 +13,7 @@
  */
 import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import path from 'node:path';
-import { checkout, KeyFile, Repo } from '@larch/core-store';
+import { checkout, KeyFile, Repo, validateRefName, validateRemoteName } from '@larch/core-store';
 import { BootConfig } from './bootconfig.js';
 import { cleanupSysroot, type CleanupResult } from './cleanup.js';
 import { applyEtcMerge, diffEtc, previewEtcMerge, type EtcDiff, type EtcPreview } from './etc-merge.js';
@@ -576,6 +576,8 @@ export async function setOrigin(sysrootPath: string, opts: { remote: string; bra
     const oldRef = old === undefined ? undefined : old.includes(':') ? old.slice(old.indexOf(':') + 1) : old;
     const branch = opts.branch ?? oldRef;
     if (branch === undefined) throw sysrootError('BAD_CONFIG', 'no-origin', 'No host refspec found, branch is required');
+    validateRemoteName(opts.remote);
+    validateRefName(branch);
     const refspec = `${opts.remote}:${branch}`;
     const kf = KeyFile.parse(`[origin]\nrefspec=${refspec}\n`, sr.originPath(d));
     writeFileAtomic(sr.originPath(d), kf.toString(), 0o644);
