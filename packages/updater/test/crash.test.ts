@@ -54,18 +54,29 @@ describe('larch-agent killed with SIGKILL at many points', () => {
   }
 
   /** Drive one update to its end with kills; returns the number of kills that hit a running agent. */
-  async function updateWithKills(d: Device, from: string, to: string, firstKill: number, maxKills: number): Promise<number> {
+  async function updateWithKills(d: Device, from: string, to: string, firstKill: number, maxKills: number, killInStage = false): Promise<number> {
     let kills = 0;
     let checkKills = 0;
+    let stageKilled = !killInStage;
     let k = firstKill;
     for (let iter = 0; iter < 80; iter++) {
       const kill = kills < maxKills;
       // Runs that will confirm get killed while the (slow) health check runs, twice per update.
       const phase = readState(d.stateDir).phase;
       const inChecks = (phase === 'reboot' || phase === 'confirm') && checkKills < 2;
-      const opts = !kill ? {} : inChecks ? { killOnEvent: 'boot-counted', killDelayMs: 50 + Math.floor(Math.random() * 200) } : { killAfterLines: k, killDelayMs: kills % 3 === 2 ? 100 + Math.floor(Math.random() * 300) : Math.floor(Math.random() * 40) };
+      // Staging is quick: where asked, one run is killed right as it enters the stage phase (the
+      // phase is saved before the transition is logged), so every phase is hit whatever the speed.
+      const atStage = !stageKilled && (phase === 'idle' || phase === 'check' || phase === 'pull' || phase === 'preflight');
+      const opts = !kill
+        ? {}
+        : inChecks
+          ? { killOnEvent: 'boot-counted', killDelayMs: 50 + Math.floor(Math.random() * 200) }
+          : atStage
+            ? { killOnTransitionTo: 'stage', killDelayMs: 0 }
+            : { killAfterLines: k, killDelayMs: kills % 3 === 2 ? 100 + Math.floor(Math.random() * 300) : Math.floor(Math.random() * 40) };
       const r = await runAgent(['run', '--once', `--config=${d.configPath}`], opts);
       if (inChecks && r.signal === 'SIGKILL') checkKills++;
+      if (atStage && r.signal === 'SIGKILL' && readState(d.stateDir).phase === 'stage') stageKilled = true;
       if (r.signal === 'SIGKILL') {
         kills++;
         killedIn.push(readState(d.stateDir).phase);
@@ -95,7 +106,7 @@ describe('larch-agent killed with SIGKILL at many points', () => {
         kernel: `kernel ${n}\n`,
         extra: step.broken ? { 'usr/share/broken': 'yes\n' } : { 'usr/share/data': `${n}`.repeat(20_000) },
       });
-      const kills = await Promise.all(devices.map((d, i) => updateWithKills(d, prev, next, 1 + ((n + i) % 4), 8)));
+      const kills = await Promise.all(devices.map((d, i) => updateWithKills(d, prev, next, 1 + ((n + i) % 4), 8, n === 1 || n === 3)));
       total += kills.reduce((a, b) => a + b, 0);
       if (step.broken) bad.push(next);
       const expected = step.broken ? prev : next;

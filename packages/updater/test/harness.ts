@@ -213,7 +213,7 @@ export interface AgentRun {
 }
 
 /** Run `larch-agent ARGS…` to completion, collecting its JSON lines. */
-export function runAgent(args: string[], opts: { killAfterLines?: number; killOnEvent?: string; killDelayMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<AgentRun> {
+export function runAgent(args: string[], opts: { killAfterLines?: number; killOnEvent?: string; killOnTransitionTo?: string; killDelayMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<AgentRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [AGENT_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? CHILD_ENV });
     const lines: Array<Record<string, unknown>> = [];
@@ -230,7 +230,11 @@ export function runAgent(args: string[], opts: { killAfterLines?: number; killOn
         lines.push({ event: 'text', text: l });
       }
       const last = lines[lines.length - 1];
-      if (!killed && ((opts.killAfterLines !== undefined && lines.length >= opts.killAfterLines) || (opts.killOnEvent !== undefined && last.event === opts.killOnEvent))) {
+      const hit =
+        (opts.killAfterLines !== undefined && lines.length >= opts.killAfterLines) ||
+        (opts.killOnEvent !== undefined && last.event === opts.killOnEvent) ||
+        (opts.killOnTransitionTo !== undefined && last.event === 'transition' && last.to === opts.killOnTransitionTo);
+      if (!killed && hit) {
         killed = true;
         setTimeout(() => child.kill('SIGKILL'), opts.killDelayMs ?? 0);
       }
