@@ -278,12 +278,11 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       const opts = allOptions<SysrootOpts & { os?: string }>(cmd);
       const l = await lib();
       const { refspec: old } = await l.upgradeOrigin(sysrootOf(opts), opts.os);
-      const [oldRemote, oldRef] = splitRefspec(old);
+      const [oldRemote, oldRef] = await splitRefspec(old);
       // ostree's rules: "REMOTE:" keeps the ref, a bare REF keeps the remote.
-      const [givenRemote, givenRef] = given.endsWith(':') ? [given.slice(0, -1), oldRef] : splitRefspec(given);
+      const [givenRemote, givenRef] = given.endsWith(':') ? (await splitRefspec(`${given}${oldRef}`)) : await splitRefspec(given);
       const remote = givenRemote ?? oldRemote;
       const next = remote === null ? givenRef : `${remote}:${givenRef}`;
-      if (givenRef === '' || remote === '') throw new UsageError(`Invalid refspec ${given}`);
       if (next === old) throw new CommandError(`Old and new refs are equal: ${next}`);
       // No chronological order between two refs: an older tree is allowed.
       await pullInto(ctx, sysrootOf(opts), next, true);
@@ -314,10 +313,12 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
     });
 }
 
-/** `REMOTE:REF` → [REMOTE, REF]; `REF` → [null, REF]. */
-function splitRefspec(refspec: string): [string | null, string] {
-  const colon = refspec.indexOf(':');
-  return colon < 0 ? [null, refspec] : [refspec.slice(0, colon), refspec.slice(colon + 1)];
+/** `REMOTE:REF` → [REMOTE, REF]; `REF` → [null, REF]; validated by core-store's parseRefspec. */
+async function splitRefspec(refspec: string): Promise<[string | null, string]> {
+  const { parseRefspec } = await import('@larch/core-store');
+  const r = parseRefspec(refspec);
+  if (r.kind === 'mirrors') throw new CommandError(`Invalid refspec ${refspec}: a collection ref cannot be an origin`);
+  return [r.scope, r.name];
 }
 
 /**
@@ -326,7 +327,7 @@ function splitRefspec(refspec: string): [string | null, string] {
  * progress goes to a bar on a terminal. Ctrl-C stops it with the refs untouched.
  */
 async function pullInto(ctx: VerbContext, sysroot: string, refspec: string, allowDowngrade: boolean): Promise<void> {
-  const [remote, ref] = splitRefspec(refspec);
+  const [remote, ref] = await splitRefspec(refspec);
   if (remote === null) return;
   const { Repo } = await import('@larch/core-store');
   const { pull } = await import('@larch/http-pull');
