@@ -250,18 +250,22 @@ export function parseDeltaIndex(bytes: Uint8Array): Map<string, string> {
   return out;
 }
 
+/** The superblock file of a delta given as its directory or as the superblock file itself. */
+async function superblockPathOf(path: string): Promise<string> {
+  const abs = resolve(path);
+  const st = await fsp.stat(abs).catch((e: unknown) => {
+    throw new LarchError('OBJECT_MISSING', `No such static delta ${abs}: ${(e as Error).message}`, { path: abs });
+  });
+  return st.isDirectory() ? join(abs, 'superblock') : abs;
+}
+
 /**
  * `static-delta apply-offline`: apply the delta at `path` (its directory, or its superblock file
  * with parts `0`, `1`, … beside it) to `repo`. Parts are verified against their checksums; nothing
  * is published unless every part applies; no ref moves. See {@link applySuperblock}.
  */
 export async function applyOffline(repo: Repo, path: string, opts: ApplyOptions & { verifier?: SuperblockVerifier } = {}): Promise<ApplyResult & { from: Checksum | null; to: Checksum }> {
-  const abs = resolve(path);
-  let sbPath = abs;
-  const st = await fsp.stat(abs).catch((e: unknown) => {
-    throw new LarchError('OBJECT_MISSING', `No such static delta ${abs}: ${(e as Error).message}`, { path: abs });
-  });
-  if (st.isDirectory()) sbPath = join(abs, 'superblock');
+  const sbPath = await superblockPathOf(path);
   const bytes = await readBounded(sbPath, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
   const sb = decodeSuperblock(bytes);
   await checkSuperblockPolicy(repo, sb, opts.verifier);
@@ -296,11 +300,7 @@ export async function listDeltaIndexes(repo: Repo): Promise<Checksum[]> {
 export async function verifyDelta(repo: Repo, delta: string, verifier: SuperblockVerifier): Promise<SuperblockVerification> {
   let sbPath: string;
   if (delta.includes('/')) {
-    const abs = resolve(delta);
-    const st = await fsp.stat(abs).catch((e: unknown) => {
-      throw new LarchError('OBJECT_MISSING', `No such static delta ${abs}: ${(e as Error).message}`, { path: abs });
-    });
-    sbPath = st.isDirectory() ? join(abs, 'superblock') : abs;
+    sbPath = await superblockPathOf(delta);
   } else {
     const { from, to } = parseDeltaName(delta);
     sbPath = join(repo.path, deltaRelDir(from, to), 'superblock');
