@@ -79,7 +79,7 @@ describe('larch static-delta signatures', () => {
     const unsigned = larch(['static-delta', 'verify', `--repo=${repo}`, `${c1}-${c2}`, keyPair().pub]);
     expect(unsigned.stdout).toBe('Verification fails\n');
     expect(expectOneErrorLine(unsigned)).toBe('no signatures in static-delta');
-    expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, '--sign=x', '--sign-type=rsa']))).toBe('Requested signature type is not implemented');
+    expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, '--sign=x', '--sign-type=rsa']))).toBe('Signing type rsa is not supported');
     expect(expectOneErrorLine(larch(['static-delta', 'apply-offline', `--repo=${repo}`, '--sign-type=rsa', join(dir, 'nowhere')]))).toBe('Signing type rsa is not supported');
     expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c2}`, '--sign=abc', '--sign-type=dummy']))).toBe('dummy signature type is only for ostree testing');
     ok(larch(['static-delta', 'delete', `--repo=${repo}`, `${c1}-${c2}`]));

@@ -64,7 +64,9 @@ async function deltaSigners(opts: GenerateOpts): Promise<SuperblockSigner[]> {
     const { DummySigner } = await import('@larch/signing');
     return keys.map((k) => new DummySigner(k));
   }
-  if (type !== 'ed25519') throw new CommandError('Requested signature type is not implemented');
+  // Only ed25519 and ostree's test engine exist; any other type is refused by name, in the words
+  // ostree's apply-offline uses for it.
+  if (type !== 'ed25519') throw new CommandError(`Signing type ${type} is not supported`);
   if (keys.length === 0 && opts.keysFile === undefined) return [];
   const { ed25519Signers } = await import('./sign.js');
   return ed25519Signers(keys, opts.keysFile);
