@@ -36,7 +36,7 @@ export class FileFetcher implements Fetcher {
     // The file is opened only when the body is read, so an unread body holds no descriptor and
     // an abort can only surface through the iteration that is reading it.
     const body = (async function* (): AsyncIterable<Uint8Array> {
-      if (released) return;
+      if (released) throw new TransportError('Response body was already released');
       stream = createReadStream(path, { start, ...(end !== undefined ? { end } : {}), highWaterMark: 256 * 1024 });
       const onAbort = (): void => {
         stream?.destroy(new TransportError('aborted'));

@@ -3,6 +3,16 @@
  * origin and no pipelining (measured fastest for many small GETs on loopback, TOOLCHAIN.md).
  * Redirects are followed (at most 5). Timeouts here are only a backstop; the puller runs its own
  * per-request and stall timers around every call.
+ *
+ * Every response body ends in one of two ways, whatever the caller does with it: read to its
+ * end (the connection goes back to the pool), or destroyed (undici aborts the request and
+ * closes that connection, so a half-read response never blocks the pool). `dump()` picks
+ * between them: a body the caller never started is drained only while it is small and quick
+ * (a 404 page keeps its connection), anything else is destroyed at once. Draining a body that
+ * is being iterated cannot work (undici's `dump` resumes the stream, which does nothing while
+ * an async iterator holds it, and the parser then pauses at the high-water mark for good), and
+ * a body larger than the limit must never be read further, so neither is attempted.
+ * `close()` always settles: it waits a short while for requests in flight, then destroys them.
  */
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { TransportError, type FetchOptions, type FetchResponse, type Fetcher } from './fetcher.js';
@@ -16,6 +26,18 @@ export interface UndiciFetcherOptions {
   /** User-Agent header (default `larch-http-pull`). */
   userAgent?: string;
 }
+
+/** Bytes of response body buffered before undici applies backpressure (see get()). */
+const BODY_HIGH_WATER_MARK = 8 * 1024 * 1024;
+/** An unread body is drained (keeping its connection) only up to this size... */
+const DRAIN_MAX_BYTES = 64 * 1024;
+/** ...and only for this long; past either it is destroyed with its connection. */
+const DRAIN_MAX_MS = 2_000;
+/** How long `close()` lets requests in flight finish before it destroys them. */
+const CLOSE_GRACE_MS = 2_000;
+
+/** Where a response body is in its life. */
+type BodyState = 'unread' | 'reading' | 'ended' | 'released';
 
 /** A {@link Fetcher} for http:// and https:// URLs. Call `close()` when done. */
 export class UndiciFetcher implements Fetcher {
@@ -52,33 +74,73 @@ export class UndiciFetcher implements Fetcher {
     const h: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(res.headers)) h[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
     const body = res.body;
+    const state = { value: 'unread' as BodyState };
     return {
       status: res.statusCode,
       headers: h,
-      body: wrapBody(body, opts.signal),
-      dump: async () => {
-        try {
-          await body.dump({ limit: 64 * 1024 });
-        } catch {
-          // the connection is discarded instead
-        }
-      },
+      body: wrapBody(body, opts.signal, state),
+      dump: () => release(body, state),
     };
   }
 
+  /** Close the pool; requests still in flight after a short grace period are destroyed. */
   async close(): Promise<void> {
-    await this.agent.close();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), CLOSE_GRACE_MS);
+    });
+    const closed = this.agent.close().then(
+      () => 'closed' as const,
+      () => 'closed' as const,
+    );
+    try {
+      if ((await Promise.race([closed, graceOver])) === 'closed') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    await this.agent.destroy(new TransportError('fetcher closed')).catch(() => undefined);
   }
 }
 
-/** Bytes of response body buffered before undici applies backpressure (see get()). */
-const BODY_HIGH_WATER_MARK = 8 * 1024 * 1024;
+type UndiciBody = Dispatcher.ResponseData['body'];
 
-async function* wrapBody(body: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncIterable<Uint8Array> {
+/**
+ * The body as the caller iterates it: transport errors become TransportError (or the abort
+ * reason), and an iteration that stops early for any reason destroys the body.
+ */
+async function* wrapBody(body: UndiciBody, signal: AbortSignal, state: { value: BodyState }): AsyncIterable<Uint8Array> {
+  if (state.value === 'released') throw new TransportError('Response body was already released');
+  state.value = 'reading';
   try {
-    for await (const chunk of body) yield chunk;
+    for await (const chunk of body as AsyncIterable<Uint8Array>) yield chunk;
+    state.value = 'ended';
   } catch (e) {
     if (signal.aborted) throw signal.reason ?? e;
     throw new TransportError((e as Error).message ?? String(e), { cause: e });
+  } finally {
+    if (state.value !== 'ended') {
+      state.value = 'released';
+      body.destroy();
+    }
+  }
+}
+
+/** `dump()`: see the top of this file. Idempotent; settles within DRAIN_MAX_MS. */
+async function release(body: UndiciBody, state: { value: BodyState }): Promise<void> {
+  const was = state.value;
+  if (was === 'ended' || was === 'released') return;
+  state.value = 'released';
+  if (was === 'reading') {
+    body.destroy();
+    return;
+  }
+  const timer = setTimeout(() => body.destroy(), DRAIN_MAX_MS);
+  try {
+    // undici destroys the body itself once more than the limit has arrived.
+    await body.dump({ limit: DRAIN_MAX_BYTES });
+  } catch {
+    // the connection is discarded instead
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -4,11 +4,12 @@
  * fault-injecting servers, and against pure fakes. Implementations: `UndiciFetcher` (HTTP and
  * HTTPS, one keep-alive pool) and `FileFetcher` (file:// URLs).
  *
- * Contract: `get` resolves once the status and headers are known; the caller consumes or
- * cancels the body. A fetcher reports transport failures by rejecting (the puller classifies
- * and retries them); it must honour `signal` promptly, both before the headers and while the
- * body streams. `maxBytes` is advisory for the fetcher (it may fail early on a larger
- * Content-Length); the puller enforces it again on the bytes it actually receives.
+ * Contract: `get` resolves once the status and headers are known; the caller then reads the
+ * body to its end or calls `dump()`, on every path, errors included. A fetcher reports
+ * transport failures by rejecting (the puller classifies and retries them); it must honour
+ * `signal` promptly, both before the headers and while the body streams. `maxBytes` is advisory
+ * for the fetcher (it may fail early on a larger Content-Length); the puller enforces it again
+ * on the bytes it actually receives.
  */
 
 /** Options of one GET. */
@@ -27,7 +28,12 @@ export interface FetchResponse {
   status: number;
   headers: Record<string, string | undefined>;
   body: AsyncIterable<Uint8Array>;
-  /** Release the body without reading it (idempotent). */
+  /**
+   * Release the body, read or not (idempotent): it must settle promptly and never read an
+   * unbounded amount. A body that was partly read, or is large, is destroyed with its
+   * connection (it must not go back to a pool); a small unread one may be drained instead.
+   * Iterating `body` after `dump()` fails.
+   */
   dump(): Promise<void>;
 }
 

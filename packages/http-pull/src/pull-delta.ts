@@ -5,6 +5,9 @@
  *
  * Every byte fetched is bounded (superblock by a fixed cap, each part by its header's size) and
  * verified before use: part SHA-256, bounded xz, per-object checksums (see @larch/delta's apply).
+ * Requests go through the puller's transfer layer (pull-transfer.ts), so each one also runs
+ * under the request and stall timeouts of {@link PullLimits}, is never read past its size, and
+ * releases its body on every failure.
  * Parts are published one by one, so an interrupted pull resumes at part granularity: parts whose
  * objects are all present are neither fetched nor run. Fallback objects are handed to the
  * caller's `fetchFallback` (ordinary object fetches); without it a delta with missing fallbacks is
@@ -24,7 +27,11 @@ import {
   type PartHeader,
   type Superblock,
 } from '@larch/delta';
-import { joinUrl, TransportError, type Fetcher } from './fetcher.js';
+import { joinUrl, type Fetcher } from './fetcher.js';
+import { resolveLimits, type PullLimits } from './limits.js';
+import { ProgressTracker } from './progress.js';
+import { collect } from './pull-source.js';
+import { PrioritySemaphore, transfer, type TransferContext } from './pull-transfer.js';
 
 /** Largest superblock fetched (inline parts can make it big). */
 export const MAX_DELTA_SUPERBLOCK = 256 * 1024 * 1024;
@@ -49,8 +56,10 @@ export interface DeltaPullOptions {
   fetchFallback?: (f: FallbackEntry) => Promise<void>;
   onProgress?: (p: DeltaPullProgress) => void;
   signal?: AbortSignal;
-  /** Retries per request after the first attempt, for network errors and HTTP 5xx (default 3). */
+  /** Retries per request after the first attempt, for network errors, timeouts, HTTP 5xx and 408 (default 3). */
   retries?: number;
+  /** Request and stall timeouts and retry delays of each request (defaults: {@link DEFAULT_PULL_LIMITS}). */
+  limits?: Partial<PullLimits>;
 }
 
 export interface DeltaPullResult {
@@ -68,47 +77,15 @@ function deltaError(reason: string, msg: string, data: Record<string, unknown> =
   return new LarchError(reason === 'not-found' ? 'OBJECT_MISSING' : reason === 'network' ? 'IO_ERROR' : 'OBJECT_CORRUPTED', msg, { reason, ...data }, cause !== undefined ? { cause } : undefined);
 }
 
-/** GET a whole body of at most `maxBytes`; null on 404. Retries transport errors and 5xx. */
-async function fetchBytes(fetcher: Fetcher, url: string, maxBytes: number, what: string, signal: AbortSignal, retries: number): Promise<Buffer | null> {
-  let attempt = 0;
-  for (;;) {
-    signal.throwIfAborted();
-    try {
-      const res = await fetcher.get(url, { maxBytes, signal });
-      if (res.status === 404 || res.status === 410) {
-        await res.dump();
-        return null;
-      }
-      if (res.status !== 200) {
-        await res.dump();
-        const e = deltaError(res.status >= 500 ? 'network' : 'http-status', `Fetching ${what}: Server returned HTTP ${res.status} for ${url}`, { url, status: res.status });
-        if (res.status >= 500 && attempt < retries) {
-          attempt++;
-          continue;
-        }
-        throw e;
-      }
-      const chunks: Buffer[] = [];
-      let n = 0;
-      for await (const c of res.body) {
-        n += c.length;
-        if (n > maxBytes) {
-          await res.dump();
-          throw deltaError('too-large', `Fetching ${what}: more than the expected ${maxBytes} bytes for ${url}`, { url });
-        }
-        chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-      }
-      return Buffer.concat(chunks, n);
-    } catch (e) {
-      if (e instanceof TransportError && attempt < retries) {
-        attempt++;
-        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-        continue;
-      }
-      if (e instanceof TransportError) throw deltaError('network', `Fetching ${what}: ${e.message} for ${url}`, { url }, e);
-      throw e;
-    }
-  }
+/** The transfer context of a delta's requests: one at a time, with their own retry budget. */
+function deltaContext(fetcher: Fetcher, signal: AbortSignal, retries: number, limits: Partial<PullLimits> | undefined): TransferContext {
+  return { fetcher, limits: resolveLimits({ ...limits, retries }), progress: new ProgressTracker(undefined), semaphore: new PrioritySemaphore(1), signal };
+}
+
+/** GET a whole body of at most `maxBytes`; null on 404 or 410 (retries as in pull-transfer.ts). */
+async function fetchBytes(ctx: TransferContext, url: string, maxBytes: number, what: string): Promise<Buffer | null> {
+  const got = await transfer(ctx, { url, object: what, maxBytes, optional: true, high: true }, collect);
+  return got === null ? null : Buffer.from(got.buffer, got.byteOffset, got.byteLength);
 }
 
 export interface DeltaCandidate {
@@ -126,7 +103,8 @@ export async function findDelta(opts: { repo: Repo; fetcher: Fetcher; baseUrl: s
   const signal = opts.signal ?? new AbortController().signal;
   let index = opts.index;
   if (index === undefined) {
-    const bytes = await fetchBytes(opts.fetcher, joinUrl(opts.baseUrl, deltaIndexRelPath(opts.to)), MAX_DELTA_INDEX, `delta index of ${opts.to}`, signal, 3);
+    const ctx = deltaContext(opts.fetcher, signal, 3, undefined);
+    const bytes = await fetchBytes(ctx, joinUrl(opts.baseUrl, deltaIndexRelPath(opts.to)), MAX_DELTA_INDEX, `delta index of ${opts.to}`);
     if (bytes === null) return null;
     index = parseDeltaIndex(bytes);
   }
@@ -162,10 +140,10 @@ export async function findDelta(opts: { repo: Repo; fetcher: Fetcher; baseUrl: s
  */
 export async function pullDelta(opts: DeltaPullOptions): Promise<DeltaPullResult> {
   const signal = opts.signal ?? new AbortController().signal;
-  const retries = opts.retries ?? 3;
+  const ctx = deltaContext(opts.fetcher, signal, opts.retries ?? 3, opts.limits);
   const rel = deltaRelDir(opts.from, opts.to);
   const sbUrl = joinUrl(opts.baseUrl, `${rel}/superblock`);
-  const sbBytes = await fetchBytes(opts.fetcher, sbUrl, MAX_DELTA_SUPERBLOCK, `static delta superblock ${rel}`, signal, retries);
+  const sbBytes = await fetchBytes(ctx, sbUrl, MAX_DELTA_SUPERBLOCK, `static delta superblock ${rel}`);
   if (sbBytes === null) throw deltaError('not-found', `Static delta ${rel} not found on the remote (${sbUrl})`, { url: sbUrl });
   let wireBytes = sbBytes.length;
   if (opts.superblockSha256 !== undefined) {
@@ -192,7 +170,7 @@ export async function pullDelta(opts: DeltaPullOptions): Promise<DeltaPullResult
     {
       async readPart(i: number, h: PartHeader): Promise<Uint8Array> {
         const url = joinUrl(opts.baseUrl, `${rel}/${i}`);
-        const b = await fetchBytes(opts.fetcher, url, h.size, `static delta part ${rel}/${i}`, signal, retries);
+        const b = await fetchBytes(ctx, url, h.size, `static delta part ${rel}/${i}`);
         if (b === null) throw deltaError('not-found', `Static delta part ${rel}/${i} not found on the remote (${url})`, { url });
         wireBytes += b.length;
         return b;

@@ -4,7 +4,10 @@
  * and jitter, at most `retries` times and within `objectTimeBudgetMs`; a 404 is final. Every
  * attempt runs under two timers, a total request timeout and a stall timeout reset by each
  * received chunk, so a dead or dribbling server can never hang a pull. The byte limit is
- * enforced on the bytes received, whatever Content-Length claims.
+ * enforced on the bytes received, whatever Content-Length claims, and a body is never read
+ * past it: on that failure and on every other one the body is released through the fetcher
+ * (`dump()`, which destroys a half-read body with its connection), so no response is left
+ * in flight holding a pooled connection.
  *
  * The `consume` callback verifies and stages the object from the body stream; it is re-run
  * from scratch on each attempt and must clean up after itself when it throws. For large content
@@ -259,6 +262,14 @@ function classify(ctx: TransferContext, req: TransferRequest, fired: 'timeout' |
   return fetchError('OBJECT_CORRUPTED', 'corrupted', req.object, req.url, msg, {}, e);
 }
 
+/**
+ * The size-limit failure, in the wording of OSTree's fetchers ("URI … exceeded maximum size of
+ * N bytes"), whether the Content-Length announced it or the body ran past it.
+ */
+function tooLarge(req: TransferRequest, observed: number): LarchError {
+  return fetchError('LIMIT_EXCEEDED', 'too-large', req.object, req.url, `exceeded maximum size of ${req.maxBytes} bytes`, { limit: req.maxBytes, observed });
+}
+
 /** `Content-Range: bytes START-END/TOTAL` matching a resume at `start` of a `total`-byte body. */
 function rangeMatches(header: string | undefined, start: number, total: number): boolean {
   const m = header === undefined ? null : /^bytes (\d+)-(\d+)\/(\d+)$/.exec(header.trim());
@@ -291,7 +302,7 @@ async function attemptOnce<T>(
     const contentLength = cl !== undefined && /^\d+$/.test(cl) ? Number(cl) : null;
     if (contentLength !== null && contentLength > req.maxBytes) {
       await res.dump();
-      throw fetchError('LIMIT_EXCEEDED', 'too-large', req.object, req.url, `Content-Length ${contentLength} exceeds the limit of ${req.maxBytes} bytes`, { limit: req.maxBytes, observed: contentLength });
+      throw tooLarge(req, contentLength);
     }
     // A body of known length that breaks off can continue with a Range request; the consumer
     // sees one uninterrupted stream, and the object's checksum still covers every byte.
@@ -300,50 +311,60 @@ async function attemptOnce<T>(
     let received = 0;
     const body = (async function* limited(): AsyncIterable<Uint8Array> {
       let it = ex.res.body[Symbol.asyncIterator]();
-      for (;;) {
-        let r: IteratorResult<Uint8Array>;
-        try {
-          // Raced against the abort signal: a transport that ignores it cannot hang the pull.
-          r = await raceAbort(it.next(), ex.ac.signal);
-          if (r.done && contentLength !== null && received !== contentLength) {
-            throw new TransportError(`Connection closed after ${received} of ${contentLength} bytes`);
+      let finished = false;
+      try {
+        for (;;) {
+          let r: IteratorResult<Uint8Array>;
+          try {
+            // Raced against the abort signal: a transport that ignores it cannot hang the pull.
+            r = await raceAbort(it.next(), ex.ac.signal);
+            if (r.done && contentLength !== null && received !== contentLength) {
+              throw new TransportError(`Connection closed after ${received} of ${contentLength} bytes`);
+            }
+          } catch (e) {
+            void it.return?.()?.catch(() => undefined);
+            const err = classify(ctx, req, ex.timedOut(), e);
+            const canResume = resumable && received > 0 && budget.used < ctx.limits.retries && isRetryable(err) && Date.now() - budget.started < ctx.limits.objectTimeBudgetMs;
+            if (!canResume) throw err;
+            const delay = backoff(ctx, budget.used++);
+            progress.retries++;
+            ex.close();
+            await sleepAbortable(delay, ctx.signal);
+            ex = await openExchange(ctx, req, { start: received });
+            if (ex.res.status !== 206 || !rangeMatches(ex.res.headers['content-range'], received, contentLength!)) {
+              await ex.res.dump();
+              throw err; // the server cannot resume: the whole object is retried from scratch
+            }
+            it = ex.res.body[Symbol.asyncIterator]();
+            continue;
           }
-        } catch (e) {
-          void it.return?.()?.catch(() => undefined);
-          const err = classify(ctx, req, ex.timedOut(), e);
-          const canResume = resumable && received > 0 && budget.used < ctx.limits.retries && isRetryable(err) && Date.now() - budget.started < ctx.limits.objectTimeBudgetMs;
-          if (!canResume) throw err;
-          const delay = backoff(ctx, budget.used++);
-          progress.retries++;
-          ex.close();
-          await sleepAbortable(delay, ctx.signal);
-          ex = await openExchange(ctx, req, { start: received });
-          if (ex.res.status !== 206 || !rangeMatches(ex.res.headers['content-range'], received, contentLength!)) {
-            await ex.res.dump();
-            throw err; // the server cannot resume: the whole object is retried from scratch
+          if (r.done) {
+            finished = true;
+            break;
           }
-          it = ex.res.body[Symbol.asyncIterator]();
-          continue;
+          const chunk = r.value;
+          ex.progress();
+          received += chunk.length;
+          progress.addBytes(chunk.length);
+          // Nothing past the limit is read: the body is destroyed below, with its connection.
+          if (received > req.maxBytes) throw tooLarge(req, received);
+          yield chunk;
         }
-        if (r.done) break;
-        const chunk = r.value;
-        ex.progress();
-        received += chunk.length;
-        progress.addBytes(chunk.length);
-        if (received > req.maxBytes) {
-          throw fetchError('LIMIT_EXCEEDED', 'too-large', req.object, req.url, `Body exceeds the limit of ${req.maxBytes} bytes`, { limit: req.maxBytes, observed: received });
-        }
-        yield chunk;
+      } finally {
+        // Stopped early (limit, error, or a consumer that returned): let go of the transport's
+        // iterator, which destroys its body. Not awaited: a read may still be pending on it.
+        if (!finished) void it.return?.()?.catch(() => undefined);
       }
     })();
     try {
       const result = await consume(body, contentLength);
-      // A consumer may finish without draining the body (the object appeared meanwhile):
-      // release the connection back to the pool either way.
+      // A consumer may finish without reading the whole body (the object appeared meanwhile):
+      // the body is released either way, so the connection is reused or discarded, never stuck.
       await ex.res.dump();
       return result;
     } catch (e) {
-      void ex.res.dump();
+      // Awaited: the fetcher's dump is bounded, and a pull must not end with a body in flight.
+      await ex.res.dump();
       throw classify(ctx, req, ex.timedOut(), e);
     }
   } finally {

@@ -290,7 +290,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         const deltas =
           opts.disableStaticDeltas || opts.commitMetadataOnly || subpath !== null
             ? []
-            : await pullDeltas({ repo, remote: opts.remote, url: cfg.contentUrl, fetcher, summary, targets, refspecOf, progress, signal: group.signal, metadataRun: (t) => new PullEngine({ ...engineOptions, depth: 0, commitMetadataOnly: true, group: new TaskGroup(group.signal) }).run(t) });
+            : await pullDeltas({ repo, remote: opts.remote, url: cfg.contentUrl, fetcher, limits, summary, targets, refspecOf, progress, signal: group.signal, metadataRun: (t) => new PullEngine({ ...engineOptions, depth: 0, commitMetadataOnly: true, group: new TaskGroup(group.signal) }).run(t) });
         progress.phase = 'objects';
         const engine = new PullEngine({ ...engineOptions, group });
         const done = await engine.run(targets);
@@ -333,6 +333,7 @@ interface DeltaRun {
   remote: string;
   url: string;
   fetcher: Fetcher;
+  limits: PullLimits;
   summary: Summary | null;
   targets: CommitTarget[];
   refspecOf: (ref: string) => string;
@@ -392,6 +393,8 @@ async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
         from: p.from,
         to: p.target.checksum,
         superblockSha256: p.superblockSha256,
+        retries: o.limits.retries,
+        limits: o.limits,
         // Fallback objects are fetched by the object walk that follows, like any missing object.
         fetchFallback: async () => undefined,
         signal: o.signal,
