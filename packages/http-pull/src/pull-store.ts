@@ -5,8 +5,14 @@
  *   core-store's strict parsers (normal form, names, 32-byte checksums, directory modes);
  * - content: the `.filez` header is parsed and re-serialized to the canonical file header, the
  *   payload is inflated and hashed as it streams, and the result must equal the name. Archive
- *   destinations keep the received `.filez` bytes (written to `tmp/` while hashing); bare modes
- *   store the inflated payload through `Repo.writeFile` with `expectedChecksum`.
+ *   destinations keep the received `.filez` bytes (written to `tmp/` while hashing) up to the
+ *   end of the deflate stream (of the header, for a symlink); bare modes store the inflated
+ *   payload through `Repo.writeFile` with `expectedChecksum`.
+ * - bytes after the end of the deflate stream are ignored, as OSTree ignores them (it parses the
+ *   received object and writes it anew, checked with ostree 2022.7), and never stored: the
+ *   object in the repository is exactly header + deflate stream. Reading stops at the first
+ *   chunk that arrives after the stream ended, so a server cannot make a pull download (or
+ *   store) junk up to the content size limit.
  * Staged files are added to a `WriteBatch` (published together: one syncfs, then link(2) into
  * `objects/`, which never replaces an existing object); a failure removes the staged file.
  */
@@ -170,9 +176,11 @@ export async function stageFilez(
       parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     }
     const whole = Buffer.concat(parts, n);
-    if (workers !== null) {
+    if (workers !== null && repo.mode !== 'archive') {
       // Verified and written on a worker thread (the bytes are handed over); the workers
-      // decline symlinks and large declared sizes before taking the bytes.
+      // decline symlinks and large declared sizes before taking the bytes. Not for archive
+      // destinations: the workers write the received bytes whole, bytes after the deflate
+      // stream included, and those must not be stored (see the top of this file).
       const done = await workers.stage(checksum, whole, batch, maxSize);
       if (done !== null) return done;
     }
@@ -190,12 +198,10 @@ export async function stageFilez(
   const meta = header.meta;
   const isLink = (meta.mode & S_IFMT) === S_IFLNK;
   if (repo.mode !== 'archive') {
-    if (isLink) {
-      for await (const _ of reader.rest()) void _;
-      return repo.writeFile(meta, { bytes: new Uint8Array(0) }, { expectedChecksum: checksum, batch }).then(() => 0);
-    }
+    // A symlink is its header: whatever follows is not read (the transfer releases the body).
+    if (isLink) return repo.writeFile(meta, { bytes: new Uint8Array(0) }, { expectedChecksum: checksum, batch }).then(() => 0);
     const inflater = createInflateRaw({ chunkSize: INFLATE_CHUNK });
-    const src = Readable.from(reader.rest());
+    const src = Readable.from(untilInflated(reader.rest(), inflater));
     const piped = pipeline(src, inflater).catch((e: unknown) => {
       inflater.destroy(e as Error);
     });
@@ -215,15 +221,12 @@ export async function stageFilez(
     await fh.write(raw);
     written += raw.length;
     const hash = contentHasher(meta);
-    if (isLink) {
-      for await (const chunk of reader.rest()) {
-        await fh.write(chunk);
-        written += chunk.length;
-      }
-    } else {
+    // A symlink is its header: whatever follows is neither read nor kept.
+    if (!isLink) {
       let inflated = 0;
+      const inflater = createInflateRaw({ chunkSize: INFLATE_CHUNK });
       const tee = async function* (): AsyncIterable<Buffer> {
-        for await (const chunk of reader.rest()) {
+        for await (const chunk of untilInflated(reader.rest(), inflater)) {
           await fh.write(chunk);
           written += chunk.length;
           yield chunk;
@@ -240,9 +243,15 @@ export async function stageFilez(
           cb();
         },
       });
-      await pipeline(Readable.from(tee()), createInflateRaw({ chunkSize: INFLATE_CHUNK }), sink);
+      await pipeline(Readable.from(tee()), inflater, sink);
       if (inflated !== header.size) {
         throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: got ${inflated} bytes, declared size ${header.size}`, { checksum });
+      }
+      // zlib counts the input it consumed, which ends with the deflate stream: cut what followed.
+      const kept = raw.length + inflater.bytesWritten;
+      if (written > kept) {
+        await fh.truncate(kept);
+        written = kept;
       }
     }
     const actual = hash.digest('hex');
@@ -278,9 +287,13 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
   const meta = header.meta;
   const isLink = (meta.mode & S_IFMT) === S_IFLNK;
   let payload: Buffer = Buffer.alloc(0);
+  // The stored object ends with the deflate stream (the header, for a symlink): see the top of this file.
+  let end = 8 + len;
   if (!isLink) {
     try {
-      payload = inflateRawSync(whole.subarray(8 + len), { maxOutputLength: Math.max(1, header.size) });
+      const r = inflateRawSync(whole.subarray(8 + len), { maxOutputLength: Math.max(1, header.size), info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      payload = r.buffer;
+      end += r.engine.bytesWritten;
     } catch (e) {
       const msg = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `more data than the declared size ${header.size}` : (e as Error).message;
       throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: ${msg}`, { checksum }, { cause: e });
@@ -294,14 +307,36 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
   if (repo.mode === 'archive') {
     // Synchronous on purpose: creating a small file costs tens of microseconds, less than the
     // three thread-pool round trips of an asynchronous open/write/close.
+    const kept = whole.subarray(0, end);
     const tmp = repo.newTmpPath('pull');
-    repo.writeTmpSync(tmp, whole, 0o644);
+    repo.writeTmpSync(tmp, kept, 0o644);
     batch.add(tmp, 'file', checksum);
-    return whole.length;
+    return kept.length;
   }
   // Verified above from these exact bytes: staged synchronously, published by the batch.
   repo.stageVerifiedFileSync(meta, payload, checksum, batch);
   return payload.length;
+}
+
+/**
+ * The chunks of `src` until the deflate stream fed to `inflater` has ended: a chunk that arrives
+ * after its end is junk (not yielded; reading stops). A body that ends right with the stream is
+ * read to its end, so its connection can be reused.
+ */
+async function* untilInflated(src: AsyncIterable<Buffer>, inflater: NodeJS.ReadableStream): AsyncIterable<Buffer> {
+  let ended = false;
+  const onEnd = (): void => {
+    ended = true;
+  };
+  inflater.once('end', onEnd);
+  try {
+    for await (const chunk of src) {
+      if (ended) return;
+      yield chunk;
+    }
+  } finally {
+    inflater.removeListener('end', onEnd);
+  }
 }
 
 /** Stage a content object given as plain metadata + payload stream (pull-local from a bare repo). */
