@@ -50,6 +50,7 @@ const VERBS: Record<string, () => Promise<Register>> = {
   sign: async () => (await import('./commands/sign.js')).registerSign,
   push: async () => (await import('./commands/push.js')).registerPush,
   publish: async () => (await import('./commands/publish.js')).registerPublish,
+  image: async () => (await import('./commands/image.js')).registerImage,
 };
 
 /** The verb named on the command line (the first word that is not an option), if any. */
