@@ -6,6 +6,7 @@
 // modules that start them look for them (`new URL('./x-worker.js', import.meta.url)`). The
 // compiled modules in dist/ stay as they are for `@larch/cli` as a library (dist/index.js).
 import { build } from 'esbuild';
+import { chmodSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,9 +32,11 @@ await build({
   target: 'node20',
   external: ['koffi', 'lzma-native'],
   // Bundled CommonJS dependencies call require() for Node's built-in modules.
-  banner: { js: "import { createRequire as __larchRequire } from 'node:module';\nconst require = __larchRequire(import.meta.url);" },
+  // The #! line makes dist/main.js runnable as the `larch` bin (npm links it; scripts call it).
+  banner: { js: "#!/usr/bin/env node\nimport { createRequire as __larchRequire } from 'node:module';\nconst require = __larchRequire(import.meta.url);" },
   legalComments: 'none',
   logLevel: 'warning',
   write: true,
   allowOverwrite: true,
 }).catch(() => process.exit(1));
+chmodSync(join(here, 'dist/main.js'), 0o755);

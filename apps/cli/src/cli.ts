@@ -7,7 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { processIo, UsageError, type Io } from './context.js';
+import { interruptedBy, processIo, UsageError, type Io } from './context.js';
+import { formatHelp, installHelp, SubcommandError } from './help.js';
 import { oneLine } from './format.js';
 import { versionText } from './commands/version.js';
 
@@ -116,12 +117,12 @@ async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> 
     .allowExcessArguments(true)
     .helpCommand(false)
     .action((command: string | undefined, opts: { version?: boolean }) => {
-      if (command !== undefined) throw new UsageError(`Unknown command '${command}'`);
+      if (command !== undefined) throw new SubcommandError(`Unknown command '${command}'`, program);
       if (opts.version) {
         ctx.io.out(versionText(packageVersion()));
         return;
       }
-      throw new UsageError('No command specified');
+      throw new SubcommandError('No command specified', program);
     });
   const verb = verbOf(argv);
   const loaders =
@@ -131,6 +132,7 @@ async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> 
         ? []
         : Object.values(VERBS);
   for (const register of await Promise.all(loaders.map((load) => load()))) register(program, ctx);
+  installHelp(program);
   return program;
 }
 
@@ -141,6 +143,7 @@ function commanderMessage(e: CommanderError): string {
   if (m) return `Unknown option ${m[1]}`;
   const c = /^unknown command '([^']*)'/.exec(first);
   if (c) return `Unknown command '${c[1]}'`;
+  if (/^too many arguments/.test(first)) return 'Too many arguments given';
   const a = /^option '([^']*)' argument missing/.exec(first);
   if (a) {
     const flags = a[1].split(/[ ,]+/).filter((f) => f.startsWith('-'));
@@ -154,6 +157,8 @@ function commanderMessage(e: CommanderError): string {
  * Never throws; never calls process.exit, so pending output is flushed by Node.
  */
 export async function runCli(argv: string[], io: Io = processIo()): Promise<number> {
+  // `larch help VERB [SUB]` is `larch VERB [SUB] --help`.
+  if (argv[0] === 'help') argv = argv.length > 1 ? [...argv.slice(1), '--help'] : ['--help'];
   // Known before parsing, so that parse errors honour it too. `summary -v` means --view.
   const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
   try {
@@ -162,6 +167,15 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<numb
     await io.flush();
     return 0;
   } catch (e) {
+    // Stopped by SIGINT/SIGTERM: the verb has cleaned up; exit as a process killed by it would
+    // look to a shell (130, 143), without an error line, as ostree does.
+    const signal = interruptedBy();
+    if (signal !== undefined) return 128 + (signal === 'SIGINT' ? 2 : 15);
+    if (e instanceof SubcommandError) {
+      io.err(formatHelp(e.command, e.command.createHelp()));
+      io.err(`error: ${oneLine(e.message)}\n`);
+      return 1;
+    }
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') {
         return e.exitCode;

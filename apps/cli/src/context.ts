@@ -87,6 +87,13 @@ export async function openRepo(opts: RepoOptions): Promise<Repo> {
   return Repo.open(await repoPath(opts));
 }
 
+let interrupted: NodeJS.Signals | undefined;
+
+/** The signal that stopped an {@link interruptible} operation in this process, if one did. */
+export function interruptedBy(): NodeJS.Signals | undefined {
+  return interrupted;
+}
+
 /**
  * Run a long operation with an AbortSignal that fires on SIGINT/SIGTERM, so the package can stop
  * cleanly (discard its staging files, leave refs untouched) instead of the process dying mid-write.
@@ -95,6 +102,7 @@ export async function openRepo(opts: RepoOptions): Promise<Repo> {
 export async function interruptible<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
+    interrupted = sig;
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     ac.abort(new Error(`Interrupted by ${sig}`));

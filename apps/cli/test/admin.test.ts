@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, writeFileSync, mkdirSync, symlinkSync, unlin
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setImmutable } from '@larch/sysroot';
-import { expectOneErrorLine, HAVE_OSTREE, larch, ok, ostree, scratch } from './helpers.js';
+import { expectOneErrorLine, expectUsageError, HAVE_OSTREE, larch, ok, ostree, scratch } from './helpers.js';
 
 let dir = '';
 let cleanup: () => Promise<void> = async () => undefined;
@@ -170,8 +170,8 @@ describe('larch admin', () => {
     expect(expectOneErrorLine(larch(['admin', 'deploy', `--sysroot=${root}`, '--os=cli', 'no/such/ref']))).toContain('no/such/ref');
     expect(expectOneErrorLine(larch(['admin', 'status', `--sysroot=${join(dir, 'nothing')}`]))).toContain('not an OSTree sysroot');
     expect(expectOneErrorLine(larch(['admin', 'undeploy', `--sysroot=${root}`, 'x']))).toContain('INDEX');
-    expect(expectOneErrorLine(larch(['admin', 'set-defaults', '1']))).toBe('Unknown "admin" subcommand \'set-defaults\'');
-    expect(expectOneErrorLine(larch(['admin']))).toBe('No "admin" subcommand specified');
+    expect(expectUsageError(larch(['admin', 'set-defaults', '1']), 'larch admin')).toBe('Unknown "admin" subcommand \'set-defaults\'');
+    expect(expectUsageError(larch(['admin']), 'larch admin')).toBe('No "admin" subcommand specified');
     expect(expectOneErrorLine(larch(['admin', 'os-init', `--sysroot=${root}`, 'cli']))).toBe('Creating ostree/deploy/cli: File exists');
   });
 });

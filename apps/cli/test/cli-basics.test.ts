@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneErrorLine, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { symlink } from 'node:fs/promises';
+import { CLI as MAIN, expectOneErrorLine, expectUsageError, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch } from './helpers.js';
+
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -22,12 +25,39 @@ describe('larch (global behaviour)', () => {
     expect(lines).toContain('  - repo-archive');
   });
 
-  it('rejects an unknown verb with one usage error line', () => {
-    expect(expectOneErrorLine(larch(['bogusverb']))).toBe("Unknown command 'bogusverb'");
+  it('rejects an unknown verb: the usage on stderr, then one error line, as ostree', () => {
+    expect(expectUsageError(larch(['bogusverb']), 'larch')).toBe("Unknown command 'bogusverb'");
+    expect(expectUsageError(larch(['remote', 'bogus']), 'larch remote')).toBe('Unknown "remote" subcommand \'bogus\'');
   });
 
-  it('rejects a missing verb', () => {
-    expect(expectOneErrorLine(larch([]))).toBe('No command specified');
+  it('rejects a missing verb or sub-verb the same way', () => {
+    expect(expectUsageError(larch([]), 'larch')).toBe('No command specified');
+    expect(expectUsageError(larch(['static-delta']), 'larch static-delta')).toBe('No "static-delta" subcommand specified');
+  });
+
+  it('prints help in ostree\'s layout on stdout, for every verb and sub-verb it lists', () => {
+    const top = larch(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stderr).toBe('');
+    expect(top.stdout).toMatch(/^Usage:\n {2}larch \[OPTION…\] COMMAND\n\nBuiltin Commands:\n/);
+    const verbs = /Builtin Commands:\n([\s\S]*?)\n\n/.exec(top.stdout)![1].split('\n').map((l) => l.trim().split(/\s+/)[0]);
+    expect(verbs).toEqual(expect.arrayContaining(['init', 'commit', 'pull', 'admin', 'static-delta']));
+    const deploy = larch(['admin', 'deploy', '--help']);
+    expect(deploy.code).toBe(0);
+    expect(deploy.stdout).toMatch(/^Usage:\n {2}larch admin deploy \[OPTION…\] REFSPEC\n/);
+    expect(deploy.stdout).toMatch(/\nHelp Options:\n {2}-h, --help +Show help options\n\nApplication Options:\n/);
+    expect(deploy.stdout).toMatch(/\n {2}--sysroot=PATH +\S/);
+    // `larch help VERB` is `larch VERB --help`.
+    expect(larch(['help', 'admin', 'deploy']).stdout).toBe(deploy.stdout);
+  });
+
+  it('names itself after the link it is run through, as a GLib program does', async () => {
+    const link = join(dir, 'ostree');
+    await symlink(MAIN, link);
+    const r = spawnSync(link, ['admin', '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Usage:\n {2}ostree admin \[OPTION…\] COMMAND\n/);
+    expect(r.stdout).toContain('Builtin "admin" Commands:');
   });
 
   it('rejects unknown options with ostree wording', () => {
@@ -38,8 +68,8 @@ describe('larch (global behaviour)', () => {
     expect(expectOneErrorLine(larch(['commit', '-b']))).toBe('Missing argument for --branch');
   });
 
-  it('rejects extra arguments', () => {
-    expect(expectOneErrorLine(larch(['rev-parse', `--repo=${dir}/none`, 'a', 'b']))).toMatch(/too many arguments/i);
+  it('rejects extra arguments with ostree wording', () => {
+    expect(expectOneErrorLine(larch(['rev-parse', `--repo=${dir}/none`, 'a', 'b']))).toBe('Too many arguments given');
   });
 
   it('needs a repository', () => {
@@ -115,5 +145,36 @@ describe.skipIf(!RUN_INTEROP)('larch init (interop)', () => {
     const l = larch(['init', `--repo=${dir}/lb`, '--mode=bogus']);
     expect(l.code).toBe(o.code);
     expect(l.stderr).toBe(o.stderr);
+  });
+});
+
+describe('larch and signals', () => {
+  it('exits 130 on SIGINT during a pull, as a process that SIGINT ended looks to a shell', async () => {
+    const { createServer } = await import('node:http');
+    const { spawn } = await import('node:child_process');
+    const { once } = await import('node:events');
+    // A server that takes the request and never answers: the pull waits until interrupted.
+    let seen!: () => void;
+    const requested = new Promise<void>((r) => (seen = r));
+    const server = createServer(() => seen());
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as { port: number }).port;
+    try {
+      const repo = join(dir, 'sigint-repo');
+      ok(larch(['init', `--repo=${repo}`, '--mode=archive']));
+      ok(larch(['remote', 'add', `--repo=${repo}`, '--no-gpg-verify', 'origin', `http://127.0.0.1:${port}/`]));
+      const child = spawn(process.execPath, [MAIN, 'pull', `--repo=${repo}`, 'origin', 'main'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      await requested;
+      child.kill('SIGINT');
+      const [code] = (await once(child, 'exit')) as [number | null, string | null];
+      expect(code).toBe(130);
+      expect(stderr).not.toMatch(/^error:/m);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });

@@ -145,6 +145,19 @@ export function exists(p: string): boolean {
 }
 
 /** Every failure must be exactly one `error: ...` line and no stack trace. */
+/**
+ * A usage error as ostree prints it: the command's usage on stderr (once), then one `error:` line,
+ * stdout empty, exit 1. Returns the error message.
+ */
+export function expectUsageError(r: RunResult, path: string): string {
+  if (r.code !== 1) throw new Error(`expected exit 1, got ${r.code}: ${r.stderr}`);
+  if (r.stdout !== '') throw new Error(`expected nothing on stdout, got:\n${r.stdout}`);
+  if (!r.stderr.startsWith(`Usage:\n  ${path} [OPTION…]`) || r.stderr.match(/^Usage/gm)?.length !== 1) throw new Error(`expected the usage of ${path} once, got:\n${r.stderr}`);
+  const last = r.stderr.trimEnd().split('\n').pop() ?? '';
+  if (!last.startsWith('error: ')) throw new Error(`expected an error line last, got:\n${r.stderr}`);
+  return last.slice('error: '.length);
+}
+
 export function expectOneErrorLine(r: RunResult): string {
   const lines = r.stderr.split('\n').filter((l) => l !== '');
   if (r.code !== 1) throw new Error(`expected exit 1, got ${r.code}: ${r.stderr}`);
