@@ -65,7 +65,16 @@ export {
 export { MAX_KEYRING_SIZE, GpgKeyring, parseGpgKeyring, loadGpgKeyring, loadGpgHomedirKeyring, loadRemoteGpgKeyring } from './gpg-keyring.js';
 export { MAX_GPG_SIGNATURE_SIZE, MAX_PACKETS_PER_SIGNATURE, GpgVerifier, GpgProgramSigner, type GpgProgramSignerOptions, OpenPgpSigner } from './sign-gpg.js';
 export { type SignType, type RemoteSigningConfig, parseRemoteSigningConfig, policiesForRemote } from './remote-config.js';
-export { formatCDate, hexOf, describeSignature, signatureBlock, assertPullVerified, type VerifiedObject } from './text.js';
+export { formatCDate, hexOf, describeSignature, signatureBlock, assertPullVerified, type VerifiedObject, type SignatureTextOptions } from './text.js';
+export {
+  type TimeLocale,
+  type DateFormatOptions,
+  C_TIME_LOCALE,
+  C_UTF8_TIME_LOCALE,
+  formatGDateTime,
+  formatLocaleDateTime,
+  encodeForLocale,
+} from './date-format.js';
 export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
 export { importGpgKeys, remoteKeyringPath, loadRepoGpgKeyring } from './gpg-import.js';
 export { DUMMY_SIGNATURES_KEY, DummySigner, DummyVerifier } from './sign-dummy.js';

@@ -13,26 +13,26 @@
 
 import { SigningError, sanitize } from './errors.js';
 import type { SignatureReport, VerifyResult } from './sign.js';
+import { C_UTF8_TIME_LOCALE, formatGDateTime, formatLocaleDateTime, type TimeLocale } from './date-format.js';
 
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const p2 = (n: number): string => String(n).padStart(2, '0');
+/** Options of the functions that print signature dates. */
+export interface SignatureTextOptions {
+  /**
+   * The locale signature dates are printed in, as OSTree prints them through GLib (see
+   * date-format.ts): C_UTF8_TIME_LOCALE when absent. The CLI passes the user's locale.
+   */
+  timeLocale?: TimeLocale;
+}
 
 /**
- * GLib's `%c` in the C locale: `Mon Jan  1 00:00:00 2024` (day of month padded with a space).
- * `utc` selects UTC (what OSTree's timestamp check prints); otherwise local time (what gpgme's
- * signature dates use). Pure.
+ * GLib's `%c` in the C locale, as g_date_time_format() returns it: `Mon Jan \u20071 00:00:00 2024`
+ * (a single-digit day of the month is padded with U+2007 FIGURE SPACE, not a space). `utc`
+ * selects UTC (what OSTree's timestamp check prints); otherwise local time (what gpgme's
+ * signature dates use). For the text OSTree prints in a given locale use
+ * {@link formatLocaleDateTime}. Pure.
  */
 export function formatCDate(date: Date, options: { utc?: boolean } = {}): string {
-  const u = options.utc === true;
-  const day = u ? date.getUTCDay() : date.getDay();
-  const mon = u ? date.getUTCMonth() : date.getMonth();
-  const dom = u ? date.getUTCDate() : date.getDate();
-  const h = u ? date.getUTCHours() : date.getHours();
-  const m = u ? date.getUTCMinutes() : date.getMinutes();
-  const s = u ? date.getUTCSeconds() : date.getSeconds();
-  const y = u ? date.getUTCFullYear() : date.getFullYear();
-  return `${DAYS[day]} ${MONTHS[mon]} ${String(dom).padStart(2, ' ')} ${p2(h)}:${p2(m)}:${p2(s)} ${y}`;
+  return formatGDateTime(date, '%c', C_UTF8_TIME_LOCALE, options) ?? '(null)';
 }
 
 /** Lowercase hex of bytes (ed25519 keys are shown in hex by `ostree sign`). */
@@ -48,9 +48,10 @@ function base64ToHex(b64: string): string {
  * The lines gpgme/OSTree print for one signature (without indentation), e.g.
  * `Signature made Wed Nov 25 23:44:31 2026 using EdDSA key ID 51C0351FF238F15C` and
  * `Good signature from "Larch Test <larch@example.com>"`; ed25519 reports give OSTree's one-line
- * verification message. Pure.
+ * verification message. The date is printed as OSTree prints it in `options.timeLocale`. Pure
+ * apart from the locale's zone-abbreviation callback.
  */
-export function describeSignature(r: SignatureReport): string[] {
+export function describeSignature(r: SignatureReport, options: SignatureTextOptions = {}): string[] {
   if (r.scheme === 'ed25519') {
     if (r.valid) return [`ed25519: Signature verified successfully with key '${base64ToHex(r.keyId ?? '')}'`];
     if (r.revoked) return [`ed25519: Signature made by revoked key '${base64ToHex(r.keyId ?? '')}'`];
@@ -58,7 +59,7 @@ export function describeSignature(r: SignatureReport): string[] {
     if (r.keysTried.length > 3) return [`ed25519: Signature couldn't be verified; tried ${r.keysTried.length} keys`];
     return [`ed25519: Signature couldn't be verified with: ${r.keysTried.map((k) => `key '${base64ToHex(k)}'`).join('; ')}`];
   }
-  const when = r.timestamp ? formatCDate(r.timestamp) : formatCDate(new Date(0));
+  const when = formatLocaleDateTime(r.timestamp ?? new Date(0), options.timeLocale ?? C_UTF8_TIME_LOCALE);
   const lines = [`Signature made ${when} using ${r.algorithm ?? '[unknown name]'} key ID ${r.keyId ?? '[unknown]'}`];
   const uid = `"${sanitize(r.userId ?? '[unknown name]', 200)}"`;
   if (r.fingerprint === null || r.fingerprint === undefined) {
@@ -79,10 +80,10 @@ export function describeSignature(r: SignatureReport): string[] {
  * then each signature's lines indented by two spaces, separated by blank lines; empty when
  * there are no reports. Pure.
  */
-export function signatureBlock(reports: readonly SignatureReport[], heading = 'signature'): string {
+export function signatureBlock(reports: readonly SignatureReport[], heading = 'signature', options: SignatureTextOptions = {}): string {
   if (reports.length === 0) return '';
   const parts = [`Found ${reports.length} ${heading}${reports.length === 1 ? '' : 's'}:\n`];
-  for (const r of reports) parts.push(`\n${describeSignature(r).map((l) => `  ${l}\n`).join('')}`);
+  for (const r of reports) parts.push(`\n${describeSignature(r, options).map((l) => `  ${l}\n`).join('')}`);
   return parts.join('');
 }
 
@@ -94,8 +95,9 @@ export type VerifiedObject = { kind: 'commit'; checksum: string } | { kind: 'sum
  * GPG commit errors start with `Commit CSUM: ` (summary errors have no prefix), ed25519 ones with
  * `Can't verify commit CSUM: signature: `, as in OSTree 2022.7.
  * Codes as `assertVerified`: SIGNATURE_MISSING, KEY_REVOKED, KEY_EXPIRED, SIGNATURE_INVALID.
+ * Signature dates in the message follow `options.timeLocale` (C.UTF-8 when absent).
  */
-export function assertPullVerified(result: VerifyResult, what: VerifiedObject): void {
+export function assertPullVerified(result: VerifyResult, what: VerifiedObject, options: SignatureTextOptions = {}): void {
   if (result.valid) return;
   const failed = result.schemes.find((s) => s.validCount === 0)!;
   const reports = result.signatures.filter((r) => r.scheme === failed.scheme);
@@ -122,7 +124,7 @@ export function assertPullVerified(result: VerifyResult, what: VerifiedObject): 
     }
     throw new SigningError('SIGNATURE_MISSING', msg, data);
   }
-  const detail = reports.map((r) => describeSignature(r).join('; ')).join('; ');
+  const detail = reports.map((r) => describeSignature(r, options).join('; ')).join('; ');
   const code = reports.some((r) => r.revoked) ? 'KEY_REVOKED' : reports.some((r) => r.expired) ? 'KEY_EXPIRED' : 'SIGNATURE_INVALID';
   throw new SigningError(code, `${prefix}${detail}`, data);
 }
