@@ -4,18 +4,41 @@
  * indented subject/body block, and one-line error messages.
  */
 
-/** `2020-01-01 00:00:00 +0000`: ostree prints commit dates in UTC with this fixed layout. */
+/**
+ * `2020-01-01 00:00:00 +0000`: ostree prints commit dates in UTC with this fixed layout
+ * (GLib's `%Y-%m-%d %H:%M:%S +0000`, so the year is not padded: `385-07-25 …`). The timestamp
+ * is read as a signed 64-bit number, as ostree passes it to GLib.
+ */
 export function formatCommitDate(ts: bigint): string {
   const d = dateOf(ts);
   if (d === null) return '(invalid)';
   return `${ymd(d)} ${hms(d)} +0000`;
 }
 
-/** `2020-09-13T12:26:40+00`: the layout of `ostree summary --view` timestamps (UTC). */
+/**
+ * `2020-09-13T14:26:40+02`: the layout of `ostree summary --view` timestamps, GLib's
+ * `%FT%T%:::z` in local time (the TZ variable): the offset only as precise as needed
+ * (`+00`, `+05:30`, `-03:30`). Not locale-dependent: every field is numeric.
+ */
 export function formatSummaryDate(ts: bigint): string {
   const d = dateOf(ts);
   if (d === null) return '(invalid)';
-  return `${ymd(d)}T${hms(d)}+00`;
+  // The local fields as a UTC date; their distance from the instant is the zone's offset, to the
+  // second (getTimezoneOffset() drops the seconds of old local-mean-time offsets like +00:53:28).
+  const local = new Date(0);
+  local.setUTCFullYear(d.getFullYear(), d.getMonth(), d.getDate());
+  local.setUTCHours(d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds());
+  const offset = Math.round((local.getTime() - d.getTime()) / 1000);
+  return `${ymd(local)}T${hms(local)}${zoneOffset(offset)}`;
+}
+
+/** GLib's `%:::z`: `+hh`, `+hh:mm` or `+hh:mm:ss`, whichever is precise enough. */
+function zoneOffset(seconds: number): string {
+  const a = Math.abs(seconds);
+  const h = Math.floor(a / 3600);
+  const m = Math.floor(a / 60) % 60;
+  const s = a % 60;
+  return `${seconds < 0 ? '-' : '+'}${pad(h)}${m !== 0 || s !== 0 ? `:${pad(m)}` : ''}${s !== 0 ? `:${pad(s)}` : ''}`;
 }
 
 /** ISO 8601 in UTC with a `Z`, for --json output. */
@@ -25,17 +48,20 @@ export function formatIsoDate(ts: bigint): string | null {
 }
 
 function dateOf(ts: bigint): Date | null {
-  // JS dates reach +-8.64e15 ms; GLib stops at year 9999. Keep to the common range.
-  if (ts < -62135596800n || ts > 253402300799n) return null;
-  return new Date(Number(ts) * 1000);
+  // ostree hands the stored guint64 to GLib as a gint64: "negative" timestamps are dates before
+  // 1970. GLib stops at years 1 and 9999 (JS dates reach further); keep to GLib's range.
+  const secs = BigInt.asIntN(64, ts);
+  if (secs < -62135596800n || secs > 253402300799n) return null;
+  return new Date(Number(secs) * 1000);
 }
 
 function pad(n: number, w = 2): string {
   return String(n).padStart(w, '0');
 }
 
+/** GLib's `%Y-%m-%d` (and `%F`): the year is not padded. */
 function ymd(d: Date): string {
-  return `${pad(d.getUTCFullYear(), 4)}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
 }
 
 function hms(d: Date): string {

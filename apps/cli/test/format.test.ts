@@ -63,8 +63,30 @@ describe('dates and text blocks', () => {
     expect(formatCommitDate(-5n)).toBe('1969-12-31 23:59:55 +0000');
   });
 
-  it('formats summary dates as ostree summary --view does', () => {
-    expect(formatSummaryDate(1600000000n)).toBe('2020-09-13T12:26:40+00');
+  it('reads the stored uint64 as ostree does (signed) and does not pad the year', () => {
+    // `ostree commit --timestamp=@-50000000000` stores 2^64 - 5e10; ostree shows year 385.
+    const stored = BigInt.asUintN(64, -50000000000n);
+    expect(formatCommitDate(stored)).toBe('385-07-25 07:06:40 +0000');
+    expect(formatSummaryDate(stored)).toBe('385-07-25T07:06:40+00');
+  });
+
+  it('formats summary dates as ostree summary --view does: local time, offset as precise as needed', () => {
+    const saved = process.env.TZ;
+    try {
+      process.env.TZ = 'UTC';
+      expect(formatSummaryDate(1600000000n)).toBe('2020-09-13T12:26:40+00');
+      process.env.TZ = 'Asia/Kolkata';
+      expect(formatSummaryDate(1600000000n)).toBe('2020-09-13T17:56:40+05:30');
+      process.env.TZ = 'America/St_Johns';
+      expect(formatSummaryDate(1600000000n)).toBe('2020-09-13T09:56:40-02:30');
+      process.env.TZ = 'Europe/Berlin';
+      expect(formatSummaryDate(1600000000n)).toBe('2020-09-13T14:26:40+02');
+      // Berlin's local mean time before 1893: +00:53:28, to the second.
+      expect(formatSummaryDate(BigInt.asUintN(64, -50000000000n))).toBe('385-07-25T08:00:08+00:53:28');
+    } finally {
+      if (saved === undefined) delete process.env.TZ;
+      else process.env.TZ = saved;
+    }
   });
 
   it('indents each line and drops the piece after a trailing newline', () => {

@@ -13,7 +13,7 @@ import { commitJson, commitText, HISTORY_NOT_FETCHED, type CommitJson } from '..
 import { toJson } from '../format.js';
 import { rawObjectText } from '../variants.js';
 import { allOptions, verb } from './common.js';
-import { signatureText } from './show.js';
+import { lazyTimeLocale, signatureText } from './show.js';
 
 interface LogOptions {
   raw?: boolean;
@@ -36,6 +36,7 @@ export function registerLog(program: Command, ctx: VerbContext): void {
       const start = await repo.revParse(rev);
       const commits: CommitJson[] = [];
       let missingParent: string | null = null;
+      const timeLocale = lazyTimeLocale();
       for await (const entry of log(repo, start)) {
         if (entry.commit === null) {
           missingParent = entry.checksum;
@@ -47,7 +48,7 @@ export function registerLog(program: Command, ctx: VerbContext): void {
           const bytes = await repo.readMetadata('commit', entry.checksum);
           ctx.io.out(`commit ${entry.checksum}\n${rawObjectText(COMMIT_TYPE, bytes)}\n`);
         } else {
-          const sigs = await signatureText(repo, entry.checksum, opts);
+          const sigs = await signatureText(repo, entry.checksum, opts, timeLocale);
           ctx.io.out(commitText(entry.checksum, entry.commit) + (sigs === '' ? '' : `${sigs}\n`));
         }
       }

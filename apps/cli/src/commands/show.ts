@@ -12,6 +12,7 @@
  */
 import type { Command } from 'commander';
 import { COMMIT_TYPE, type Checksum, type Repo } from '@larch/core-store';
+import type { TimeLocale } from '@larch/signing';
 import { lookup } from '@larch/gvariant';
 import type { VerbContext } from '../cli.js';
 import { CommandError, openRepo } from '../context.js';
@@ -43,10 +44,20 @@ function remoteNames(repo: Repo): string[] {
 }
 
 /**
- * The signature block ostree prints after a commit (empty when the commit has no signatures).
+ * The locale signature dates are printed in, looked up once per command and only when a GPG
+ * signature is shown (it may run the `locale` program): see time-locale.ts.
+ */
+export function lazyTimeLocale(): () => Promise<TimeLocale> {
+  let found: Promise<TimeLocale> | null = null;
+  return () => (found ??= import('../time-locale.js').then((m) => m.timeLocaleFromEnv()));
+}
+
+/**
+ * The signature block ostree prints after a commit (empty when the commit has no signatures),
+ * with dates in the user's locale as ostree prints them (`timeLocale`; `log` shares one).
  * Reads key files; no locks. Loads the signing package only for signed commits.
  */
-export async function signatureText(repo: Repo, checksum: Checksum, opts: SignatureKeyOptions): Promise<string> {
+export async function signatureText(repo: Repo, checksum: Checksum, opts: SignatureKeyOptions, timeLocale: () => Promise<TimeLocale> = lazyTimeLocale()): Promise<string> {
   const dict = await repo.readCommitMeta(checksum);
   if (dict === null) return '';
   const has = (k: string): boolean => dict.some(([key]) => key === k);
@@ -62,7 +73,7 @@ export async function signatureText(repo: Repo, checksum: Checksum, opts: Signat
       ...(opts.gpgVerifyRemote !== undefined ? { remote: opts.gpgVerifyRemote } : {}),
       ...(opts.gpgHomedir !== undefined ? { homedir: opts.gpgHomedir } : {}),
     });
-    out += signing.signatureBlock(await new signing.GpgVerifier(ring).verify(data, gpgSigs));
+    out += signing.signatureBlock(await new signing.GpgVerifier(ring).verify(data, gpgSigs), 'signature', { timeLocale: await timeLocale() });
   }
   const edSigs = signing.getSignatures(dict, signing.ED25519_SIGNATURES_KEY);
   if (edSigs.length > 0) {
