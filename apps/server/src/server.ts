@@ -7,6 +7,17 @@
  * and the object cache has a byte limit, so the whole server's memory is bounded whatever the
  * number of clients.
  *
+ * Connections are bounded in time as well as in number, so that clients which connect and then
+ * stall (slowloris) cannot hold the server: a connection must complete its request headers within
+ * `headersTimeoutMs`, a keep-alive connection may stay idle for `keepAliveTimeoutMs`, any
+ * connection without progress for SOCKET_IDLE_TIMEOUT_MS is destroyed, a malformed or timed-out
+ * request gets its error status and its connection destroyed LINGER_MS later (not merely ended:
+ * a client that never closes its side would keep a half-closed socket), and a request body left
+ * unread after the answer is discarded up to MAX_DISCARDED_BODY_BYTES / DISCARD_BODY_TIMEOUT_MS,
+ * then the connection is closed. At the connection limit a new connection takes the place of an
+ * idle one or of the oldest one still waiting for its headers (connection-limits.ts), so
+ * ordinary clients keep being served during a flood.
+ *
  * Shutdown stops accepting at once, lets in-flight requests finish (answering them with
  * `Connection: close` so keep-alive clients go away), closes idle keep-alive connections, and
  * after `timeoutMs` tears down whatever is left.
@@ -20,6 +31,7 @@ import { ApiError, assertSafeTarget, sendApiError, type ApiHandler } from '@larc
 import type { AccessLog } from './access-log.js';
 import { CONSOLE_PREFIX, serveConsole } from './console-static.js';
 import { parsePrefix, resolveTarget, sortMounts, type Mount } from './request-path.js';
+import { ConnectionTable, type ConnectionStats } from './connection-limits.js';
 import { ChunkPool, DEFAULT_OBJECT_CACHE_BYTES, ObjectCache, sendStatus, serveRepoFile, type ServeOutcome } from './serve-file.js';
 
 /** One repository to serve. */
@@ -44,12 +56,22 @@ export interface ServerOptions {
   /** Port; 0 picks a free one. */
   port: number;
   log?: AccessLog;
-  /** Cap on simultaneous connections (default 1024); more are refused by the kernel backlog/closed. */
+  /**
+   * Cap on simultaneous connections (default 1024). A connection arriving at the cap replaces an
+   * idle keep-alive connection or the oldest one still waiting for its headers; it is refused
+   * only when every connection is serving a request.
+   */
   maxConnections?: number;
   /** Bytes of small objects kept in memory (default 32 MiB; 0 disables). */
   objectCacheBytes?: number;
   /** Idle keep-alive timeout in ms (default 15 s). */
   keepAliveTimeoutMs?: number;
+  /**
+   * Time in ms a connection has to send complete request headers, counted from the connection
+   * (or, on a keep-alive connection, from the first byte of the request); past it the answer is
+   * 408 and the connection is closed. Default 20 s; at most 60 s.
+   */
+  headersTimeoutMs?: number;
   /**
    * Handler of every request under `/api/` (any method). Paths with dot segments are refused
    * (400) before it runs; when it resolves false the answer is a JSON 404.
@@ -87,6 +109,8 @@ export interface RunningServer {
   readonly port: number;
   /** The mounts in the order given, with their real paths. */
   readonly mounts: readonly ServedMount[];
+  /** Connections open now, by state, and how many were evicted or refused at the limit. */
+  connections(): ConnectionStats;
   /**
    * Stop accepting, finish in-flight requests, close keep-alive connections. After
    * `timeoutMs` (default 10 s) remaining connections are destroyed. Resolves once the
@@ -95,12 +119,100 @@ export interface RunningServer {
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
+/** Default shutdown grace period. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 /** Default cap on simultaneous connections. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
 /** A connection with no progress in either direction for this long is destroyed. */
 export const SOCKET_IDLE_TIMEOUT_MS = 120_000;
-/** Default shutdown grace period. */
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+/** Default time to complete request headers (nginx's client_header_timeout is 60 s). */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
+/** Default idle keep-alive timeout. */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 15_000;
+/** Longest time to receive a whole request without an API (static files take no body). */
+const STATIC_REQUEST_TIMEOUT_MS = 60_000;
+/** Longest time to receive a whole request with the API (uploads stream large bodies). */
+const API_REQUEST_TIMEOUT_MS = 3_600_000;
+/**
+ * A request body still arriving once its answer is out is read and thrown away, so that the
+ * connection can be reused, but only this much of it; then the connection is closed.
+ */
+export const MAX_DISCARDED_BODY_BYTES = 1024 * 1024;
+/** …and only for this long after the answer. */
+export const DISCARD_BODY_TIMEOUT_MS = 10_000;
+/**
+ * A connection closed by the server while the client may still be sending is first half-closed
+ * (the answer and a FIN go out) and destroyed this long after: destroying it at once with unread
+ * input makes the kernel send a reset, which can discard the answer before the client reads it.
+ */
+export const LINGER_MS = 2_000;
+
+/**
+ * Close `socket` after what has been written to it: FIN now, destroy after LINGER_MS (or when
+ * the client closes first). A socket already being ended is left to whoever ends it.
+ */
+function lingeringClose(socket: Socket): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  socket.end();
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * How often Node checks every connection against the header and request timeouts. Node's
+ * default is 30 s, which would let a 20 s header timeout fire after up to 50 s; a check is a
+ * walk over the open connections, cheap at a few thousand.
+ */
+function connectionsCheckInterval(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.floor(headersTimeoutMs / 4)));
+}
+
+/** Status of a request that failed before it reached a handler, by Node's error code. */
+function clientErrorStatus(code: string | undefined): [number, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout'];
+  return [400, 'Bad Request'];
+}
+
+function clientErrorResponse(status: number, text: string): string {
+  const body = `${status} ${text}\n`;
+  return `HTTP/1.1 ${status} ${text}\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/**
+ * Called when the response to `req` has finished while its body is still arriving. When a
+ * handler gave up reading it (the request stream is destroyed, as after a 413), the connection
+ * cannot be reused and is closed at once. Otherwise the rest is read and dropped, up to
+ * MAX_DISCARDED_BODY_BYTES and DISCARD_BODY_TIMEOUT_MS, so that the connection can be reused;
+ * past either bound the connection is closed (lingeringClose). Without the bound a client could
+ * stream an endless body to any URL and keep the connection, and the server reading, for the
+ * whole request timeout (Node's own draining has no limit). Must run before Node's own 'finish'
+ * listener, which would otherwise drain the body unseen.
+ */
+function discardRequestBody(req: IncomingMessage, socket: Socket): void {
+  if (req.destroyed) {
+    lingeringClose(socket);
+    return;
+  }
+  let left = MAX_DISCARDED_BODY_BYTES;
+  const giveUp = (): void => {
+    clearTimeout(timer);
+    req.off('data', count);
+    req.pause();
+    lingeringClose(socket);
+  };
+  const count = (c: Buffer): void => {
+    left -= c.length;
+    if (left < 0) giveUp();
+  };
+  const timer = setTimeout(giveUp, DISCARD_BODY_TIMEOUT_MS);
+  timer.unref();
+  req.on('data', count);
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+}
 
 async function prepareMounts(repos: RepoMountOptions[]): Promise<ServedMount[]> {
   if (repos.length === 0) throw new RangeError('No repository to serve');
@@ -152,8 +264,6 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const remote = req.socket.remoteAddress ?? '';
     if (closing) res.setHeader('Connection', 'close');
     const finish = (outcome: ServeOutcome): void => {
-      // Discard any request body so the connection can be reused.
-      if (!req.complete) req.resume();
       log?.write({
         time: new Date().toISOString(),
         method: req.method ?? '',
@@ -185,21 +295,43 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     else finish(outcome);
   };
 
+  const headersTimeout = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
   // Uploads to the API may stream large bodies: their bound is the idle timeout, not a total.
-  const server = createServer({ keepAlive: true, requestTimeout: api !== undefined ? 3_600_000 : 60_000, headersTimeout: 20_000 }, (req, res) => {
-    handle(req, res);
-  });
-  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 15_000;
+  const requestTimeout = api !== undefined ? API_REQUEST_TIMEOUT_MS : STATIC_REQUEST_TIMEOUT_MS;
+  if (!(headersTimeout > 0 && headersTimeout <= STATIC_REQUEST_TIMEOUT_MS)) throw new RangeError(`headersTimeoutMs must be in (0, ${STATIC_REQUEST_TIMEOUT_MS}], not ${headersTimeout}`);
+  const connections = new ConnectionTable(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS);
+  const server = createServer(
+    { keepAlive: true, requestTimeout, headersTimeout, connectionsCheckingInterval: connectionsCheckInterval(headersTimeout) },
+    (req, res) => {
+      const socket = req.socket;
+      connections.requestStarted(socket);
+      res.once('close', () => connections.requestDone(socket));
+      res.prependListener('finish', () => {
+        if (!req.complete) discardRequestBody(req, socket);
+      });
+      handle(req, res);
+    },
+  );
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS;
   // A client that stops reading (or sending) for this long loses its connection, so stalled
   // clients cannot pin connections and buffers forever.
   server.setTimeout(SOCKET_IDLE_TIMEOUT_MS);
-  server.maxConnections = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  // Not server.maxConnections: that refuses new connections at the cap, which is exactly what a
+  // flood wants. The table makes room instead (see connection-limits.ts).
+  server.on('connection', (socket: Socket) => {
+    connections.admit(socket);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (socket.writable && !socket.destroyed) {
-      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\n400 Bad Request\n');
+    // Answer only when no response is under way on the connection (its bytes would be
+    // interleaved with ours), then close for good: merely ending would leave the socket
+    // half-open for as long as the client keeps its side open, counted against the limit.
+    const [status, text] = clientErrorStatus(err.code);
+    if (err.code !== 'ECONNRESET' && socket.writable && connections.stateOf(socket) !== 'active') {
+      socket.write(clientErrorResponse(status, text));
+      lingeringClose(socket);
     } else socket.destroy();
     if (err.code !== 'ECONNRESET') {
-      log?.write({ time: new Date().toISOString(), method: '', path: '', status: 400, bytes: 0, durationMs: 0, remote: socket.remoteAddress ?? '', reason: err.code ?? err.message });
+      log?.write({ time: new Date().toISOString(), method: '', path: '', status, bytes: 0, durationMs: 0, remote: socket.remoteAddress ?? '', reason: err.code ?? err.message });
     }
   });
 
@@ -230,5 +362,5 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     return shutdownPromise;
   };
 
-  return { server, url: `http://${host}:${addr.port}/`, port: addr.port, mounts, shutdown };
+  return { server, url: `http://${host}:${addr.port}/`, port: addr.port, mounts, connections: () => connections.stats(), shutdown };
 }
