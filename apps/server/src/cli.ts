@@ -110,6 +110,8 @@ export async function runServerCli(argv: readonly string[], io: CliIo = { stdout
       port: opts.port,
       log,
       maxConnections: opts.maxConnections,
+      headersTimeoutMs: opts.headersTimeoutMs,
+      keepAliveTimeoutMs: opts.keepAliveTimeoutMs,
       objectCacheBytes: opts.objectCacheBytes,
       ...(stack !== undefined ? { api: stack.api } : {}),
       ...(consoleDir !== undefined ? { consoleDir } : {}),

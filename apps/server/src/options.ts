@@ -11,6 +11,10 @@ import { defaultStateDir } from './demo-repo.js';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const logFormat = z.enum(['json', 'text']);
+/** Seconds to complete request headers: bounded by the request timeout of static requests (60 s). */
+const headersTimeout = z.number().positive().max(60);
+/** Seconds an idle keep-alive connection is kept. */
+const keepAliveTimeout = z.number().positive().max(3600);
 
 /** Schema of the config file (`--config=FILE`). */
 export const ConfigFileSchema = z
@@ -20,6 +24,8 @@ export const ConfigFileSchema = z
     logFormat: logFormat.optional(),
     accessLog: z.string().min(1).optional(),
     maxConnections: z.number().int().min(1).max(1_000_000).optional(),
+    headersTimeout: headersTimeout.optional(),
+    keepAliveTimeout: keepAliveTimeout.optional(),
     shutdownTimeout: z.number().min(0).max(3600).optional(),
     cacheSize: z.number().int().min(0).max(65536).optional(),
     /** SQLite file of tokens, publish jobs, rollouts and devices (enables the /api/). */
@@ -60,6 +66,8 @@ const FlagsSchema = z
     'state-dir': z.string().min(1).optional(),
     'shutdown-timeout': z.coerce.number().min(0).max(3600).optional(),
     'max-connections': z.coerce.number().int().min(1).max(1_000_000).optional(),
+    'headers-timeout': z.coerce.number().pipe(headersTimeout).optional(),
+    'keep-alive-timeout': z.coerce.number().pipe(keepAliveTimeout).optional(),
     'cache-size': z.coerce.number().int().min(0).max(65536).optional(),
     database: z.string().min(1).optional(),
     help: z.boolean().optional(),
@@ -94,6 +102,10 @@ export interface ResolvedOptions {
   stateDir?: string;
   shutdownTimeoutMs: number;
   maxConnections?: number;
+  /** Time to complete request headers, in ms (undefined: the server's default). */
+  headersTimeoutMs?: number;
+  /** Idle keep-alive timeout, in ms (undefined: the server's default). */
+  keepAliveTimeoutMs?: number;
   /** Object cache size in bytes. */
   objectCacheBytes?: number;
   help: boolean;
@@ -107,6 +119,7 @@ export const DEFAULT_PORT = 8080;
 export const USAGE = `Usage: larch-server [--repo=PATH] [--port=N] [--bind=ADDR] [--config=FILE]
                     [--log-format=json|text] [--access-log=FILE] [--state-dir=DIR]
                     [--shutdown-timeout=SECS] [--max-connections=N] [--cache-size=MIB]
+                    [--headers-timeout=SECS] [--keep-alive-timeout=SECS]
 
 Serve OSTree archive repositories over HTTP (GET and HEAD only).
 
@@ -118,7 +131,12 @@ Serve OSTree archive repositories over HTTP (GET and HEAD only).
   --access-log=FILE      append the access log to FILE instead of stderr
   --state-dir=DIR        where the demo repository is cached (default $XDG_CACHE_HOME/larch)
   --shutdown-timeout=S   seconds to let requests finish on SIGINT/SIGTERM (default 10)
-  --max-connections=N    simultaneous connections (default 1024)
+  --max-connections=N    simultaneous connections (default 1024); at the limit a new
+                         connection replaces an idle one or the oldest one still sending
+                         its request headers
+  --headers-timeout=S    seconds a client has to send its request headers (default 20, at
+                         most 60); then 408 and the connection is closed
+  --keep-alive-timeout=S seconds an idle keep-alive connection is kept (default 15)
   --cache-size=MIB       memory for small immutable objects (default 32; 0 disables)
   --database=FILE        SQLite file of tokens, publish jobs, rollouts and devices; enables
                          the /api/ (default with a "publish" config: STATE-DIR/larch-server.db)
@@ -161,6 +179,8 @@ export async function resolveOptions(argv: readonly string[]): Promise<ResolvedO
         'state-dir': { type: 'string' },
         'shutdown-timeout': { type: 'string' },
         'max-connections': { type: 'string' },
+        'headers-timeout': { type: 'string' },
+        'keep-alive-timeout': { type: 'string' },
         'cache-size': { type: 'string' },
         database: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -216,10 +236,16 @@ export async function resolveOptions(argv: readonly string[]): Promise<ResolvedO
     stateDir: f['state-dir'],
     shutdownTimeoutMs: 1000 * (f['shutdown-timeout'] ?? cfg?.shutdownTimeout ?? 10),
     maxConnections: f['max-connections'] ?? cfg?.maxConnections,
+    headersTimeoutMs: seconds(f['headers-timeout'] ?? cfg?.headersTimeout),
+    keepAliveTimeoutMs: seconds(f['keep-alive-timeout'] ?? cfg?.keepAliveTimeout),
     objectCacheBytes: (f['cache-size'] ?? cfg?.cacheSize) === undefined ? undefined : 1024 * 1024 * (f['cache-size'] ?? cfg?.cacheSize)!,
     help: f.help ?? false,
     version: f.version ?? false,
   };
+}
+
+function seconds(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : Math.round(s * 1000);
 }
 
 /** The API name of a repository mounted at `prefix`: `default` for `/`, else the segments joined by `-`. */

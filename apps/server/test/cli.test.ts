@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { SAMPLE_TREE, SERVER_MAIN, httpGet, makeLarchRepo, startServerProcess } from './support.js';
@@ -52,6 +53,42 @@ describe('larch-server command line', () => {
     await httpGet(s.url, '/config');
     await s.stop();
     expect(s.stderr()).toMatch(/^127\.0\.0\.1 \[[^\]]+\] "GET \/config" 200 \d+ [\d.]+ms$/m);
+  });
+
+  it('rejects header and keep-alive timeouts out of range with exit status 2, naming the option', async () => {
+    for (const args of [['--headers-timeout=0'], ['--headers-timeout=61'], ['--headers-timeout=abc'], ['--keep-alive-timeout=0'], ['--keep-alive-timeout=-1']]) {
+      const r = await server([`--repo=${tmp.join('repo')}`, '--port=0', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^larch-server: error: option ${args[0].slice(2).split('=')[0]}: .*\n`));
+      expect(r.stderr).not.toContain('    at ');
+    }
+    await writeFile(tmp.join('bad-timeout.json'), JSON.stringify({ headersTimeout: 600, repos: [{ prefix: '/', path: tmp.join('repo') }] }));
+    const r = await server([`--config=${tmp.join('bad-timeout.json')}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('headersTimeout');
+  });
+
+  it('answers 408 and closes a connection that does not finish its headers within --headers-timeout, and closes idle keep-alive connections after --keep-alive-timeout', async () => {
+    await writeFile(tmp.join('timeouts.json'), JSON.stringify({ port: 0, keepAliveTimeout: 1, repos: [{ prefix: '/', path: tmp.join('repo') }] }));
+    const s = await startServerProcess([`--config=${tmp.join('timeouts.json')}`, '--headers-timeout=1', '--access-log=/dev/null']);
+    try {
+      const u = new URL(s.url);
+      const talk = (bytes: string): Promise<string> =>
+        new Promise((resolve) => {
+          const c = connect(Number(u.port), u.hostname, () => c.write(bytes));
+          let got = '';
+          c.on('data', (d: Buffer) => (got += d.toString('latin1')));
+          c.on('error', () => undefined);
+          c.on('close', () => resolve(got));
+        });
+      // Both connections stay open on the client's side: only the server's timeouts end them.
+      const [slow, keptAlive] = await Promise.all([talk('GET /config HTTP/1.1\r\nHost: x\r\n'), talk('GET /config HTTP/1.1\r\nHost: x\r\n\r\n')]);
+      expect(slow).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(keptAlive).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(keptAlive).toContain('Keep-Alive: timeout=1');
+    } finally {
+      await s.stop();
+    }
   });
 
   it('lets flags override the config file', async () => {
