@@ -343,17 +343,19 @@ export class Agent {
       const rc = getRemote(repo, name);
       const f = this.fetcher();
       const signal = AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.config.timeouts.requestSeconds * 1000)]);
-      const res = await f.get(joinUrl(rc.url, 'summary'), { maxBytes: MAX_SUMMARY, signal });
+      const summaryUrl = joinUrl(rc.url, 'summary');
+      const res = await f.get(summaryUrl, { maxBytes: MAX_SUMMARY, signal });
       if (res.status !== 200) {
         await res.dump();
-        throw new LarchError('IO_ERROR', `Fetching summary: Server returned HTTP ${res.status} for ${joinUrl(rc.url, 'summary')}`, { status: res.status, reason: 'http-status' });
+        throw new LarchError('IO_ERROR', `Fetching summary: Server returned HTTP ${res.status} for ${summaryUrl}`, { status: res.status, reason: 'http-status' });
       }
-      const bytes = await readBody(res, MAX_SUMMARY, 'summary');
+      const bytes = await readBody(res, MAX_SUMMARY, 'summary', summaryUrl);
       const policy = verificationPolicy(rc);
       if (policy.summary.length > 0) {
-        const sres = await f.get(joinUrl(rc.url, 'summary.sig'), { maxBytes: MAX_SUMMARY, signal });
+        const sigUrl = joinUrl(rc.url, 'summary.sig');
+        const sres = await f.get(sigUrl, { maxBytes: MAX_SUMMARY, signal });
         let sig: Uint8Array | null = null;
-        if (sres.status === 200) sig = await readBody(sres, MAX_SUMMARY, 'summary.sig');
+        if (sres.status === 200) sig = await readBody(sres, MAX_SUMMARY, 'summary.sig', sigUrl);
         else await sres.dump();
         await createPullVerifier({ repoPath: this.config.repo }).verifySummary(bytes, sig, { remote: name, config: rc, required: policy.summary });
       }

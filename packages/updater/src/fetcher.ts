@@ -7,6 +7,7 @@
  * holds on the wire without touching the transport. The bucket is shared by all requests in
  * flight, so the limit is per agent, not per connection.
  */
+import { LarchError } from '@larch/core-store';
 import type { Fetcher, FetchOptions, FetchResponse } from '@larch/http-pull';
 
 /** A token bucket: `take(n)` resolves once n bytes may pass at `bytesPerSecond` (burst of one second). */
@@ -88,17 +89,25 @@ export function meteredFetcher(inner: Fetcher, opts: MeteredFetcherOptions): Fet
   };
 }
 
-/** Read a whole (small) response body, refusing more than `max` bytes. */
-export async function readBody(res: FetchResponse, max: number, what: string): Promise<Uint8Array> {
+/**
+ * Read a whole (small) response body, refusing more than `max` bytes. Nothing past `max` is
+ * read: on that failure, and on any other, the body is released (`dump()` destroys a half-read
+ * body together with its connection), so no response is left holding a pooled connection.
+ */
+export async function readBody(res: FetchResponse, max: number, what: string, url: string): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   let n = 0;
-  for await (const c of res.body) {
-    n += c.byteLength;
-    if (n > max) {
-      await res.dump();
-      throw new Error(`${what} is larger than ${max} bytes`);
+  try {
+    for await (const c of res.body) {
+      n += c.byteLength;
+      if (n > max) {
+        // OSTree's fetchers say "URI … exceeded maximum size of N bytes".
+        throw new LarchError('LIMIT_EXCEEDED', `Fetching ${what}: exceeded maximum size of ${max} bytes for ${url}`, { object: what, url, limit: max, observed: n, reason: 'too-large' });
+      }
+      parts.push(c);
     }
-    parts.push(c);
+  } finally {
+    await res.dump();
   }
   return Buffer.concat(parts);
 }
