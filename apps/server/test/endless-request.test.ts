@@ -2,8 +2,9 @@
  * Requests that never end, against a real larch-server process with its /api/ enabled: a header
  * that grows forever, and chunked bodies that never end, sent to API endpoints (refused before
  * the body is read, refused past the endpoint's body limit) and to a static file. Each must be
- * answered, the connection must be closed by the server after a bounded number of bytes, and the
- * server must keep answering other clients meanwhile.
+ * answered, the connection must be closed by the server after a bounded number of bytes, in
+ * order (a FIN after the answer, not only a reset that may destroy the answer, or a connection
+ * held until some timeout), and the server must keep answering other clients meanwhile.
  */
 import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
@@ -27,6 +28,8 @@ interface EndlessResult {
   sent: number;
   /** Whether the server closed the connection before the attacker gave up. */
   closedByServer: boolean;
+  /** Whether the server ended the connection in order (FIN after its answer), not only reset it. */
+  fin: boolean;
 }
 
 /**
@@ -41,6 +44,7 @@ function sendEndless(url: string, head: string, piece: () => Buffer, onAnswer?: 
     let answer = '';
     let status: number | null = null;
     let closed = false;
+    let fin = false;
     let check: Promise<void> = Promise.resolve();
     socket.on('error', () => undefined);
     socket.on('data', (d: Buffer) => {
@@ -52,9 +56,10 @@ function sendEndless(url: string, head: string, piece: () => Buffer, onAnswer?: 
         if (onAnswer) check = onAnswer();
       }
     });
+    socket.on('end', () => (fin = true));
     socket.on('close', () => {
       closed = true;
-      check.then(() => resolve({ status, sent, closedByServer: sent < ATTACK_LIMIT }), reject);
+      check.then(() => resolve({ status, sent, closedByServer: sent < ATTACK_LIMIT, fin }), reject);
     });
     // One piece per turn of the event loop, so that the answer is read as soon as it arrives.
     const pump = (): void => {
@@ -102,6 +107,8 @@ describe('larch-server against requests that never end', () => {
     const r = await sendEndless(server.url, 'POST /api/v1/repos/default/refs/heads/main HTTP/1.1\r\nHost: x\r\nX-Pad: ', () => filler);
     expect(r.closedByServer, `still open after ${r.sent} bytes`).toBe(true);
     expect(r.status).toBe(431);
+    expect(r.fin).toBe(true);
+    console.log(`endless header: 431 and closed by the server after ${(r.sent / 1024).toFixed(0)} KiB`);
     await stillServing();
   });
 
@@ -132,6 +139,7 @@ describe('larch-server against requests that never end', () => {
       const r = await sendEndless(server.url, b.head(), () => chunked, stillServing);
       expect(r.status).toBe(b.status);
       expect(r.closedByServer, `still open after ${r.sent} bytes`).toBe(true);
+      expect(r.fin, 'the server reset the connection without ending it after its answer').toBe(true);
       console.log(`endless body, status ${r.status}: closed by the server after ${(r.sent / 1024 / 1024).toFixed(1)} MiB`);
       await stillServing();
     });
