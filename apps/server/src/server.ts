@@ -147,13 +147,20 @@ export const DISCARD_BODY_TIMEOUT_MS = 10_000;
  */
 export const LINGER_MS = 2_000;
 
+/** Marks a socket whose lingering close has begun. */
+const LINGERING = Symbol('lingering');
+
 /**
- * Close `socket` after what has been written to it: FIN now, destroy after LINGER_MS (or when
- * the client closes first). A socket already being ended is left to whoever ends it.
+ * Close `socket` after what has been written to it: FIN now (unless it is already ending),
+ * destroy after LINGER_MS or when the client closes first. Safe to call again: Node reports a
+ * parse error again for every chunk that arrives after the first, and a later call must not
+ * destroy the socket early (its reset could discard the answer).
  */
 function lingeringClose(socket: Socket): void {
-  if (socket.destroyed || socket.writableEnded) return;
-  socket.end();
+  const marked = socket as Socket & { [LINGERING]?: true };
+  if (socket.destroyed || marked[LINGERING]) return;
+  marked[LINGERING] = true;
+  if (!socket.writableEnded) socket.end();
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
   timer.unref();
   socket.once('close', () => clearTimeout(timer));
@@ -322,14 +329,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     connections.admit(socket);
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    // Answer only when no response is under way on the connection (its bytes would be
-    // interleaved with ours), then close for good: merely ending would leave the socket
-    // half-open for as long as the client keeps its side open, counted against the limit.
+    // Answer unless a response is under way on the connection (its bytes would be interleaved
+    // with ours; that connection is destroyed), then close for good: merely ending would leave
+    // the socket half-open for as long as the client keeps its side open, counted against the
+    // limit. A socket already closing (an earlier error on it) keeps its lingering close.
     const [status, text] = clientErrorStatus(err.code);
-    if (err.code !== 'ECONNRESET' && socket.writable && connections.stateOf(socket) !== 'active') {
-      socket.write(clientErrorResponse(status, text));
+    if (err.code === 'ECONNRESET' || (socket.writable && connections.stateOf(socket) === 'active')) socket.destroy();
+    else {
+      if (socket.writable) socket.write(clientErrorResponse(status, text));
       lingeringClose(socket);
-    } else socket.destroy();
+    }
     if (err.code !== 'ECONNRESET') {
       log?.write({ time: new Date().toISOString(), method: '', path: '', status, bytes: 0, durationMs: 0, remote: socket.remoteAddress ?? '', reason: err.code ?? err.message });
     }
