@@ -165,6 +165,44 @@ export const grub2: Bootloader = {
   },
 };
 
+/** What the GRUB 2 helper script passes to `admin instutil grub2-generate` in its environment. */
+export interface Grub2GenerateEnv {
+  /** `GRUB2_BOOT_DEVICE_ID`: the suffix of each entry's id (`ostree-I-ID`). */
+  bootDeviceId: string;
+  /** `GRUB2_PREPARE_ROOT_CACHE`: GRUB commands that find the root, put in every entry. */
+  prepareRootCache: string;
+  /** `_OSTREE_GRUB2_IS_EFI` set (no difference on Debian's build: both use `linux`). */
+  efi?: boolean;
+}
+
+/** GLib's g_shell_quote: single quotes, a `'` as `'\''`. */
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, "'\\''")}'`;
+}
+
+/**
+ * The GRUB 2 menu entries OSTree's grub2 helper (`ostree admin instutil grub2-generate`) writes
+ * for BLS entries in boot order, one `menuentry` each. Throws BAD_CONFIG for an entry without
+ * `linux`. Pure.
+ */
+export function grub2MenuEntries(entries: BootConfig[], env: Grub2GenerateEnv): string {
+  let out = '';
+  entries.forEach((c, i) => {
+    const title = c.get('title') ?? '(Untitled)';
+    out += `menuentry ${shellQuote(title)} --class gnu-linux --class gnu --class os --unrestricted ${shellQuote(`ostree-${i}-${env.bootDeviceId}`)} {\n`;
+    out += 'load_video\nset gfxpayload=keep\ninsmod gzio\n';
+    out += `${env.prepareRootCache}\n`;
+    const options = c.get('options');
+    out += `linux ${need(c, 'linux')}${options !== undefined ? ` ${options}` : ''}\n`;
+    const initrd = c.get('initrd');
+    if (initrd !== undefined) out += `initrd ${initrd}\n`;
+    const dt = c.get('devicetree');
+    if (dt !== undefined) out += `devicetree ${dt}\n`;
+    out += '}\n';
+  });
+  return out;
+}
+
 /** The backend for `type` (after `auto` probing), or null for BLS only. */
 export function selectBootloader(sysroot: string, type: string): Bootloader | null {
   switch (type) {

@@ -18,7 +18,7 @@ import { BootConfig } from './bootconfig.js';
 import { cleanupSysroot, type CleanupResult } from './cleanup.js';
 import { applyEtcMerge, diffEtc, previewEtcMerge, type EtcDiff, type EtcPreview } from './etc-merge.js';
 import { sysrootError } from './errors.js';
-import { copyTree, copyTreeAsync, IS_ROOT, lstatOrNull, rmTree, setImmutable, writeFileAtomic } from './fsutil.js';
+import { copyTreeAsync, IS_ROOT, lstatOrNull, rmTree, setImmutable, sysrootDebug, writeFileAtomic } from './fsutil.js';
 import { KernelArgs } from './kargs.js';
 import { findKernel, type KernelLayout } from './kernel.js';
 import { DEPLOY_NAME_RE, deploymentName, encodeStaged, isPinned, sameDeployment, Sysroot, type Deployment, type StagedRecord, type SysrootOptions } from './sysroot.js';
@@ -88,6 +88,11 @@ export async function osInit(sysrootPath: string, name: string, log: Log = silen
 export interface KargOptions {
   /** `--karg-none`: start from an empty command line. */
   none?: boolean;
+  /**
+   * `--karg-proc-cmdline`: start from the running kernel's `/proc/cmdline` (without the
+   * `BOOT_IMAGE=` and `initrd=` the bootloader adds), as OSTree.
+   */
+  procCmdline?: boolean;
   /** `--karg=K=V`: replace every value of K. */
   replace?: string[];
   /** `--karg-append=K=V`. */
@@ -114,6 +119,8 @@ export interface DeployOptions {
   noPrune?: boolean;
   /** A keyfile to use verbatim as the origin (`--origin-file`). */
   originFile?: string;
+  /** The origin to write (default: `[origin] refspec=REFSPEC`); `originFile` wins when both are given. */
+  origin?: KeyFile;
   /** Prepare a staged deployment (`--stage`); only possible on a booted system. */
   stage?: boolean;
   log?: Log;
@@ -161,13 +168,13 @@ export function planDeploymentList(current: Deployment[], next: Deployment, merg
 }
 
 /** The merge deployment: the booted one when booted in `stateroot`, else its first deployment. */
-function mergeDeploymentOf(sr: Sysroot, stateroot: string): Deployment | null {
+export function mergeDeploymentOf(sr: Sysroot, stateroot: string): Deployment | null {
   if (sr.booted && sr.booted.stateroot === stateroot) return sr.booted;
   return sr.deployments.find((d) => d.stateroot === stateroot) ?? null;
 }
 
 /** Modifying a booted system needs root (a `--sysroot` directory never does), as in OSTree. */
-function requireRootIfBooted(sr: Sysroot): void {
+export function requireRootIfBooted(sr: Sysroot): void {
   if (sr.booted && !IS_ROOT) throw sysrootError('INVALID_ARGUMENT', 'booted', 'You must be root to perform this command');
 }
 
@@ -178,10 +185,21 @@ function targetStateroot(sr: Sysroot, stateroot: string | undefined): string {
   throw sysrootError('INVALID_ARGUMENT', 'not-booted', 'Not currently booted into an OSTree system and no --os= argument given');
 }
 
+/** Prefixes OSTree drops from `/proc/cmdline` (set by GRUB 2 and sd-boot, not by the admin). */
+const PROC_CMDLINE_FILTERED = ['BOOT_IMAGE=', 'initrd='];
+
+/** The running kernel's arguments as `--karg-proc-cmdline` imports them (OSTree's filter applied). */
+export function procCmdlineKargs(file = '/proc/cmdline'): KernelArgs {
+  const words = readFileSync(file, 'utf8').trimEnd().split(' ').filter((w) => w !== '');
+  const k = new KernelArgs();
+  k.appendAll(words.filter((w) => !PROC_CMDLINE_FILTERED.some((p) => w.startsWith(p))));
+  return k;
+}
+
 /** The kernel command line for a new deployment (spec §6 step 6). */
 export function computeKargs(merge: Deployment | null, k: KargOptions = {}): KernelArgs {
   const edits = (k.replace?.length ?? 0) + (k.append?.length ?? 0) + (k.delete?.length ?? 0) > 0;
-  const base = k.none ? new KernelArgs() : merge ? KernelArgs.parse(merge.bootconfig.get('options') ?? '') : new KernelArgs();
+  const base = k.none ? new KernelArgs() : k.procCmdline ? procCmdlineKargs() : merge ? KernelArgs.parse(merge.bootconfig.get('options') ?? '') : new KernelArgs();
   if (!edits) return base;
   if (k.replace) base.replaceAll(k.replace);
   if (k.append) base.appendAll(k.append);
@@ -205,7 +223,7 @@ function allocateSerial(sr: Sysroot, stateroot: string, csum: string): number {
 }
 
 function mutableDeployments(): boolean {
-  return (process.env.OSTREE_SYSROOT_DEBUG ?? '').split(',').includes('mutable-deployments');
+  return sysrootDebug('mutable-deployments');
 }
 
 async function resolveCommit(sr: Sysroot, refspec: string): Promise<string> {
@@ -228,106 +246,117 @@ function requireStateroot(sr: Sysroot, stateroot: string): void {
  * Locking: the sysroot lock for the whole operation; the repository's locks via core-store.
  */
 export async function deploy(sysrootPath: string, opts: DeployOptions, sysrootOpts: SysrootOptions = {}): Promise<DeployResult> {
-  const log = opts.log ?? silent;
   const sr = new Sysroot(sysrootPath, sysrootOpts);
   return sr.withLock(async () => {
     await sr.load();
-    requireRootIfBooted(sr);
-    if (opts.stage && !sr.booted) {
-      throw sysrootError('INVALID_ARGUMENT', 'not-booted', 'Cannot stage deployment: Not currently booted into an OSTree system');
-    }
-    // Staging replaces any previous staged deployment.
-    const previous = sr.staged;
-    if (opts.stage && previous) {
-      rmSync(sr.stagedPath, { force: true });
-      rmSync(sr.originPath(previous), { force: true });
-      rmTree(sr.deploymentDir(previous));
-      await sr.load();
-    }
-    const stateroot = targetStateroot(sr, opts.stateroot);
-    requireStateroot(sr, stateroot);
-    const repo = await sr.repo();
-    const csum = await resolveCommit(sr, opts.refspec);
-    const merge = opts.noMerge ? null : mergeDeploymentOf(sr, stateroot);
-    // Leftovers of interrupted runs go first (they may hold the serial we want).
-    await cleanupSysroot(sr, { prune: false });
+    return deployLocked(sr, opts);
+  });
+}
 
-    const serial = allocateSerial(sr, stateroot, csum);
-    const stub = { stateroot, csum, deployserial: serial };
-    const dir = sr.deploymentDir(stub);
-    rmTree(dir);
-    mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
-    let etc: EtcDiff | null = null;
-    let layout;
-    let kernel: Promise<KernelLayout> | null = null;
-    try {
-      await checkout(repo, { commit: csum, dest: dir });
-      // The kernel's checksum (reading tens of MB) overlaps with the /etc copy and merge.
-      kernel = findKernel(dir);
-      kernel.catch(() => undefined);
-      const hasEtc = lstatOrNull(path.join(dir, 'etc'))?.isDirectory() ?? false;
-      const hasUsrEtc = lstatOrNull(path.join(dir, 'usr/etc'))?.isDirectory() ?? false;
-      if (hasEtc && hasUsrEtc) throw sysrootError('BAD_CONFIG', 'etc-conflict', 'Tree contains both /etc and /usr/etc', { path: dir });
-      if (hasEtc) renameSync(path.join(dir, 'etc'), path.join(dir, 'usr/etc'));
-      if (hasEtc || hasUsrEtc) {
-        await copyTreeAsync(path.join(dir, 'usr/etc'), path.join(dir, 'etc'));
-        if (merge && !opts.stage) {
-          const mdir = sr.deploymentDir(merge);
-          if (lstatOrNull(path.join(mdir, 'usr/etc'))?.isDirectory() && lstatOrNull(path.join(mdir, 'etc'))?.isDirectory()) {
-            etc = await diffEtc(path.join(mdir, 'usr/etc'), path.join(mdir, 'etc'));
-            log(`Copying /etc changes: ${etc.modified.length} modified, ${etc.removed.length} removed, ${etc.added.length} added`);
-            applyEtcMerge(path.join(mdir, 'etc'), path.join(dir, 'etc'), etc);
-          }
+/** {@link deploy} on a sysroot whose lock the caller holds (loaded). */
+export async function deployLocked(sr: Sysroot, opts: DeployOptions): Promise<DeployResult> {
+  const log = opts.log ?? silent;
+  requireRootIfBooted(sr);
+  if (opts.stage && !sr.booted) {
+    throw sysrootError('INVALID_ARGUMENT', 'not-booted', 'Cannot stage deployment: Not currently booted into an OSTree system');
+  }
+  // Staging replaces any previous staged deployment.
+  const previous = sr.staged;
+  if (opts.stage && previous) {
+    rmSync(sr.stagedPath, { force: true });
+    rmSync(sr.originPath(previous), { force: true });
+    rmTree(sr.deploymentDir(previous));
+    await sr.load();
+  }
+  const stateroot = targetStateroot(sr, opts.stateroot);
+  requireStateroot(sr, stateroot);
+  const repo = await sr.repo();
+  const csum = await resolveCommit(sr, opts.refspec);
+  const merge = opts.noMerge ? null : mergeDeploymentOf(sr, stateroot);
+  // Leftovers of interrupted runs go first (they may hold the serial we want).
+  await cleanupSysroot(sr, { prune: false });
+
+  const serial = allocateSerial(sr, stateroot, csum);
+  const stub = { stateroot, csum, deployserial: serial };
+  const dir = sr.deploymentDir(stub);
+  rmTree(dir);
+  mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
+  let etc: EtcDiff | null = null;
+  let layout;
+  let kernel: Promise<KernelLayout> | null = null;
+  try {
+    await checkout(repo, { commit: csum, dest: dir });
+    // The kernel's checksum (reading tens of MB) overlaps with the /etc copy and merge.
+    kernel = findKernel(dir);
+    kernel.catch(() => undefined);
+    const hasEtc = lstatOrNull(path.join(dir, 'etc'))?.isDirectory() ?? false;
+    const hasUsrEtc = lstatOrNull(path.join(dir, 'usr/etc'))?.isDirectory() ?? false;
+    if (hasEtc && hasUsrEtc) throw sysrootError('BAD_CONFIG', 'etc-conflict', 'Tree contains both /etc and /usr/etc', { path: dir });
+    if (hasEtc) renameSync(path.join(dir, 'etc'), path.join(dir, 'usr/etc'));
+    if (hasEtc || hasUsrEtc) await copyTreeAsync(path.join(dir, 'usr/etc'), path.join(dir, 'etc'));
+    if (merge && !opts.stage) {
+      // As OSTree 2022.7: a merge needs /usr/etc and /etc in the merge deployment and /etc in
+      // the new one (a tree without /usr/etc deploys only without a merge deployment).
+      const mdir = sr.deploymentDir(merge);
+      for (const sub of ['usr/etc', 'etc']) {
+        if (!lstatOrNull(path.join(mdir, sub))?.isDirectory()) {
+          throw sysrootError('BAD_CONFIG', 'etc-conflict', `During /etc merge: While computing configuration diff: Error when getting information for file \u201c${path.join(mdir, sub)}\u201d: No such file or directory`, { path: path.join(mdir, sub) });
         }
       }
-      rmSync(path.join(dir, 'etc/.updated'), { force: true });
-      layout = await kernel;
-    } catch (e) {
-      await kernel?.catch(() => undefined);
-      rmTree(dir);
-      throw e;
+      etc = await diffEtc(path.join(mdir, 'usr/etc'), path.join(mdir, 'etc'));
+      log(`Copying /etc changes: ${etc.modified.length} modified, ${etc.removed.length} removed, ${etc.added.length} added`);
+      if (!lstatOrNull(path.join(dir, 'etc'))?.isDirectory()) {
+        throw sysrootError('BAD_CONFIG', 'etc-conflict', 'During /etc merge: opendir(etc): No such file or directory', { path: path.join(dir, 'etc') });
+      }
+      applyEtcMerge(path.join(mdir, 'etc'), path.join(dir, 'etc'), etc);
     }
-    const varDir = sr.p('ostree/deploy', stateroot, 'var');
-    rmSync(path.join(varDir, '.updated'), { force: true });
-    if (lstatOrNull(varDir) && !lstatOrNull(path.join(varDir, '.ostree-selabeled'))) {
-      log("Relabeling /var (no stamp file 'var/.ostree-selabeled' found)");
-      writeFileAtomic(path.join(varDir, '.ostree-selabeled'), '', 0o644);
-    }
-    const originText = opts.originFile !== undefined ? readFileSync(opts.originFile, 'utf8') : `[origin]\nrefspec=${opts.refspec}\n`;
-    writeFileAtomic(sr.originPath(stub), originText, 0o644, { fsync: false });
-    const kargs = computeKargs(merge, opts.kargs);
-    if (opts.stage) {
-      // The /etc merge, the immutable bit and the boot configuration wait for finalization.
-      const rec: StagedRecord = {
-        target: { name: deploymentName(stub), osname: stateroot, bootcsum: layout.bootcsum },
-        merge: merge ? { name: deploymentName(merge), osname: merge.stateroot, bootcsum: merge.bootcsum } : null,
-        kargs: opts.kargs && (opts.kargs.none || (opts.kargs.replace?.length ?? 0) + (opts.kargs.append?.length ?? 0) + (opts.kargs.delete?.length ?? 0) > 0) ? kargs.toArray() : null,
-      };
-      mkdirSync(path.dirname(sr.stagedPath), { recursive: true, mode: 0o755 });
-      writeFileAtomic(sr.stagedPath, encodeStaged(rec), 0o644);
-      await sr.load();
-      return { deployment: sr.staged ?? sr.deployments[0], etc: null, write: null, cleanup: null };
-    }
-    if (!mutableDeployments()) setImmutable(dir, true);
-
-    const bootconfig = new BootConfig();
-    bootconfig.set('options', kargs.toString());
-    const deployment: Deployment = {
-      index: 0,
-      ...stub,
-      bootcsum: layout.bootcsum,
-      bootserial: 0,
-      bootconfig,
-      origin: KeyFile.parse(originText, sr.originPath(stub)),
+    rmSync(path.join(dir, 'etc/.updated'), { force: true });
+    layout = await kernel;
+  } catch (e) {
+    await kernel?.catch(() => undefined);
+    rmTree(dir);
+    throw e;
+  }
+  const varDir = sr.p('ostree/deploy', stateroot, 'var');
+  rmSync(path.join(varDir, '.updated'), { force: true });
+  if (lstatOrNull(varDir) && !lstatOrNull(path.join(varDir, '.ostree-selabeled'))) {
+    log("Relabeling /var (no stamp file 'var/.ostree-selabeled' found)");
+    writeFileAtomic(path.join(varDir, '.ostree-selabeled'), '', 0o644);
+  }
+  const originText = opts.originFile !== undefined ? readFileSync(opts.originFile, 'utf8') : opts.origin !== undefined ? opts.origin.toString() : `[origin]\nrefspec=${opts.refspec}\n`;
+  writeFileAtomic(sr.originPath(stub), originText, 0o644, { fsync: false });
+  const kargs = computeKargs(merge, opts.kargs);
+  if (opts.stage) {
+    // The /etc merge, the immutable bit and the boot configuration wait for finalization.
+    const rec: StagedRecord = {
+      target: { name: deploymentName(stub), osname: stateroot, bootcsum: layout.bootcsum },
+      merge: merge ? { name: deploymentName(merge), osname: merge.stateroot, bootcsum: merge.bootcsum } : null,
+      kargs: opts.kargs && (opts.kargs.none || (opts.kargs.replace?.length ?? 0) + (opts.kargs.append?.length ?? 0) + (opts.kargs.delete?.length ?? 0) > 0) ? kargs.toArray() : null,
     };
-    const list = planDeploymentList(sr.deployments, deployment, merge, opts, sr.booted);
-    const write = await writeDeployments(sr, list);
-    log(write.message);
-    const cleanup = await cleanupSysroot(sr, { prune: opts.noPrune !== true });
-    if (cleanup.freedBytes > 0) log(`Freed objects: ${formatSize(cleanup.freedBytes)}`);
-    const mine = sr.deployments.find((d) => sameDeployment(d, deployment)) ?? deployment;
-    return { deployment: mine, etc, write, cleanup };
-  });
+    mkdirSync(path.dirname(sr.stagedPath), { recursive: true, mode: 0o755 });
+    writeFileAtomic(sr.stagedPath, encodeStaged(rec), 0o644);
+    await sr.load();
+    return { deployment: sr.staged ?? sr.deployments[0], etc: null, write: null, cleanup: null };
+  }
+  if (!mutableDeployments()) setImmutable(dir, true);
+
+  const bootconfig = new BootConfig();
+  bootconfig.set('options', kargs.toString());
+  const deployment: Deployment = {
+    index: 0,
+    ...stub,
+    bootcsum: layout.bootcsum,
+    bootserial: 0,
+    bootconfig,
+    origin: KeyFile.parse(originText, sr.originPath(stub)),
+  };
+  const list = planDeploymentList(sr.deployments, deployment, merge, opts, sr.booted);
+  const write = await writeDeployments(sr, list);
+  log(write.message);
+  const cleanup = await cleanupSysroot(sr, { prune: opts.noPrune !== true });
+  if (cleanup.freedBytes > 0) log(`Freed objects: ${formatSize(cleanup.freedBytes)}`);
+  const mine = sr.deployments.find((d) => sameDeployment(d, deployment)) ?? deployment;
+  return { deployment: mine, etc, write, cleanup };
 }
 
 /**
@@ -613,6 +642,32 @@ export async function editKargs(sysrootPath: string, k: KargOptions, index = 0, 
 }
 
 /**
+ * Set the kernel arguments of deployment `index` (default 0) to what `compute` returns from its
+ * current command line (`ostree=` included; where the result keeps it, the regenerated one takes
+ * its place, else it is appended), then swap the boot configuration: OSTree's
+ * `ostree_sysroot_deployment_set_kargs`, used by `admin instutil set-kargs`.
+ * Locking: the sysroot lock. Crash: the old or the new command line boots.
+ */
+export async function setKargs(sysrootPath: string, compute: (current: string) => string[], index = 0, log: Log = silent, sysrootOpts: SysrootOptions = {}): Promise<ListEditResult & { kargs: string }> {
+  let kargs = '';
+  const r = await editList(
+    sysrootPath,
+    (sr) => {
+      if (sr.deployments.length === 0) throw sysrootError('INVALID_ARGUMENT', 'no-deployment', 'Unable to find a deployment in sysroot');
+      const d = checkIndex(sr, index);
+      const ka = new KernelArgs();
+      ka.appendAll(compute(d.bootconfig.get('options') ?? ''));
+      const c = d.bootconfig.clone();
+      c.set('options', ka.toString());
+      kargs = ka.without('ostree').toString();
+      return sr.deployments.map((x, i) => (i === index ? { ...x, bootconfig: c } : x));
+    },
+    { log, prune: false, sysroot: sysrootOpts },
+  );
+  return { ...r, kargs };
+}
+
+/**
  * `ostree admin kargs edit-in-place --append-if-missing=K=V…`: add each argument whose key is not
  * present yet to every deployment's BLS entry, rewriting the entries of the current bootversion
  * in place (no bootversion swap, bootloader backend files untouched), as OSTree 2022.7 does.
@@ -652,68 +707,6 @@ export async function cleanup(sysrootPath: string, opts: { prune?: boolean; log?
     if (r.freedBytes > 0) (opts.log ?? silent)(`Freed objects: ${formatSize(r.freedBytes)}`);
     return r;
   });
-}
-
-export interface UpgradeResult {
-  updated: boolean;
-  from: string;
-  to: string;
-  deploy?: DeployResult;
-}
-
-/** The deployment an upgrade or switch starts from, and its origin refspec. */
-function upgradeBase(sr: Sysroot, stateroot: string | undefined): { merge: Deployment; origin: KeyFile; refspec: string } {
-  const merge = stateroot ? mergeDeploymentOf(sr, stateroot) : sr.booted ?? sr.deployments[0] ?? null;
-  if (!merge) throw sysrootError('INVALID_ARGUMENT', 'no-origin', `No deployments${stateroot ? ` in stateroot ${stateroot}` : ''} to upgrade`);
-  const origin = merge.origin;
-  const refspec = origin?.get('origin', 'refspec');
-  if (!origin || refspec === undefined) throw sysrootError('BAD_CONFIG', 'no-origin', `No origin/refspec in current deployment origin; cannot upgrade via ostree`);
-  return { merge, origin, refspec };
-}
-
-/**
- * The origin refspec an upgrade of `stateroot` (else the booted or default deployment) follows,
- * and the stateroot: what to pull before {@link upgrade}. Read-only.
- */
-export async function upgradeOrigin(sysrootPath: string, stateroot?: string): Promise<{ stateroot: string; refspec: string; commit: string }> {
-  const { merge, refspec } = upgradeBase(await Sysroot.open(sysrootPath), stateroot);
-  return { stateroot: merge.stateroot, refspec, commit: merge.csum };
-}
-
-/**
- * `ostree admin upgrade` after the pull: redeploy the default deployment's origin refspec (or
- * its `override-commit`) when it now resolves to a different commit in the local repository.
- * The origin file is carried over verbatim. With `refspec` (`admin switch`): deploy that refspec
- * whatever commit it resolves to, with a new origin naming it. Locking and crash behaviour: those
- * of {@link deploy}.
- */
-export async function upgrade(sysrootPath: string, opts: { stateroot?: string; log?: Log; kargs?: KargOptions; refspec?: string } = {}): Promise<UpgradeResult> {
-  const log = opts.log ?? silent;
-  const sr = await Sysroot.open(sysrootPath);
-  const { merge, origin } = upgradeBase(sr, opts.stateroot);
-  let originText: string;
-  let target: string;
-  if (opts.refspec !== undefined) {
-    target = await resolveCommit(sr, opts.refspec);
-    originText = `[origin]\nrefspec=${opts.refspec}\n`;
-  } else {
-    const unconf = origin.get('origin', 'unconfigured-state');
-    if (unconf !== undefined) throw sysrootError('BAD_CONFIG', 'no-origin', unconf);
-    target = origin.get('origin', 'override-commit') ?? (await resolveCommit(sr, origin.get('origin', 'refspec')!));
-    if (target === merge.csum) {
-      log('No update available.');
-      return { updated: false, from: merge.csum, to: target };
-    }
-    originText = origin.toString();
-  }
-  const tmpOrigin = path.join(sr.p('ostree'), `.upgrade-origin.tmp-${process.pid}`);
-  writeFileAtomic(tmpOrigin, originText, 0o644, { fsync: false });
-  try {
-    const d = await deploy(sysrootPath, { stateroot: merge.stateroot, refspec: target, originFile: tmpOrigin, kargs: opts.kargs, log });
-    return { updated: true, from: merge.csum, to: target, deploy: d };
-  } finally {
-    rmSync(tmpOrigin, { force: true });
-  }
 }
 
 /** GLib's g_format_size as `ostree` prints sizes: SI units, one decimal, a no-break space. */

@@ -21,7 +21,10 @@ export type SysrootReason =
   | 'bad-karg'
   | 'locked'
   | 'no-origin'
-  | 'no-deployment';
+  | 'no-deployment'
+  | 'downgrade'
+  | 'unlocked'
+  | 'bad-origin';
 
 export function sysrootError(code: LarchErrorCode, reason: SysrootReason, message: string, data: Record<string, unknown> = {}, cause?: unknown): LarchError {
   return new LarchError(code, message, { reason, ...data }, cause !== undefined ? { cause } : undefined);

@@ -17,6 +17,14 @@ import { writeAllSync } from '@larch/core-store';
 
 export const IS_ROOT = typeof process.getuid === 'function' && process.getuid() === 0;
 
+/**
+ * Whether `$OSTREE_SYSROOT_DEBUG` (comma-separated) names `flag`, as OSTree's sysroot debug flags:
+ * `mutable-deployments`, `no-dtb`, `test-fifreeze`.
+ */
+export function sysrootDebug(flag: string): boolean {
+  return (process.env.OSTREE_SYSROOT_DEBUG ?? '').split(',').includes(flag);
+}
+
 /** fsync a file or directory by path. */
 export function fsyncPath(p: string): void {
   const fd = openSync(p, 'r');
@@ -133,6 +141,43 @@ export function setImmutable(dir: string, on: boolean): boolean {
   } finally {
     closeSync(fd);
   }
+}
+
+// --- mounts ------------------------------------------------------------------------------------
+
+interface MountLib {
+  mount: (source: string, target: string, fstype: string, flags: number, data: string) => number;
+  strerror: (errnum: number) => string;
+}
+let mountLib: MountLib | null | undefined;
+function mountFns(): MountLib | null {
+  if (mountLib !== undefined) return mountLib;
+  try {
+    const l = koffi.load('libc.so.6');
+    mountLib = {
+      mount: l.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as MountLib['mount'],
+      strerror: l.func('const char *strerror(int errnum)') as MountLib['strerror'],
+    };
+  } catch {
+    mountLib = null;
+  }
+  return mountLib;
+}
+
+const MS_RDONLY = 1;
+
+/**
+ * mount(2) an overlayfs on `target` (`options`: `lowerdir=…,upperdir=…,workdir=…`). Throws an
+ * Error whose message is the system's reason (`Operation not permitted`, `No such device`, …)
+ * and whose `code` is the errno name.
+ */
+export function mountOverlay(target: string, options: string, readOnly: boolean): void {
+  const l = mountFns();
+  if (!l) throw Object.assign(new Error('mount(2) is not available'), { code: 'ENOSYS' });
+  if (l.mount('overlay', target, 'overlay', readOnly ? MS_RDONLY : 0, options) === 0) return;
+  const errno = koffi.errno();
+  const name = Object.entries(koffi.os.errno as Record<string, number>).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
+  throw Object.assign(new Error(l.strerror(errno)), { code: name });
 }
 
 /** `rm -rf` that first clears the immutable attribute of `p` itself (OSTree sets it only on deployment roots). */

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp, linkSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, chmodSync, copyFileSync, constants as C, fsyncSync, openSync, closeSync } from 'node:fs';
 import path from 'node:path';
 import { sysrootError } from './errors.js';
-import { lstatOrNull } from './fsutil.js';
+import { lstatOrNull, sysrootDebug } from './fsutil.js';
 
 export interface KernelLayout {
   bootcsum: string;
@@ -65,7 +65,16 @@ function filesUnder(dir: string): string[] {
   return out;
 }
 
-async function modulesLayout(root: string): Promise<KernelLayout | null> {
+/** Options of {@link findKernel}. */
+export interface FindKernelOptions {
+  /**
+   * Ignore `devicetree` and `dtb/` (OSTree's `OSTREE_SYSROOT_DEBUG=no-dtb` testing aid): they are
+   * neither installed nor part of the bootcsum. Default: on when that debug flag is set.
+   */
+  noDtb?: boolean;
+}
+
+async function modulesLayout(root: string, noDtb: boolean): Promise<KernelLayout | null> {
   const modules = path.join(root, 'usr/lib/modules');
   let kvers: string[];
   try {
@@ -85,7 +94,9 @@ async function modulesLayout(root: string): Promise<KernelLayout | null> {
         break;
       }
     }
-    if (isReg(path.join(d, 'devicetree'))) {
+    if (noDtb) {
+      // neither installed nor hashed
+    } else if (isReg(path.join(d, 'devicetree'))) {
       l.devicetree = { src: path.join(d, 'devicetree'), name: `devicetree-${kver}` };
       hashed.push(l.devicetree.src);
     } else {
@@ -135,8 +146,8 @@ function legacyLayout(root: string): KernelLayout | null {
 }
 
 /** Find the kernel (and friends) in a deployment root. Throws `Failed to find kernel …` as OSTree. */
-export async function findKernel(root: string): Promise<KernelLayout> {
-  const mod = await modulesLayout(root);
+export async function findKernel(root: string, opts: FindKernelOptions = {}): Promise<KernelLayout> {
+  const mod = await modulesLayout(root, opts.noDtb ?? sysrootDebug('no-dtb'));
   if (mod && mod.initramfs) return mod;
   const legacy = legacyLayout(root);
   if (mod && !(legacy && legacy.initramfs)) return mod;

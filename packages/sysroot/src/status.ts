@@ -4,7 +4,7 @@
  */
 import { lookup } from '@larch/gvariant';
 import { KernelArgs } from './kargs.js';
-import { deploymentName, isPinned, Sysroot, type SysrootOptions } from './sysroot.js';
+import { deploymentName, isPinned, Sysroot, type SysrootOptions, type UnlockedState } from './sysroot.js';
 
 export interface DeploymentStatus {
   index: number;
@@ -28,6 +28,10 @@ export interface DeploymentStatus {
   rollback: boolean;
   /** Staged: becomes the default when the system shuts down (finalize-staged). */
   staged: boolean;
+  /** `admin unlock` state (`none` unless unlocked). */
+  unlocked: UnlockedState;
+  /** The deployment's directory. */
+  path: string;
   sourceTitle: string | null;
 }
 
@@ -66,6 +70,8 @@ export async function sysrootStatus(sysrootPath: string, opts: SysrootOptions = 
       pending: d.index === pendingIndex,
       rollback: d.index === rollbackIndex,
       staged: d.staged === true,
+      unlocked: sr.unlockedState(d),
+      path: sr.deploymentDir(d),
       sourceTitle: st && typeof st.value === 'string' ? st.value : null,
     });
   }
@@ -77,12 +83,27 @@ export function formatStatus(s: SysrootStatus): string {
   if (s.deployments.length === 0) return 'No deployments.\n';
   let out = '';
   for (const d of s.deployments) {
-    out += `${d.booted ? '*' : ' '} ${d.stateroot} ${d.name}${d.staged ? ' (staged)' : d.pending ? ' (pending)' : d.rollback ? ' (rollback)' : ''}\n`;
-    if (d.version !== null) out += `    Version: ${d.version}\n`;
-    if (d.pinned) out += '    Pinned: yes\n';
-    if (d.refspec !== null) out += `    origin refspec: ${d.refspec}\n`;
-    else out += d.hasOrigin ? '    origin: <unknown origin type>\n' : '    origin: none\n';
-    if (d.sourceTitle !== null) out += `    \`- ${d.sourceTitle}\n`;
+    out += formatDeploymentHeader(d) + formatDeploymentDetails(d);
   }
   return out;
+}
+
+/**
+ * The lines `ostree admin status` prints under a deployment's first line (Version, Unlocked,
+ * Pinned, origin, source title), without the signature lines the CLI adds. Pure.
+ */
+export function formatDeploymentDetails(d: DeploymentStatus): string {
+  let out = '';
+  if (d.version !== null) out += `    Version: ${d.version}\n`;
+  if (d.unlocked !== 'none') out += `    Unlocked: ${d.unlocked}\n`;
+  if (d.pinned) out += '    Pinned: yes\n';
+  if (!d.hasOrigin) return `${out}    origin: none\n`;
+  out += d.refspec !== null ? `    origin refspec: ${d.refspec}\n` : '    origin: <unknown origin type>\n';
+  if (d.sourceTitle !== null) out += `    \`- ${d.sourceTitle}\n`;
+  return out;
+}
+
+/** The first line of a deployment in `ostree admin status`: `* STATEROOT CSUM.SERIAL (pending)`. Pure. */
+export function formatDeploymentHeader(d: DeploymentStatus): string {
+  return `${d.booted ? '*' : ' '} ${d.stateroot} ${d.name}${d.staged ? ' (staged)' : d.pending ? ' (pending)' : d.rollback ? ' (rollback)' : ''}\n`;
 }

@@ -40,6 +40,12 @@ export interface Deployment {
   staged?: boolean;
 }
 
+/** `admin unlock` states: hotfix persists (origin `unlocked=hotfix`), the others last until reboot. */
+export type UnlockedState = 'none' | 'hotfix' | 'development' | 'transient';
+
+/** Run-state flag files of the unlocked states that end at reboot, in RUN/ostree/deployment-state/CSUM.SERIAL/. */
+export const UNLOCKED_RUNSTATE_FLAGS = { development: 'unlocked-development', transient: 'unlocked-transient' } as const;
+
 export function deploymentName(d: Pick<Deployment, 'csum' | 'deployserial'>): string {
   return `${d.csum}.${d.deployserial}`;
 }
@@ -87,6 +93,8 @@ export class Sysroot {
   private readonly bootedRoot: string | null;
   /** `RUN/ostree/staged-deployment`. */
   readonly stagedPath: string;
+  /** `RUN` (default `/run`): the running system's state, staged deployments and unlock flags. */
+  readonly runDir: string;
   /** The staged deployment's record, when one is loaded. */
   stagedRecord: StagedRecord | null = null;
   private repoHandle: Repo | null = null;
@@ -96,7 +104,30 @@ export class Sysroot {
     this.path = path.resolve(sysrootPath);
     this.bootedRoot =
       opts.bootedRoot !== undefined ? opts.bootedRoot : this.path === '/' && existsSync('/run/ostree-booted') ? '/' : null;
-    this.stagedPath = path.join(opts.runDir ?? '/run', 'ostree', 'staged-deployment');
+    this.runDir = opts.runDir ?? '/run';
+    this.stagedPath = path.join(this.runDir, 'ostree', 'staged-deployment');
+  }
+
+  /** The root directory of the running system, when the sysroot is booted. */
+  get bootedRootPath(): string | null {
+    return this.bootedRoot;
+  }
+
+  /** `RUN/ostree/deployment-state/CSUM.SERIAL/FLAG`, where `admin unlock` records a state that ends at reboot. */
+  runstatePath(d: Pick<Deployment, 'csum' | 'deployserial'>, flag: string): string {
+    return path.join(this.runDir, 'ostree', 'deployment-state', deploymentName(d), flag);
+  }
+
+  /**
+   * The unlocked state of a deployment, as OSTree reads it: the run-state flags (only on the
+   * running system: a `--sysroot` directory has none), else the origin's `unlocked=hotfix`.
+   */
+  unlockedState(d: Deployment): UnlockedState {
+    if (this.bootedRoot !== null) {
+      if (existsSync(this.runstatePath(d, UNLOCKED_RUNSTATE_FLAGS.development))) return 'development';
+      if (existsSync(this.runstatePath(d, UNLOCKED_RUNSTATE_FLAGS.transient))) return 'transient';
+    }
+    return d.origin?.get('origin', 'unlocked') === 'hotfix' ? 'hotfix' : 'none';
   }
 
   /** The staged deployment, if any (always index 0). */
@@ -214,30 +245,7 @@ export class Sysroot {
     }
     this.bootversion = this.readBootversion();
     this.subbootversion = this.readSubbootversion(this.bootversion);
-    const entriesDir = this.p('boot', `loader.${this.bootversion}`, 'entries');
-    const configs: BootConfig[] = [];
-    let names: string[] = [];
-    try {
-      names = readdirSync(entriesDir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    for (const n of names) {
-      if (!n.startsWith('ostree-') || !n.endsWith('.conf')) continue;
-      const f = path.join(entriesDir, n);
-      const st = lstatOrNull(f);
-      if (!st || !st.isFile()) continue;
-      configs.push(BootConfig.parse(readFileSync(f, 'utf8')));
-    }
-    configs.sort((a, b) => {
-      const va = a.get('version');
-      const vb = b.get('version');
-      if (va === undefined && vb === undefined) return 0;
-      if (va === undefined) return 1;
-      if (vb === undefined) return -1;
-      return -strverscmp(va, vb);
-    });
-    this.deployments = configs.map((c, i) => this.deploymentFromEntry(c, i));
+    this.deployments = this.bootLoaderConfigs(this.bootversion).map((c, i) => this.deploymentFromEntry(c, i));
     this.booted = null;
     if (this.bootedRoot !== null) {
       const root = statSync(this.bootedRoot);
@@ -266,6 +274,36 @@ export class Sysroot {
       this.deployments = [d, ...this.deployments].map((x, i) => ({ ...x, index: i }));
       if (this.booted) this.booted = this.deployments.find((x) => !x.staged && sameDeployment(x, this.booted!)) ?? null;
     }
+  }
+
+  /**
+   * The BLS entries of bootversion `b` (`boot/loader.B/entries/ostree-*.conf`, regular files),
+   * sorted by their `version` key, highest first (entries without one last), as OSTree orders them.
+   */
+  bootLoaderConfigs(b: 0 | 1): BootConfig[] {
+    const entriesDir = this.p('boot', `loader.${b}`, 'entries');
+    const configs: BootConfig[] = [];
+    let names: string[] = [];
+    try {
+      names = readdirSync(entriesDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    for (const n of names) {
+      if (!n.startsWith('ostree-') || !n.endsWith('.conf')) continue;
+      const f = path.join(entriesDir, n);
+      const st = lstatOrNull(f);
+      if (!st || !st.isFile()) continue;
+      configs.push(BootConfig.parse(readFileSync(f, 'utf8')));
+    }
+    return configs.sort((a, b2) => {
+      const va = a.get('version');
+      const vb = b2.get('version');
+      if (va === undefined && vb === undefined) return 0;
+      if (va === undefined) return 1;
+      if (vb === undefined) return -1;
+      return -strverscmp(va, vb);
+    });
   }
 
   private deploymentFromEntry(c: BootConfig, index: number): Deployment {
