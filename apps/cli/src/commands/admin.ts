@@ -1,54 +1,35 @@
 /**
  * `larch admin …`: manage an OSTree sysroot, in `ostree admin`'s command forms:
+ *   admin [--print-current-dir]
  *   admin init-fs [--modern] DIR
  *   admin os-init [--sysroot=DIR] OS
  *   admin deploy [--sysroot=DIR] --os=OS [--karg=K=V]… [--karg-append=K=V]… [--karg-delete=K]…
- *                [--karg-none] [--retain] [--retain-pending] [--retain-rollback] [--not-as-default]
- *                [--no-merge] [--no-prune] [--origin-file=F] [--stage] [--dry-run [--json]] REF|CHECKSUM
- *   admin status [--sysroot=DIR] [--json] [--booted-root=PATH]
+ *                [--karg-none | --karg-proc-cmdline] [--retain] [--retain-pending] [--retain-rollback]
+ *                [--not-as-default] [--no-merge] [--no-prune] [--origin-file=F] [--stage]
+ *                [--dry-run [--json]] REF|CHECKSUM
  *   admin undeploy INDEX | set-default INDEX | rollback | cleanup | pin [-u] INDEX… |
  *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
  *         kargs edit-in-place [--append-if-missing=K=V]… |
- *         upgrade [--os=OS] [--pull-only | --deploy-only] [--allow-downgrade] |
- *         switch [--os=OS] REMOTE:REF|REF|REMOTE: | config-diff [--os=OS] [--json] |
- *         set-origin [--index=N] [--set=K=V]… REMOTE URL [BRANCH] | finalize-staged
- * `--sysroot` is accepted before or after the sub-verb (default `/`). The work is
- * @larch/sysroot's (and, for the pull before `upgrade` and `switch`, @larch/http-pull's); this
- * module parses, calls and prints OSTree's messages.
+ *         config-diff [--os=OS] [--json] | set-origin [--index=N] [--set=K=V]… REMOTE URL [BRANCH] |
+ *         finalize-staged
+ * and, in their own modules: status (admin-status.ts), upgrade and switch (admin-upgrade.ts),
+ * unlock (admin-unlock.ts), instutil (admin-instutil.ts).
+ * The sysroot is `--sysroot` (before or after the sub-verb), else $OSTREE_SYSROOT, else `/`. The
+ * work is @larch/sysroot's (and, for pulls, @larch/http-pull's); these modules parse, call and
+ * print OSTree's messages.
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
-import { CommandError, interruptible, UsageError } from '../context.js';
+import { CommandError, UsageError } from '../context.js';
 import { toJson } from '../format.js';
-import { collect, integer, keyValue, parseOption } from '../options.js';
+import { collect, keyValue, parseOption } from '../options.js';
 import { allOptions } from './common.js';
-
-interface SysrootOpts {
-  sysroot?: string;
-  json?: boolean;
-}
-
-function sub(parent: Command, name: string, description: string): Command {
-  return parent
-    .command(name)
-    .description(description)
-    .option('--sysroot <path>', 'Use system root PATH (default: /)')
-    .option('-v, --verbose', 'Print debug information on errors')
-    .allowExcessArguments(false);
-}
-
-function sysrootOf(opts: SysrootOpts): string {
-  return opts.sysroot ?? '/';
-}
-
-function index(value: string): number {
-  return parseOption(integer("INDEX", { min: 0 }), value);
-}
-
-async function lib(): Promise<typeof import('@larch/sysroot')> {
-  return import('@larch/sysroot');
-}
+import { bootedOf, bootedRootOption, index, lib, sub, sysrootOf, type SysrootOpts } from './admin-common.js';
+import { registerAdminInstutil } from './admin-instutil.js';
+import { registerAdminStatus } from './admin-status.js';
+import { registerAdminUnlock } from './admin-unlock.js';
+import { registerAdminUpgrade } from './admin-upgrade.js';
 
 interface DeployOpts extends SysrootOpts {
   os?: string;
@@ -56,6 +37,7 @@ interface DeployOpts extends SysrootOpts {
   kargAppend?: string[];
   kargDelete?: string[];
   kargNone?: boolean;
+  kargProcCmdline?: boolean;
   retain?: boolean;
   retainPending?: boolean;
   retainRollback?: boolean;
@@ -75,9 +57,17 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
     .description('Commands for managing a host system booted with ostree')
     .option('--sysroot <path>', 'Use system root PATH (default: /)')
     .option('-v, --verbose', 'Print debug information on errors')
+    .option('--print-current-dir', 'Print the directory of the first deployment and exit')
     .argument('[command]')
     .allowExcessArguments(true)
-    .action((command: string | undefined) => {
+    .action(async (command: string | undefined, opts: SysrootOpts & { printCurrentDir?: boolean }) => {
+      if (command === undefined && opts.printCurrentDir) {
+        const sr = await (await lib()).Sysroot.open(sysrootOf(opts));
+        const first = sr.deployments[0];
+        if (!first) throw new CommandError('Unable to find a deployment in sysroot');
+        out(sr.deploymentDir(first));
+        return;
+      }
       throw new UsageError(command === undefined ? 'No "admin" subcommand specified' : `Unknown "admin" subcommand '${command}'`);
     });
 
@@ -103,6 +93,7 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
     .option('--karg-append <k=v>', 'Append kernel argument; useful with e.g. console= that can be used multiple times', collect)
     .option('--karg-delete <k[=v]>', 'Delete kernel argument if exists', collect)
     .option('--karg-none', 'Do not import kernel arguments')
+    .option('--karg-proc-cmdline', 'Import current /proc/cmdline')
     .option('--retain', 'Do not delete previous deployments')
     .option('--retain-pending', 'Do not delete pending deployments')
     .option('--retain-rollback', 'Do not delete rollback deployments')
@@ -115,11 +106,14 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
     .option('--json', 'With --dry-run: print the preview as JSON')
     .action(async (refspec: string, _o: DeployOpts, cmd: Command) => {
       const opts = allOptions<DeployOpts>(cmd);
+      if (opts.kargProcCmdline && opts.kargNone) throw new UsageError("Can't specify both --karg-proc-cmdline and --karg-none");
+      if (opts.kargNone && opts.kargDelete) throw new UsageError("Can't specify both --karg-none and --karg-delete");
+      if (opts.merge === false && opts.kargDelete) throw new UsageError("Can't specify both --no-merge and --karg-delete");
       const l = await lib();
       const dopts = {
         ...(opts.os !== undefined ? { stateroot: opts.os } : {}),
         refspec,
-        kargs: { none: Boolean(opts.kargNone), replace: opts.karg ?? [], append: opts.kargAppend ?? [], delete: opts.kargDelete ?? [] },
+        kargs: { none: Boolean(opts.kargNone), procCmdline: Boolean(opts.kargProcCmdline), replace: opts.karg ?? [], append: opts.kargAppend ?? [], delete: opts.kargDelete ?? [] },
         retain: Boolean(opts.retain),
         retainPending: Boolean(opts.retainPending),
         retainRollback: Boolean(opts.retainRollback),
@@ -161,24 +155,13 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       if (r === null) out('No deployment staged');
     });
 
-  sub(admin, 'status', 'List deployments')
-    .option('--json', 'Print JSON (see README)')
-    .option('--booted-root <path>', 'Treat PATH as the running root (a device image or a simulated device); default: / when the sysroot is / and /run/ostree-booted exists')
-    .action(async (_o: SysrootOpts, cmd: Command) => {
-      const opts = allOptions<SysrootOpts & { bootedRoot?: string }>(cmd);
-      const l = await lib();
-      const s = await l.sysrootStatus(sysrootOf(opts), opts.bootedRoot !== undefined ? { bootedRoot: opts.bootedRoot } : {});
-      ctx.io.out(opts.json ? toJson(s) : l.formatStatus(s));
-    });
-
-  sub(admin, 'config-diff', 'Diff current /etc configuration versus default')
+  bootedRootOption(sub(admin, 'config-diff', 'Diff current /etc configuration versus default'))
     .option('--os <osname>', 'Use a different operating system root than the current one')
-    .option('--booted-root <path>', 'Treat PATH as the running root (see status)')
     .option('--json', 'Print JSON: { deployment, modified, removed, added }')
     .action(async (_o: SysrootOpts, cmd: Command) => {
-      const opts = allOptions<SysrootOpts & { os?: string; bootedRoot?: string }>(cmd);
+      const opts = allOptions<SysrootOpts & { os?: string }>(cmd);
       const l = await lib();
-      const d = await l.configDiff(sysrootOf(opts), opts.os, opts.bootedRoot !== undefined ? { bootedRoot: opts.bootedRoot } : {});
+      const d = await l.configDiff(sysrootOf(opts), opts.os, bootedOf(opts));
       if (opts.json) {
         ctx.io.out(toJson({ deployment: l.deploymentName(d.deployment), stateroot: d.deployment.stateroot, modified: d.modified, removed: d.removed, added: d.added }));
         return;
@@ -248,51 +231,10 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
 
   sub(kargs, 'edit-in-place', 'Set new kernel command line arguments in place (applies to all deployments by default)')
     .option('--append-if-missing <name=value>', 'Append kernel arguments if they do not exist', collect)
-    .action(async (_o: unknown, cmd: Command) => {
+    .argument('[args...]', 'Ignored, as by ostree')
+    .action(async (_a: string[], _o: unknown, cmd: Command) => {
       const opts = allOptions<SysrootOpts & { appendIfMissing?: string[] }>(cmd);
       await (await lib()).editKargsInPlace(sysrootOf(opts), opts.appendIfMissing ?? []);
-    });
-
-  sub(admin, 'upgrade', 'Construct new tree from current origin and deploy it, if it changed')
-    .option('--os <osname>', 'Use a different operating system root than the current one')
-    .option('--pull-only', 'Do not create a deployment, just download')
-    .option('--deploy-only', 'Do not pull, only deploy')
-    .option('--allow-downgrade', 'Permit deployment of chronologically older trees')
-    .action(async (_o: unknown, cmd: Command) => {
-      const opts = allOptions<SysrootOpts & { os?: string; pullOnly?: boolean; deployOnly?: boolean; allowDowngrade?: boolean }>(cmd);
-      if (opts.pullOnly && opts.deployOnly) throw new UsageError('Cannot simultaneously specify --pull-only and --deploy-only');
-      const l = await lib();
-      const stateroot = opts.os !== undefined ? { stateroot: opts.os } : {};
-      if (!opts.deployOnly) {
-        const { refspec } = await l.upgradeOrigin(sysrootOf(opts), opts.os);
-        await pullInto(ctx, sysrootOf(opts), refspec, Boolean(opts.allowDowngrade));
-      }
-      if (opts.pullOnly) return;
-      await l.upgrade(sysrootOf(opts), { ...stateroot, log: out });
-    });
-
-  sub(admin, 'switch', 'Construct new tree from REFSPEC and deploy it')
-    .argument('<refspec>', 'REMOTE:REF, REF (same remote), or REMOTE: (same ref)')
-    .option('--os <osname>', 'Use a different operating system root than the current one')
-    .action(async (given: string, _o: unknown, cmd: Command) => {
-      const opts = allOptions<SysrootOpts & { os?: string }>(cmd);
-      const l = await lib();
-      const { refspec: old } = await l.upgradeOrigin(sysrootOf(opts), opts.os);
-      const [oldRemote, oldRef] = await splitRefspec(old);
-      // ostree's rules: "REMOTE:" keeps the ref, a bare REF keeps the remote.
-      const [givenRemote, givenRef] = given.endsWith(':') ? (await splitRefspec(`${given}${oldRef}`)) : await splitRefspec(given);
-      const remote = givenRemote ?? oldRemote;
-      const next = remote === null ? givenRef : `${remote}:${givenRef}`;
-      if (next === old) throw new CommandError(`Old and new refs are equal: ${next}`);
-      // No chronological order between two refs: an older tree is allowed.
-      await pullInto(ctx, sysrootOf(opts), next, true);
-      await l.upgrade(sysrootOf(opts), { ...(opts.os !== undefined ? { stateroot: opts.os } : {}), refspec: next, log: out });
-      // The ref the system followed is dropped, as ostree drops it (a local branch is kept).
-      if (oldRemote !== null) {
-        out(`Deleting ref '${oldRemote}:${oldRef}'`);
-        const { Repo } = await import('@larch/core-store');
-        await (await Repo.open(join(sysrootOf(opts), 'ostree/repo'))).setRef(old, null);
-      }
     });
 
   sub(admin, 'set-origin', 'Set Origin and create a new origin file')
@@ -311,34 +253,9 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       await addRemote(await Repo.open(join(sysrootOf(opts), 'ostree/repo')), { name: remote, url, set, ifNotExists: true });
       await (await lib()).setOrigin(sysrootOf(opts), { remote, ...(branch !== undefined ? { branch } : {}), ...(i !== undefined ? { index: i } : {}) });
     });
-}
 
-/** `REMOTE:REF` → [REMOTE, REF]; `REF` → [null, REF]; validated by core-store's parseRefspec. */
-async function splitRefspec(refspec: string): Promise<[string | null, string]> {
-  const { parseRefspec } = await import('@larch/core-store');
-  const r = parseRefspec(refspec);
-  if (r.kind === 'mirrors') throw new CommandError(`Invalid refspec ${refspec}: a collection ref cannot be an origin`);
-  return [r.scope, r.name];
-}
-
-/**
- * Pull `refspec` into the sysroot's repository when it names a remote, as ostree's upgrader does
- * before it deploys (a local ref has nothing to fetch). The remote's signature policy applies;
- * progress goes to a bar on a terminal. Ctrl-C stops it with the refs untouched.
- */
-async function pullInto(ctx: VerbContext, sysroot: string, refspec: string, allowDowngrade: boolean): Promise<void> {
-  const [remote, ref] = await splitRefspec(refspec);
-  if (remote === null) return;
-  const { Repo } = await import('@larch/core-store');
-  const { pull } = await import('@larch/http-pull');
-  const { progressSink, signatureVerifier } = await import('./pull.js');
-  const repo = await Repo.open(join(sysroot, 'ostree/repo'));
-  const sink = progressSink(ctx.io, false);
-  try {
-    await interruptible((signal) =>
-      pull({ repo, remote, refs: [ref], verifier: signatureVerifier(repo.path), allowDowngrade, signal, ...(sink ? { onProgress: (p) => sink.update(p) } : {}) }),
-    );
-  } finally {
-    sink?.stop();
-  }
+  registerAdminStatus(admin, ctx);
+  registerAdminUpgrade(admin, ctx);
+  registerAdminUnlock(admin, ctx);
+  registerAdminInstutil(admin, ctx);
 }
