@@ -10,7 +10,7 @@
  * The server's socket count is read from /proc/PID/fd, so the test sees what the server really
  * holds, not what the attacker's side believes.
  */
-import { readdir, readlink } from 'node:fs/promises';
+import { readFile, readdir, readlink } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
@@ -90,6 +90,10 @@ describe('larch-server under a slowloris connection flood', () => {
   let attackers: Attacker[] = [];
 
   beforeAll(async () => {
+    // This process holds every attacker socket and the server (its child) up to 1,024 of them.
+    const limits = await readFile('/proc/self/limits', 'utf8');
+    const soft = Number(/^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1].replace('unlimited', 'Infinity'));
+    if (!(soft >= 4096)) throw new Error(`the open-file limit is ${soft}: raise it to 4096 or more (ulimit -n 4096) to run this test`);
     tmp = await tmpDir('larch-server-slowloris-');
     repo = tmp.join('repo');
     commit = await makeLarchRepo(repo, SAMPLE_TREE, 'main');
