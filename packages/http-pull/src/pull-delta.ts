@@ -77,9 +77,13 @@ function deltaError(reason: string, msg: string, data: Record<string, unknown> =
   return new LarchError(reason === 'not-found' ? 'OBJECT_MISSING' : reason === 'network' ? 'IO_ERROR' : 'OBJECT_CORRUPTED', msg, { reason, ...data }, cause !== undefined ? { cause } : undefined);
 }
 
-/** The transfer context of a delta's requests: one at a time, with their own retry budget. */
+/**
+ * The transfer context of a delta's requests, each with its own retry budget. How many parts are
+ * fetched at once is up to the applier's prefetch window (at most a few); the semaphore only
+ * caps it at the size of the connection pool.
+ */
 function deltaContext(fetcher: Fetcher, signal: AbortSignal, retries: number, limits: Partial<PullLimits> | undefined): TransferContext {
-  return { fetcher, limits: resolveLimits({ ...limits, retries }), progress: new ProgressTracker(undefined), semaphore: new PrioritySemaphore(1), signal };
+  return { fetcher, limits: resolveLimits({ ...limits, retries }), progress: new ProgressTracker(undefined), semaphore: new PrioritySemaphore(8), signal };
 }
 
 /** GET a whole body of at most `maxBytes`; null on 404 or 410 (retries as in pull-transfer.ts). */
