@@ -19,7 +19,7 @@ import { addRemote, pull } from '@larch/http-pull';
 import { createPullVerifier } from '@larch/signing';
 import { deploy, initFs, osInit, setImmutable, Sysroot } from '@larch/sysroot';
 import { makeTree, type TreeSpec } from '@larch/test-fixtures';
-import type { AgentConfigInput } from '../src/index.js';
+import { Agent, loadConfig, type AgentConfigInput } from '../src/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const ROOT = path.resolve(here, '../../..');
@@ -242,6 +242,23 @@ export function runAgent(args: string[], opts: { killAfterLines?: number; killOn
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, lines, stderr }));
   });
+}
+
+/**
+ * One cycle as `larch-agent run --once` runs it, in this process and with the agent's clock
+ * given: for tests of waiting (reboot pending, backoff), where "before the deadline" and "after
+ * it" must not depend on how fast the machine runs the agent. The lines are the records the
+ * binary would print.
+ */
+export async function runAgentWithClock(configPath: string, now: () => number): Promise<AgentRun> {
+  const lines: Array<Record<string, unknown>> = [];
+  const agent = Agent.open(loadConfig(configPath), { now, log: (rec) => lines.push(JSON.parse(JSON.stringify(rec)) as Record<string, unknown>) });
+  try {
+    await agent.runOnce();
+  } finally {
+    await agent.close();
+  }
+  return { code: 0, signal: null, lines, stderr: '' };
 }
 
 export function transitions(run: AgentRun): string[] {
