@@ -19,7 +19,7 @@
  * source repository is only read.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LarchError, Repo } from '@larch/core-store';
@@ -100,7 +100,11 @@ export async function buildImage(opts: ImageBuildOptions): Promise<ImageBuildRes
   const espSize = bootloader === 'grub2' ? alignUp(opts.espSize ?? DEFAULT_ESP_SIZE, MiB) : 0;
   const tools = requireTools(['mkfs.ext4', 'sgdisk', 'dd', ...(bootloader === 'grub2' ? (['mkfs.vfat', 'mmd', 'mcopy', 'grub-mkstandalone'] as Tool[]) : [])]);
   const out = resolve(opts.out);
-  await mkdir(dirname(out), { recursive: true }).catch(() => undefined);
+  // The output's directory must exist (checked now, before the slow part).
+  const outDir = await stat(dirname(out)).catch(() => null);
+  if (!outDir?.isDirectory()) {
+    throw new LarchError('INVALID_ARGUMENT', `Cannot write ${out}: ${dirname(out)} is not a directory`, { path: out, reason: 'bad-output' });
+  }
 
   const timings: Record<string, number> = {};
   const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {

@@ -119,6 +119,26 @@ describe('larch image build: bad input', () => {
     });
   }
 
+  it('refuses an output in a missing directory before doing any work', async () => {
+    const d = await tmpDir('larch-image-');
+    const repo = await fakeOs(d);
+    const r = await larch(['image', 'build', `--repo=${repo}`, '--os=fake', 'os/main', d.join('no/such/dir/out.img')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: Cannot write ${d.join('no/such/dir/out.img')}: ${d.join('no/such/dir')} is not a directory\n`);
+    expect(existsSync(d.join('no'))).toBe(false);
+    await d.cleanup();
+  });
+
+  it('refuses a stateroot name that is a path', async () => {
+    const d = await tmpDir('larch-image-');
+    const repo = await fakeOs(d);
+    const r = await larch(['image', 'build', `--repo=${repo}`, '--os=../evil', 'os/main', d.join('out.img')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe("error: Invalid stateroot name '../evil'\n");
+    expect(existsSync(d.join('out.img'))).toBe(false);
+    await d.cleanup();
+  });
+
   it('names a missing ref in one line', async () => {
     const d = await tmpDir('larch-image-');
     const repo = await fakeOs(d);
