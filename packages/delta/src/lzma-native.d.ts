@@ -9,10 +9,14 @@ declare module 'lzma-native' {
     id: string;
     options?: { preset?: number } | Record<string, number>;
   }
+  /** A coder stream; `cleanup()` ends the liblzma coder at once (frees its dictionary). */
+  export interface LzmaStream extends Duplex {
+    cleanup(): void;
+  }
   export function createStream(
     coder: 'easyEncoder' | 'streamEncoder' | 'streamDecoder',
     options?: { preset?: number; check?: number; memlimit?: number; threads?: number; flags?: number; filters?: Filter[]; bufsize?: number },
-  ): Duplex;
+  ): LzmaStream;
   const _default: { createStream: typeof createStream; CHECK_CRC64: number; PRESET_EXTREME: number; FILTER_X86: string; FILTER_LZMA2: string };
   export default _default;
 }

@@ -79,49 +79,108 @@ export function nativeCompress(input: Uint8Array | Uint8Array[], preset: number,
   });
 }
 
+/** liblzma's names for the results a one-shot decode can fail with. */
+const LZMA_ERRORS: Record<number, string> = {
+  [-1]: 'decoder failed',
+  5: 'cannot allocate memory',
+  7: 'not an .xz stream',
+  8: 'unsupported options',
+  9: 'compressed data is corrupt',
+  10: 'compressed data is truncated',
+};
+
+function limitError(what: string, maxOut: number): LarchError {
+  return new LarchError('LIMIT_EXCEEDED', `Static delta ${what} decompresses past its limit of ${maxOut} bytes`, { limit: maxOut });
+}
+
+/** The error for liblzma result `code` (6: decoder memory limit; else a corrupt stream), the same from both back ends. */
+function decodeError(what: string, code: number, cause?: unknown): LarchError {
+  if (code === 6) return new LarchError('LIMIT_EXCEEDED', `Static delta ${what} needs more than ${XZ_MEMLIMIT} bytes of xz decoder memory`, { limit: XZ_MEMLIMIT });
+  const detail = LZMA_ERRORS[code] ?? `liblzma error ${code}`;
+  return new LarchError('OBJECT_CORRUPTED', `Invalid xz stream in static delta ${what}: ${detail}`, { code }, cause !== undefined ? { cause } : undefined);
+}
+
 /**
  * Decompress one .xz stream, refusing output beyond `maxOut` bytes (decompression bomb), a
  * truncated or corrupt stream, or one needing more than {@link XZ_MEMLIMIT} of decoder memory.
  * `what` names the part in the error.
+ *
+ * Each back end stops decoding as soon as the output passes `maxOut`, and the error is worded
+ * from that one pass: a stream is never decoded a second time (the native back end, given a
+ * whole bomb at once, would inflate all of it into memory before anyone could stop it).
  */
 export async function xzDecompressBounded(data: Uint8Array, maxOut: number, what: string): Promise<Buffer> {
   const sys = systemLzma();
-  if (sys !== null) {
-    const r = await systemXzDecode(sys, data, maxOut, XZ_MEMLIMIT);
-    if (r.ok) return r.data;
-    if (r.reason === 'memlimit') throw new LarchError('LIMIT_EXCEEDED', `Static delta ${what} needs more than ${XZ_MEMLIMIT} bytes of xz decoder memory`, { limit: XZ_MEMLIMIT });
-    // liblzma's one-shot decoder reports "output full" and "input truncated" alike; the
-    // streaming decoder below tells them apart for the error message.
-  }
-  return nativeDecompress(data, maxOut, what);
+  if (sys === null) return nativeDecompress(data, maxOut, what);
+  const r = await systemXzDecode(sys, data, maxOut, XZ_MEMLIMIT);
+  if (r.ok) return r.data;
+  throw r.reason === 'limit' ? limitError(what, maxOut) : decodeError(what, r.code);
 }
 
-/** The lzma-native back end of {@link xzDecompressBounded} (streaming, bounded). */
+/**
+ * Largest output one byte of .xz input is assumed to inflate to. LZMA's best case is a long
+ * repeated match coded with saturated probabilities, about 0.3 bits per 273 bytes; `xz` makes
+ * 2 GiB of zeros into 312 KB, 6,900 to 1.
+ */
+const XZ_MAX_RATIO = 8192;
+/** Input slices fed to lzma-native: never more than could inflate to the room left under the bound. */
+const NATIVE_MIN_SLICE = 1024;
+const NATIVE_MAX_SLICE = 1024 * 1024;
+
+/**
+ * The lzma-native back end of {@link xzDecompressBounded} (streaming, bounded).
+ *
+ * lzma-native decodes each input chunk it is given to the end on a worker thread, queueing all
+ * of the output before JavaScript sees any of it, so the input is fed in slices sized to the
+ * room left under `maxOut` (at most {@link NATIVE_MIN_SLICE} × {@link XZ_MAX_RATIO}, 8 MiB, past
+ * the bound in the worst case), the next one only after the previous one is decoded. The moment
+ * the output passes `maxOut` no more input is fed, the decoder is ended (its dictionary freed)
+ * and destroyed, and the output gathered so far is dropped.
+ */
 export function nativeDecompress(data: Uint8Array, maxOut: number, what: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const dec = lzma.createStream('streamDecoder', { memlimit: XZ_MEMLIMIT, bufsize: 1 << 20 });
-    const chunks: Buffer[] = [];
+    const dec = lzma.createStream('streamDecoder', { memlimit: XZ_MEMLIMIT, bufsize: 64 * 1024 });
+    const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let chunks: Buffer[] = [];
     let total = 0;
-    let failed = false;
+    let fed = 0;
+    let settled = false;
     const fail = (e: LarchError): void => {
-      if (failed) return;
-      failed = true;
+      if (settled) return;
+      settled = true;
+      chunks = [];
       dec.removeAllListeners('data');
+      dec.on('error', () => undefined); // whatever the ended decoder still reports
+      dec.cleanup();
       dec.destroy();
       reject(e);
     };
     dec.on('data', (c: Buffer) => {
+      if (settled) return;
       total += c.length;
-      if (total > maxOut) {
-        fail(new LarchError('LIMIT_EXCEEDED', `Static delta ${what} decompresses past its limit of ${maxOut} bytes`, { limit: maxOut }));
-        return;
-      }
+      if (total > maxOut) return fail(limitError(what, maxOut));
       chunks.push(c);
     });
-    dec.on('error', (e: Error) => fail(new LarchError('OBJECT_CORRUPTED', `Invalid xz stream in static delta ${what}: ${e.message}`, {}, { cause: e })));
+    dec.on('error', (e: Error & { code?: unknown }) => fail(decodeError(what, typeof e.code === 'number' ? e.code : -1, e)));
     dec.on('end', () => {
-      if (!failed) resolve(Buffer.concat(chunks, total));
+      if (settled) return;
+      settled = true;
+      const out = Buffer.concat(chunks, total);
+      chunks = [];
+      resolve(out);
     });
-    dec.end(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const feed = (): void => {
+      if (settled) return;
+      if (fed >= input.length) {
+        dec.end();
+        return;
+      }
+      const room = Math.max(0, maxOut - total);
+      const n = Math.min(NATIVE_MAX_SLICE, Math.max(NATIVE_MIN_SLICE, Math.floor(room / XZ_MAX_RATIO)));
+      const slice = input.subarray(fed, fed + n);
+      fed += slice.length;
+      dec.write(slice, () => setImmediate(feed));
+    };
+    feed();
   });
 }

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { encode } from '@larch/gvariant';
-import { COMMIT_TYPE, serializeCommit } from '@larch/core-store';
+import { COMMIT_TYPE, serializeCommit, type LarchError } from '@larch/core-store';
 import {
   ByteSink,
   OpReader,
@@ -142,6 +143,49 @@ describe('xz', () => {
     bad[bad.length >> 1] ^= 0xff;
     await expect(xzDecompressBounded(bad, 5_000_000, 'part 0')).rejects.toThrow(/Invalid xz stream/);
   });
+});
+
+describe('bounded xz decoding', () => {
+  /** `z` with its block header asking for a 1.5 GiB LZMA2 dictionary (CRC32 of the header fixed up). */
+  function hugeDictionary(z: Buffer): Buffer {
+    const out = Buffer.from(z);
+    const size = (out[12] + 1) * 4; // the block header follows the 12-byte stream header
+    const header = out.subarray(12, 12 + size);
+    const at = header.indexOf(Buffer.from([0x21, 0x01])); // LZMA2 filter id, 1 property byte
+    header[at + 2] = 37; // dictionary 1.5 GiB
+    header.writeUInt32LE(zlib.crc32(header.subarray(0, size - 4)), size - 4);
+    return out;
+  }
+
+  const backEnds = [
+    ['system liblzma', async () => {
+      const { systemLzma } = await import('../src/xz-system.js');
+      return systemLzma() === null ? null : xzDecompressBounded;
+    }],
+    ['lzma-native', async () => (await import('../src/xz.js')).nativeDecompress],
+  ] as const;
+  for (const [name, load] of backEnds) {
+    it(`${name} names each failure from a single pass: past the limit, truncated, corrupt, not xz, decoder memory`, async () => {
+      const decode = await load();
+      if (decode === null) return; // no system liblzma here
+      const data = Buffer.alloc(5_000_000, 0x41);
+      const z = await xzCompress(data, 6, false, false, 1 << 20);
+      const failure = (b: Uint8Array, max: number): Promise<LarchError> => decode(b, max, 'part 7').then(
+        () => expect.fail('decoded'),
+        (e: LarchError) => e,
+      );
+      expect((await decode(z, 5_000_000, 'part 7')).equals(data)).toBe(true);
+      const limit = await failure(z, 4_999_999);
+      expect([limit.code, limit.message, limit.data]).toEqual(['LIMIT_EXCEEDED', 'Static delta part 7 decompresses past its limit of 4999999 bytes', { limit: 4_999_999 }]);
+      expect((await failure(z.subarray(0, z.length - 10), 5_000_000)).message).toBe('Invalid xz stream in static delta part 7: compressed data is truncated');
+      const bad = Buffer.from(z);
+      bad.fill(0x5a, 40, 50);
+      expect((await failure(bad, 5_000_000)).message).toBe('Invalid xz stream in static delta part 7: compressed data is corrupt');
+      expect((await failure(Buffer.from('not an xz stream at all'), 5_000_000)).message).toBe('Invalid xz stream in static delta part 7: not an .xz stream');
+      const mem = await failure(hugeDictionary(z), 5_000_000);
+      expect([mem.code, mem.message]).toEqual(['LIMIT_EXCEEDED', 'Static delta part 7 needs more than 104857600 bytes of xz decoder memory']);
+    });
+  }
 });
 
 describe('xz back ends', () => {
