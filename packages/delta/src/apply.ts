@@ -52,7 +52,15 @@ import {
 } from './ops.js';
 import { xzDecompressBounded } from './xz.js';
 
-/** Largest decompressed part body accepted, whatever the header claims. */
+/**
+ * Default of {@link ApplyOptions.maxPartSize}: the largest decompressed part body accepted, and
+ * the largest uncompressed size a part may declare. Part bodies are held in memory, so this is
+ * also the most memory one part can take. ostree 2022.7 has no such limit (it inflates parts into
+ * an anonymous temporary file); ostree 2026.3 capped part bodies at 512 MiB and 2026.4 dropped the
+ * cap again, because a size predicted from the header broke real deltas (bsdiff patches can be
+ * larger than the files they make). Our generator makes parts of up to about this size (a single
+ * large file), so the default stays here; a caller with less memory lowers it.
+ */
 export const MAX_PART_BODY = 1024 * 1024 * 1024;
 /** Objects up to this size are assembled in memory; larger ones stream through a file in `tmp/`. */
 const IN_MEMORY_OBJECT = 4 * 1024 * 1024;
@@ -84,6 +92,12 @@ export interface ApplyOptions {
   signal?: AbortSignal;
   /** Parts read and decompressed ahead of the one running (default: min(2, cores)). */
   prefetch?: number;
+  /**
+   * Largest uncompressed size a part may declare and largest part body decompressed (default
+   * {@link MAX_PART_BODY}). A superblock declaring more for any part is refused before any part
+   * is read; see {@link partBodyLimit} for the bound each part gets.
+   */
+  maxPartSize?: number;
 }
 
 export interface ApplyResult {
@@ -98,17 +112,57 @@ function corrupt(msg: string, data: Record<string, unknown> = {}): LarchError {
   return new LarchError('OBJECT_CORRUPTED', msg, data);
 }
 
-/** Decompression cap for a part: generous over its declared content size, never above MAX_PART_BODY. */
-export function partBodyLimit(h: PartHeader): number {
-  return Math.min(MAX_PART_BODY, h.usize * 2 + h.objects.length * 1024 + 1024 * 1024);
+/**
+ * Decompression bound for a part: min(what its header declares, `max`). The header's usize is
+ * the size of the objects the part makes, not of its body, so the declared bound leaves room for
+ * op streams, tables and patches (twice usize, 1 KiB per object, 1 MiB). The declared size can
+ * lower the bound but never raise it: a usize above `max` is refused by {@link checkDeclaredSizes}
+ * (and by {@link unpackPart}), and the bound is at most `max` whatever the header says.
+ */
+export function partBodyLimit(h: PartHeader, max: number = MAX_PART_BODY): number {
+  return Math.min(max, h.usize * 2 + h.objects.length * 1024 + 1024 * 1024);
 }
 
-/** Decode stored part bytes (compression byte + payload) into the body bytes, bounded. */
-export async function unpackPart(stored: Uint8Array, h: PartHeader, what: string): Promise<Uint8Array> {
+/** Largest stored size a part may declare: an uncompressed body of `max` bytes, or its xz stream (which adds a little). */
+export function maxStoredPartSize(max: number = MAX_PART_BODY): number {
+  return max + Math.ceil(max / 1024) + 64 * 1024;
+}
+
+function assertPartSizeLimit(max: number): void {
+  if (!Number.isSafeInteger(max) || max < 0) throw new RangeError(`maxPartSize must be a non-negative integer, got ${max}`);
+}
+
+/**
+ * Refuse a part whose header declares more than `max` uncompressed bytes, or a stored size no
+ * body of `max` bytes could need. `what` names the part ("part 3").
+ */
+export function checkDeclaredSize(h: PartHeader, what: string, max: number = MAX_PART_BODY): void {
+  assertPartSizeLimit(max);
+  if (h.usize > max) {
+    throw new LarchError('LIMIT_EXCEEDED', `Static delta ${what} declares ${h.usize} uncompressed bytes, more than the limit of ${max}`, { part: what, declared: h.usize, limit: max });
+  }
+  const stored = maxStoredPartSize(max);
+  if (h.size > stored) {
+    throw new LarchError('LIMIT_EXCEEDED', `Static delta ${what} declares a stored size of ${h.size} bytes, more than the limit of ${stored}`, { part: what, declared: h.size, limit: stored });
+  }
+}
+
+/** {@link checkDeclaredSize} for every part of a superblock, before anything is read or fetched. */
+export function checkDeclaredSizes(sb: Superblock, max: number = MAX_PART_BODY): void {
+  sb.parts.forEach((h, i) => checkDeclaredSize(h, `part ${i}`, max));
+}
+
+/**
+ * Decode stored part bytes (compression byte + payload) into the body bytes, bounded by
+ * {@link partBodyLimit}(h, max). Compression `0` and `'x'` (xz) only, as ostree: any other byte
+ * ('g' included, which old ostree documents mention but never implemented) is refused unread.
+ */
+export async function unpackPart(stored: Uint8Array, h: PartHeader, what: string, max: number = MAX_PART_BODY): Promise<Uint8Array> {
+  checkDeclaredSize(h, what, max);
   if (stored.length === 0) throw corrupt(`Truncated static delta ${what}: empty`);
   const kind = stored[0];
   const rest = stored.subarray(1);
-  const limit = partBodyLimit(h);
+  const limit = partBodyLimit(h, max);
   if (kind === COMPRESSION_NONE) {
     if (rest.length > limit) throw new LarchError('LIMIT_EXCEEDED', `Static delta ${what} is larger than its limit of ${limit} bytes`, { limit });
     return rest;
@@ -594,8 +648,10 @@ export function partComplete(repo: Repo, h: PartHeader): boolean {
  *
  * Locking: takes the shared repo lock for the whole application. Crash guarantees: objects are
  * staged in `tmp/` and published by link, never torn; with `'at-end'` nothing is published unless
- * every part succeeded; the commit is written last. Does not move any ref. Limits: each part body
- * is held in memory (bounded by {@link partBodyLimit}); large objects stream through `tmp/`.
+ * every part succeeded; the commit is written last. Does not move any ref. Limits: a superblock
+ * declaring more than `maxPartSize` for any part is refused before any part is read; each part
+ * body is held in memory, decompressed only up to {@link partBodyLimit}; large objects stream
+ * through `tmp/`.
  * Refuses fallbacks unless `allowFallbacks`; refuses a delta whose FROM commit is not local.
  */
 export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSource, opts: ApplyOptions = {}): Promise<ApplyResult> {
@@ -606,6 +662,8 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
     if (sb.fallbacks.length > 0 && !opts.allowFallbacks) {
       throw new LarchError('INVALID_ARGUMENT', `Cannot execute static delta with ${sb.fallbacks.length} fallback objects offline`, { fallbacks: sb.fallbacks.length });
     }
+    const maxPartSize = opts.maxPartSize ?? MAX_PART_BODY;
+    checkDeclaredSizes(sb, maxPartSize);
     const commitMeta = superblockCommitMeta(sb);
     const publishAtEnd = (opts.publish ?? 'at-end') === 'at-end';
     const todo: number[] = [];
@@ -634,7 +692,7 @@ export async function applySuperblock(repo: Repo, sb: Superblock, source: PartSo
         const { bytes, inline } = await partBytes(sb, i, source);
         if (!inline) progress.bytesDone += bytes.length;
         if (!opts.skipValidation || inline) verifyPart(bytes, h, what);
-        return decodePartBody(await unpackPart(bytes, h, what), what);
+        return decodePartBody(await unpackPart(bytes, h, what, maxPartSize), what);
       };
       // Up to `window` parts are read and decompressed at once (decoding runs on libuv's pool),
       // and each runs as soon as it is ready: parts are independent, so their order is free.

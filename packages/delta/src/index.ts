@@ -35,6 +35,8 @@ export {
   verifyPart,
   partComplete,
   partBodyLimit,
+  checkDeclaredSizes,
+  maxStoredPartSize,
   superblockCommitMeta,
   MAX_PART_BODY,
   type ApplyOptions,

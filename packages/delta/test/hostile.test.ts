@@ -7,8 +7,10 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo, contentChecksumOf, serializeCommit, serializeDirMeta, type Checksum, type FileMeta } from '@larch/core-store';
+import { Variant } from '@larch/gvariant';
 import { encodeDirTree, tmpDir, type TmpDir } from '@larch/test-fixtures';
-import { ByteSink, applyOffline, encodePartBody, encodeSuperblock, xzCompress, type DeltaObject, type PartBody } from '../src/index.js';
+import { LarchError } from '@larch/core-store';
+import { ByteSink, MAX_PART_BODY, applyOffline, encodePartBody, encodeSuperblock, xzCompress, type ApplyOptions, type DeltaObject, type PartBody } from '../src/index.js';
 
 let tmp: TmpDir;
 beforeAll(async () => {
@@ -65,6 +67,8 @@ interface Craft {
   /** Stored bytes given outright. */
   stored?: Buffer;
   usize?: number;
+  /** Stored size declared in the header (default: the real one). */
+  size?: number;
   compress?: boolean;
   headerChecksum?: string;
 }
@@ -77,9 +81,10 @@ async function craft(dir: string, c: Craft, base: Fixture): Promise<string> {
     const inner = c.compress === false ? Buffer.from(body) : await xzCompress(body, 1);
     stored = Buffer.concat([Buffer.from([c.compress === false ? 0 : 0x78]), inner]);
   }
-  const header = { version: 0, checksum: c.headerChecksum ?? sha(stored), size: stored.length, usize: c.usize ?? 100, objects: c.objects };
+  const header = { version: 0, checksum: c.headerChecksum ?? sha(stored), size: c.size ?? stored.length, usize: c.usize ?? 100, objects: c.objects };
   await fsp.writeFile(join(dir, '0'), c.tamper ? c.tamper(stored) : stored);
-  await fsp.writeFile(join(dir, 'superblock'), encodeSuperblock({ metadata: [], timestamp: 0n, from: c.from ?? null, to: c.to, commit: c.commit, parts: [header], fallbacks: [] }));
+  const metadata: Array<[string, Variant]> = [['ostree.endianness', new Variant('y', 0x6c)]];
+  await fsp.writeFile(join(dir, 'superblock'), encodeSuperblock({ metadata, timestamp: 0n, from: c.from ?? null, to: c.to, commit: c.commit, parts: [header], fallbacks: [] }));
   return dir;
 }
 
@@ -88,8 +93,8 @@ async function freshRepo(): Promise<Repo> {
   return Repo.init({ path: join(tmp.path, `repo-${n++}`), mode: 'bare-user' });
 }
 
-async function expectRefused(repo: Repo, deltaDir: string, pattern: RegExp, keep = 0): Promise<void> {
-  const err = await applyOffline(repo, deltaDir).then(
+async function expectRefused(repo: Repo, deltaDir: string, pattern: RegExp, keep = 0, opts: ApplyOptions = {}): Promise<Error> {
+  const err = await applyOffline(repo, deltaDir, opts).then(
     () => null,
     (e: Error) => e,
   );
@@ -101,6 +106,7 @@ async function expectRefused(repo: Repo, deltaDir: string, pattern: RegExp, keep
   for await (const _ of repo.listObjects()) objects++;
   expect(objects).toBe(keep);
   expect((await fsp.readdir(repo.tmpPath)).filter((f) => f.startsWith('larch-'))).toEqual([]);
+  return err!;
 }
 
 describe('hostile deltas are refused and commit nothing', () => {
@@ -142,6 +148,35 @@ describe('hostile deltas are refused and commit nothing', () => {
     const st = await fsp.stat(join(d, '0'));
     expect(st.size).toBeLessThan(64 * 1024);
     await expectRefused(await freshRepo(), d, /Static delta part 0 decompresses past its limit of \d+ bytes/);
+  });
+
+  it('a part declaring 2^40 uncompressed bytes: the superblock is refused, naming the part, before the part is read', async () => {
+    const d = await craft(join(tmp.path, 'usize-2-40'), { to: base.to, commit: base.commit, objects: base.objects, usize: 2 ** 40 }, base);
+    await fsp.rm(join(d, '0')); // never read: refused from the header alone
+    const err = await expectRefused(await freshRepo(), d, /^Static delta part 0 declares 1099511627776 uncompressed bytes, more than the limit of 1073741824$/);
+    expect(err).toBeInstanceOf(LarchError);
+    expect((err as LarchError).code).toBe('LIMIT_EXCEEDED');
+    expect((err as LarchError).data).toMatchObject({ part: 'part 0', declared: 2 ** 40, limit: MAX_PART_BODY });
+  });
+
+  it('a part declaring a stored size no part body within the limit could need is refused before it is read', async () => {
+    const d = await craft(join(tmp.path, 'size-2-40'), { to: base.to, commit: base.commit, objects: base.objects, size: 2 ** 40 }, base);
+    await expectRefused(await freshRepo(), d, /^Static delta part 0 declares a stored size of 1099511627776 bytes, more than the limit of \d+$/);
+  });
+
+  it('a configured maxPartSize caps the bound below what the header allows, and refuses larger declarations', async () => {
+    // A valid part (declared usize 100, so a declared bound over 1 MiB) whose body is 5 KB.
+    const payload = Buffer.concat([base.payload, Buffer.alloc(5000)]);
+    const xz = await craft(join(tmp.path, 'max-xz'), { to: base.to, commit: base.commit, objects: base.objects, body: { payload } }, base);
+    await expectRefused(await freshRepo(), xz, /^Static delta part 0 decompresses past its limit of 4096 bytes$/, 0, { maxPartSize: 4096 });
+    const raw = await craft(join(tmp.path, 'max-raw'), { to: base.to, commit: base.commit, objects: base.objects, body: { payload }, compress: false }, base);
+    await expectRefused(await freshRepo(), raw, /^Static delta part 0 is larger than its limit of 4096 bytes$/, 0, { maxPartSize: 4096 });
+    const declared = await craft(join(tmp.path, 'max-usize'), { to: base.to, commit: base.commit, objects: base.objects, usize: 5000 }, base);
+    await expectRefused(await freshRepo(), declared, /^Static delta part 0 declares 5000 uncompressed bytes, more than the limit of 4096$/, 0, { maxPartSize: 4096 });
+    // Within the limit it applies.
+    const repo = await freshRepo();
+    await applyOffline(repo, xz, { maxPartSize: 8192 });
+    expect(await repo.hasObject('commit', base.to)).toBe(true);
   });
 
   it('unknown compression byte', async () => {
