@@ -113,36 +113,45 @@ async function modulesLayout(root: string, noDtb: boolean): Promise<KernelLayout
   return null;
 }
 
+/**
+ * The legacy layout: the first of `usr/lib/ostree-boot` and `boot` that exists (only that one),
+ * files `vmlinuz-…-CSUM`, `initramfs-…-CSUM`, `devicetree-…-CSUM` (the text after the last `-` a
+ * checksum the tree builder computed; it may follow the prefix directly: `vmlinuz-CSUM`), the first
+ * of each kind in directory order. Installed under the name without `-CSUM`.
+ */
 function legacyLayout(root: string): KernelLayout | null {
+  let d: string | null = null;
+  let names: string[] = [];
   for (const sub of ['usr/lib/ostree-boot', 'boot']) {
-    const d = path.join(root, sub);
-    let names: string[];
     try {
-      names = readdirSync(d);
-    } catch {
-      continue;
+      names = readdirSync(path.join(root, sub));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw e;
     }
-    let kernel: { src: string; name: string; csum: string } | undefined;
-    let initramfs: { src: string; name: string; csum: string } | undefined;
-    let devicetree: { src: string; name: string; csum: string } | undefined;
-    for (const n of names) {
-      const m = /^(vmlinuz|initramfs|devicetree)-(.*)-([0-9a-f]{64})$/.exec(n);
-      if (!m || !isReg(path.join(d, n))) continue;
-      const e = { src: path.join(d, n), name: n.slice(0, n.length - 65), csum: m[3] };
-      if (m[1] === 'vmlinuz') kernel ??= e;
-      else if (m[1] === 'initramfs') initramfs ??= e;
-      else devicetree ??= e;
-    }
-    if (!kernel) continue;
-    if ((initramfs && initramfs.csum !== kernel.csum) || (devicetree && devicetree.csum !== kernel.csum)) {
-      throw sysrootError('BAD_CONFIG', 'no-kernel', `Mismatched kernel checksum vs initrd in ${d}`, { path: d });
-    }
-    const l: KernelLayout = { bootcsum: kernel.csum, kernel: { src: kernel.src, name: kernel.name } };
-    if (initramfs) l.initramfs = { src: initramfs.src, name: initramfs.name };
-    if (devicetree) l.devicetree = { src: devicetree.src, name: devicetree.name };
-    return l;
+    d = path.join(root, sub);
+    break;
   }
-  return null;
+  if (d === null) return null;
+  const found: Partial<Record<'vmlinuz' | 'initramfs' | 'devicetree', { src: string; name: string; csum: string }>> = {};
+  for (const n of names) {
+    const m = /^(vmlinuz|initramfs|devicetree)-/.exec(n);
+    if (!m) continue;
+    const kind = m[1] as 'vmlinuz' | 'initramfs' | 'devicetree';
+    const dash = n.lastIndexOf('-');
+    const csum = n.slice(dash + 1);
+    if (found[kind] || !/^[0-9a-f]{64}$/.test(csum) || !isReg(path.join(d, n))) continue;
+    found[kind] = { src: path.join(d, n), name: n.slice(0, dash), csum };
+  }
+  const { vmlinuz: kernel, initramfs, devicetree } = found;
+  if (!kernel) return null;
+  if (initramfs && initramfs.csum !== kernel.csum) throw sysrootError('BAD_CONFIG', 'no-kernel', 'Mismatched kernel checksum vs initrd', { path: d });
+  if (devicetree && devicetree.csum !== kernel.csum) throw sysrootError('BAD_CONFIG', 'no-kernel', 'Mismatched kernel checksum vs device tree in tree', { path: d });
+  const l: KernelLayout = { bootcsum: kernel.csum, kernel: { src: kernel.src, name: kernel.name } };
+  if (initramfs) l.initramfs = { src: initramfs.src, name: initramfs.name };
+  if (devicetree) l.devicetree = { src: devicetree.src, name: devicetree.name };
+  return l;
 }
 
 /** Find the kernel (and friends) in a deployment root. Throws `Failed to find kernel …` as OSTree. */

@@ -109,7 +109,7 @@ function fullSync(sr: Sysroot): void {
   // watchdog reports on stderr, then the transaction stops before the commit point.
   if (sysrootDebug('test-fifreeze')) {
     process.stderr.write('fifreeze watchdog was run\n');
-    throw sysrootError('IO_ERROR', 'bootloader', 'During fsfreeze-thaw: aborting due to test-fifreeze');
+    throw sysrootError('IO_ERROR', 'bootloader', 'Full sync: During fsfreeze-thaw: aborting due to test-fifreeze');
   }
   syncFs(sr.p('boot'));
 }
