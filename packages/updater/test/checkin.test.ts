@@ -196,14 +196,15 @@ describe('agent check-ins', () => {
 
   it('a silent or unreachable endpoint is given up after checkInSeconds; an unreadable token file is logged', async () => {
     ep.mode = 'silent';
-    const t0 = Date.now();
-    const lines = await cycles({ checkInUrl: `${ep.url}/c/{deviceId}`, checkInToken: 't', timeouts: { noProgressSeconds: 5, requestSeconds: 30, rebootSeconds: 30, checkInSeconds: 0.5 } });
+    // The silent endpoint never answers and every other limit is an hour: only checkInSeconds
+    // can end the check-in, so a cycle that ends at all gave up there (one that waited for the
+    // endpoint would run into the test's timeout).
+    const lines = await cycles({ checkInUrl: `${ep.url}/c/{deviceId}`, checkInToken: 't', timeouts: { noProgressSeconds: 3600, requestSeconds: 3600, rebootSeconds: 3600, checkInSeconds: 0.5 } });
     ep.mode = 'ok';
-    expect(Date.now() - t0).toBeLessThan(5000);
     const [c] = checkIns(lines);
     expect(c).toMatchObject({ sent: false, error: { code: 'TimeoutError' } });
+    // Not before the limit (a later give-up is only the machine being slow).
     expect(c.ms as number).toBeGreaterThanOrEqual(450);
-    expect(c.ms as number).toBeLessThan(3000);
 
     // Nothing listening: connection refused, logged.
     const down = createServer();

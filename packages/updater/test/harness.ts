@@ -100,15 +100,14 @@ export class Publisher {
     const child = spawn(process.execPath, [SERVER_BIN, `--repo=${this.repoPath}`, '--port=0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.server = child;
     const rl = createInterface({ input: child.stdout! });
+    // However long a loaded machine takes: a server that exits first fails here, one that
+    // hangs runs into the caller's timeout.
     this.url = await new Promise<string>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('larch-server did not start')), 20_000);
       rl.on('line', (l) => {
         const m = /at (http:\/\/\S+)/.exec(l);
-        if (m) {
-          clearTimeout(t);
-          resolve(m[1]);
-        }
+        if (m) resolve(m[1]);
       });
+      child.once('error', reject);
       child.once('exit', (c) => reject(new Error(`larch-server exited with ${c}`)));
     });
     return this.url;

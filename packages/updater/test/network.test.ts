@@ -82,6 +82,12 @@ class Proxy {
   }
 }
 
+/**
+ * How long a test may take: only a guard against a hang (a loaded machine runs the agents many
+ * times slower than an idle one), never an assertion about speed.
+ */
+const LIMIT_MS = 300_000;
+
 describe('bad networks and small disks', () => {
   let work: TmpDir;
   let pub: Publisher;
@@ -99,10 +105,12 @@ describe('bad networks and small disks', () => {
     for (const id of ['net-one', 'net-two', 'disk-one', 'window-one', 'slow-one']) {
       const d = new Device(work.join(id), id);
       await d.provision(proxy.url);
-      d.writeConfig(proxy.url, { timeouts: { noProgressSeconds: 1, requestSeconds: 30, rebootSeconds: 5 }, backoff: { initialSeconds: 0.5, maxSeconds: 2 } });
+      // Only the no-progress watchdog may end a stalled pull (requests may take an hour), and it
+      // waits long enough that a loaded machine's pauses never look like a stall.
+      d.writeConfig(proxy.url, { timeouts: { noProgressSeconds: 10, requestSeconds: 3600, rebootSeconds: 60 }, backoff: { initialSeconds: 0.5, maxSeconds: 2 } });
       devices.push(d);
     }
-  }, 60_000);
+  }, LIMIT_MS);
 
   afterAll(async () => {
     await proxy?.stop();
@@ -122,12 +130,10 @@ describe('bad networks and small disks', () => {
     // Stall every .filez larger than the first 16 KiB sent: only the blob is that big.
     proxy.hits = [];
     proxy.fault = { match: /\.filez$/, mode: 'stall', afterBytes: 16 * 1024, times: 1000 };
-    // Small files finish before the fault threshold; only the blob stalls.
-    const t0 = Date.now();
+    // Small files finish before the fault threshold; only the blob stalls. Requests may take an
+    // hour: a run that ends at all was ended by the no-progress watchdog.
     const r1 = await runAgent(['run', '--once', `--config=${d.configPath}`]);
-    const took = Date.now() - t0;
     expect(r1.code, r1.stderr).toBe(0);
-    expect(took).toBeLessThan(20_000);
     expect(transitions(r1)).toEqual(['idle>check', 'check>pull']);
     expect(r1.lines.find((l) => l.event === 'error')).toMatchObject({ failedPhase: 'pull', attempt: 1 });
     const st1 = readState(d.stateDir);
@@ -156,7 +162,7 @@ describe('bad networks and small disks', () => {
     expect(second.map((h) => h.path)).toEqual([...stalled]);
     expect(proxy.hits.filter((h) => h.path.endsWith('.commitmeta')).every((h) => h.status === 404)).toBe(true);
     expect(d.bootedCommit()).toBe(v2);
-  }, 90_000);
+  }, LIMIT_MS);
 
   it('a connection dropped mid-body is resumed with a Range request within the same pull', async () => {
     const d = devices[1];
@@ -174,7 +180,7 @@ describe('bad networks and small disks', () => {
     expect(again[0].range).toMatch(/^bytes=[1-9][0-9]*-$/);
     expect(d.bootedCommit()).toBe(v3);
     proxy.fault = null;
-  }, 60_000);
+  }, LIMIT_MS);
 
   it('a /boot or sysroot too small is refused before staging with the exact shortfall', async () => {
     const d = devices[2];
@@ -207,7 +213,7 @@ describe('bad networks and small disks', () => {
     const r3 = await runAgent(['run', '--once', `--config=${d.configPath}`]);
     expect(transitions(r3)).toEqual(['idle>check', 'check>pull', 'pull>preflight', 'preflight>stage', 'stage>reboot']);
     expect(d.bootedCommit()).toBe(v4);
-  }, 60_000);
+  }, LIMIT_MS);
 
   it('metered: no download outside a maintenance window; the reboot waits for the window', async () => {
     const d = devices[3];
@@ -237,7 +243,7 @@ describe('bad networks and small disks', () => {
     const c = await runAgent(['run', '--once', `--config=${d.configPath}`]);
     expect(c.lines.some((l) => l.event === 'reboot')).toBe(true);
     expect(d.bootedCommit()).toBe(v5);
-  }, 60_000);
+  }, LIMIT_MS);
 
   it('the bandwidth limit holds on a real pull', async () => {
     const d = devices[4];
@@ -257,5 +263,5 @@ describe('bad networks and small disks', () => {
     expect(progress[0].bytesReceived).toBeGreaterThan(0);
     expect(progress[0].bytesReceived).toBeLessThan(pulled.bytes);
     expect(d.bootedCommit()).toBe(v6);
-  }, 60_000);
+  }, LIMIT_MS);
 });
