@@ -3,12 +3,18 @@
  * check-in validation and authorization, the device list, write-behind to `fleet_devices`
  * (and reload on restart), failure events, the rollout health of a ref, and the pause rule.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Database } from '@larch/db';
 import { TokenStore } from '@larch/publish';
 import { tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { commitHealth, createFleet, shouldPause, type DeviceRecord, type Fleet, type FleetOptions } from '../src/index.js';
 import { C1, C2, C3, call, payload, rawStatus, serve, type TestServer } from './helpers.js';
+
+/**
+ * How long to wait for the write-behind thread or the pause timer to get there: a guard against
+ * a hang, not a bound on speed (a loaded machine may take many times longer than an idle one).
+ */
+const POLL_MS = 60_000;
 
 describe('fleet API', () => {
   let work: TmpDir;
@@ -71,7 +77,9 @@ describe('fleet API', () => {
   const checkIn = (dev: string, over: Parameters<typeof payload>[1] = {}, token = tok[dev]) => call('POST', checkInUrl(dev), { token, body: payload(dev, over) });
 
   it('accepts a check-in with the device token: 204, then listed', async () => {
+    const before = Date.now();
     const r = await checkIn('dev-1', { health: [{ name: '10-ok', kind: 'required', ok: true }] });
+    const after = Date.now();
     expect(r).toEqual({ status: 204, body: null });
     const list = await call('GET', `${srv.url}/api/v1/repos/main/devices`, { token: tok.read });
     expect(list.status).toBe(200);
@@ -88,7 +96,10 @@ describe('fleet API', () => {
       health: [{ name: '10-ok', kind: 'required', ok: true }],
       reportedAt: '2026-11-26T00:00:00.000Z',
     });
-    expect(Date.parse(list.body.devices[0].lastSeen)).toBeGreaterThan(Date.now() - 60_000);
+    // Stamped while the check-in was handled.
+    const seen = Date.parse(list.body.devices[0].lastSeen);
+    expect(seen).toBeGreaterThanOrEqual(before);
+    expect(seen).toBeLessThanOrEqual(after);
   });
 
   it('refuses bad bodies with 400 naming the field', async () => {
@@ -142,36 +153,43 @@ describe('fleet API', () => {
   });
 
   it('trusts a check-in token for tokenCacheMs after a lookup; expiry is checked on every request', async () => {
-    await srv.close();
-    await fleet.close();
-    fleet = open({ tokenCacheMs: 400 });
-    srv = await serve([fleet.handler]);
-    expect((await checkIn('dev-1')).status).toBe(204);
-    // Revoked: still trusted until the cached entry runs out (300..400 ms), then refused.
-    const id = tokens.list().find((t) => t.deviceId === 'dev-1' && t.rights.join() === 'checkin' && t.refPrefix === '' && t.repo === 'main' && t.expiresAt === null)!.id;
-    expect(tokens.revoke(id)).toBe(true);
-    expect((await checkIn('dev-1')).status).toBe(204);
-    // The cached record still carries the scope: another device is refused at once.
-    expect((await call('POST', checkInUrl('dev-2'), { token: tok['dev-1'], body: payload('dev-2') })).status).toBe(403);
-    await new Promise((r) => setTimeout(r, 450));
-    expect(await checkIn('dev-1').then((r) => [r.status, r.body.error.code])).toEqual([401, 'invalid-token']);
-    // Expired while cached (for 10 s): refused on the next request.
-    await srv.close();
-    await fleet.close();
-    fleet = open({ tokenCacheMs: 10_000 });
-    srv = await serve([fleet.handler]);
-    const soon = tokens.create({ repo: 'main', rights: ['checkin'], deviceId: 'dev-4', expiresAt: new Date(Date.now() + 300) });
-    expect((await checkIn('dev-4', {}, soon.token)).status).toBe(204);
-    await new Promise((r) => setTimeout(r, 350));
-    expect(await checkIn('dev-4', {}, soon.token).then((r) => [r.status, r.body.error.code])).toEqual([401, 'token-expired']);
-    // With the cache off, a revocation is effective at once.
-    await srv.close();
-    await fleet.close();
-    fleet = open({ tokenCacheMs: 0 });
-    srv = await serve([fleet.handler]);
-    expect((await checkIn('dev-2')).status).toBe(204);
-    tokens.revoke(tokens.list().find((t) => t.deviceId === 'dev-2')!.id);
-    expect((await checkIn('dev-2')).status).toBe(401);
+    // The fleet and the token store read the time through Date: frozen here and moved only by
+    // the test, so "still cached" and "run out" do not depend on how fast the requests go.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      await srv.close();
+      await fleet.close();
+      fleet = open({ tokenCacheMs: 400 });
+      srv = await serve([fleet.handler]);
+      expect((await checkIn('dev-1')).status).toBe(204);
+      // Revoked: still trusted until the cached entry runs out (300..400 ms), then refused.
+      const id = tokens.list().find((t) => t.deviceId === 'dev-1' && t.rights.join() === 'checkin' && t.refPrefix === '' && t.repo === 'main' && t.expiresAt === null)!.id;
+      expect(tokens.revoke(id)).toBe(true);
+      expect((await checkIn('dev-1')).status).toBe(204);
+      // The cached record still carries the scope: another device is refused at once.
+      expect((await call('POST', checkInUrl('dev-2'), { token: tok['dev-1'], body: payload('dev-2') })).status).toBe(403);
+      vi.setSystemTime(Date.now() + 401);
+      expect(await checkIn('dev-1').then((r) => [r.status, r.body.error.code])).toEqual([401, 'invalid-token']);
+      // Expired while cached (for 10 s): refused on the next request.
+      await srv.close();
+      await fleet.close();
+      fleet = open({ tokenCacheMs: 10_000 });
+      srv = await serve([fleet.handler]);
+      const soon = tokens.create({ repo: 'main', rights: ['checkin'], deviceId: 'dev-4', expiresAt: new Date(Date.now() + 300) });
+      expect((await checkIn('dev-4', {}, soon.token)).status).toBe(204);
+      vi.setSystemTime(Date.now() + 301);
+      expect(await checkIn('dev-4', {}, soon.token).then((r) => [r.status, r.body.error.code])).toEqual([401, 'token-expired']);
+      // With the cache off, a revocation is effective at once.
+      await srv.close();
+      await fleet.close();
+      fleet = open({ tokenCacheMs: 0 });
+      srv = await serve([fleet.handler]);
+      expect((await checkIn('dev-2')).status).toBe(204);
+      tokens.revoke(tokens.list().find((t) => t.deviceId === 'dev-2')!.id);
+      expect((await checkIn('dev-2')).status).toBe(401);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('refuses traversal, unknown repositories, wrong methods and unknown paths', async () => {
@@ -209,7 +227,7 @@ describe('fleet API', () => {
     expect((await call('GET', `${srv.url}/api/v1/repos/other/devices`, { token: tok.admin })).body.devices).toEqual([]);
 
     // Written behind: within a few flush intervals the rows are in the table.
-    await expect.poll(() => db.get<{ n: number }>('SELECT count(*) AS n FROM fleet_devices')?.n, { timeout: 2000 }).toBe(3);
+    await expect.poll(() => db.get<{ n: number }>('SELECT count(*) AS n FROM fleet_devices')?.n, { timeout: POLL_MS }).toBe(3);
     // A later check-in replaces the row; close() flushes what is pending.
     await checkIn('dev-3', { phase: 'check' });
     await fleet.close();
@@ -294,9 +312,9 @@ describe('fleet API', () => {
     expect(ev.body.events[0]).toMatchObject({ kind: 'auto-pause-failed', message: 'Pausing os/stable of main failed: summary signing key unavailable' });
     failPause = false;
     // The timer runs the rule again by itself.
-    await expect.poll(() => pauses.length, { timeout: 2000 }).toBe(1);
+    await expect.poll(() => pauses.length, { timeout: POLL_MS }).toBe(1);
     // Recorded once the writer thread has committed it.
-    await expect.poll(async () => (await fleet.refHealth('main', 'os/stable')).autoPaused, { timeout: 2000 }).toBe(true);
+    await expect.poll(async () => (await fleet.refHealth('main', 'os/stable')).autoPaused, { timeout: POLL_MS }).toBe(true);
     expect(pauses.length).toBe(1);
   });
 
