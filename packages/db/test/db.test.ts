@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import sqlite from 'node-sqlite3-wasm';
 import { Database, DatabaseError, DatabaseWriter } from '@larch/db';
 
 const dirs: string[] = [];
@@ -75,16 +76,21 @@ describe('Database', () => {
     expect(() => Database.open(join(scratch(), 'missing', 'x.db'))).toThrow(/directory .*missing does not exist/);
   });
 
-  it('writes many rows quickly inside one transaction (cached statements)', () => {
+  it('writes many rows inside one transaction, preparing each statement once (cached statements)', () => {
     const db = Database.open(join(scratch(), 'speed.db'));
     db.exec('CREATE TABLE s (i INTEGER PRIMARY KEY, v TEXT)');
-    const t0 = performance.now();
-    db.transaction(() => {
-      for (let i = 0; i < 5000; i++) db.run('INSERT OR REPLACE INTO s (i, v) VALUES (?, ?)', [i % 1000, `v${i}`]);
-    });
-    const ms = performance.now() - t0;
+    // What makes it fast, counted rather than timed: 5000 runs of one SQL text, one prepare.
+    const prepare = vi.spyOn(sqlite.Database.prototype, 'prepare');
+    const insert = 'INSERT OR REPLACE INTO s (i, v) VALUES (?, ?)';
+    try {
+      db.transaction(() => {
+        for (let i = 0; i < 5000; i++) db.run(insert, [i % 1000, `v${i}`]);
+      });
+      expect(prepare.mock.calls.filter(([sql]) => sql === insert)).toHaveLength(1);
+    } finally {
+      prepare.mockRestore();
+    }
     expect(db.get('SELECT count(*) AS n FROM s')).toEqual({ n: 1000 });
-    expect(ms).toBeLessThan(2000);
     db.close();
   });
 });
