@@ -85,6 +85,30 @@ async function commitTree(repo: string, tree: string, branch: string, subject: s
   return r.stdout.trim();
 }
 
+/**
+ * Wait until the store's own clock (the Last-Modified it gives a probe object) has reached
+ * `since` (ms): what is written afterwards is stamped at or after it, however fast this machine.
+ */
+async function waitForStoreClock(store: S3Store, since: number): Promise<void> {
+  const key = 'larch-test-clock-probe';
+  try {
+    for (;;) {
+      await store.put(key, new Uint8Array([1]), { contentType: 'application/octet-stream', cacheControl: 'no-store', length: 1 });
+      const h = await store.head(key);
+      if (h !== null && h.lastModified.getTime() >= since) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await store.deleteMany([key]);
+  }
+}
+
+/** Whether an ostree pull into `repo` has opened its transaction (a staging directory in tmp/). */
+async function pullStaging(repo: string): Promise<boolean> {
+  const names = await fsp.readdir(path.join(repo, 'tmp')).catch(() => [] as string[]);
+  return names.some((n) => n.startsWith('staging-'));
+}
+
 async function pulledCheckoutEquals(kind: 'ostree' | 'larch', repo: string, commit: string, source: string, out: string): Promise<void> {
   if (kind === 'ostree') await ostreeOk(['checkout', `--repo=${repo}`, '-U', commit, out]);
   else await larchOk(['checkout', `--repo=${repo}`, '-U', commit, out]);
@@ -279,7 +303,11 @@ s3Describe('pruneStore', () => {
     await ostreeOk(['refs', `--repo=${repo}`, '--delete', 'b']);
     await ostreeOk(['summary', '-u', `--repo=${repo}`]);
     expect((await publishRepo(repo, store)).deletedRefs).toEqual(['refs/heads/b']);
-    await new Promise((r) => setTimeout(r, 4000));
+    // C's objects must be stamped 3 s or more after B's newest (S3 times step by a second), so
+    // a grace period can fall between them: wait for the store's clock to get there.
+    const stamped = new Map<string, number>();
+    for await (const o of store.list('objects/')) stamped.set(o.key, o.lastModified.getTime());
+    await waitForStoreClock(store, Math.max(...bOnly.map((k) => stamped.get(k)!)) + 3000);
     // C: published, then unreferenced at once: unreachable but young.
     const c = await commitTree(repo, d.join('c'), 'c', 'C');
     const s3 = await localKeys(repo);
@@ -313,7 +341,13 @@ s3Describe('pruneStore', () => {
     await ostreeOk(['init', `--repo=${d.join('o')}`, '--mode=archive']);
     await ostreeOk(['remote', 'add', `--repo=${d.join('o')}`, '--no-gpg-verify', 'bucket', publicUrl(store, engine.endpoint)]);
     const pull = ostreeOk(['pull', `--repo=${d.join('o')}`, 'bucket', 'a']);
-    await new Promise((r) => setTimeout(r, 300));
+    // Prune once the pull is under way (its transaction is open), or over if it was that quick.
+    let pulled = false;
+    void pull.then(
+      () => (pulled = true),
+      () => (pulled = true),
+    );
+    while (!pulled && !(await pullStaging(d.join('o')))) await new Promise((r) => setTimeout(r, 20));
     const res = await pruneStore(store, { graceSeconds, now });
     await pull;
     expect(new Set(res.deleted.map((x) => x.key))).toEqual(new Set(bOnly));
