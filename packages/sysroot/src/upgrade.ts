@@ -27,7 +27,7 @@
  * `ostree admin upgrade` holds it; the repository's locks are core-store's and the puller's.
  * Crash: that of {@link deployLocked}; a pull interrupted midway leaves the refs untouched.
  */
-import { isChecksum, KeyFile, parseRefspec, type Checksum, type Repo } from '@larch/core-store';
+import { isChecksum, KeyFile, parseRefspec, validateRefName, type Checksum, type Repo } from '@larch/core-store';
 import { lookup } from '@larch/gvariant';
 import { deployLocked, mergeDeploymentOf, type DeployResult, type KargOptions, type Log } from './deploy.js';
 import { sysrootError } from './errors.js';
@@ -197,6 +197,12 @@ export async function upgrade(sysrootPath: string, opts: UpgradeOptions = {}, sy
     const tip = await repo.readCommit(await repo.revParse(spec()));
     const rebase = lookup(tip.metadata, ENDOFLIFE_REBASE_KEY);
     if (rebase && typeof rebase.value === 'string') {
+      // The branch name comes from the remote's commit: it must be a ref name before anything uses it.
+      try {
+        validateRefName(rebase.value);
+      } catch (e) {
+        throw sysrootError('BAD_CONFIG', 'bad-origin', `Invalid ${ENDOFLIFE_REBASE_KEY} '${rebase.value.slice(0, 200)}' in commit ${await repo.revParse(spec())}: not a ref name`, { rebase: rebase.value }, e);
+      }
       await fetch([rebase.value]);
       ref = rebase.value;
       origin.set('origin', 'refspec', spec());

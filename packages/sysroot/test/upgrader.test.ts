@@ -5,7 +5,7 @@
  * the real `ostree admin deploy` accepts too.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo } from '@larch/core-store';
@@ -87,6 +87,36 @@ describe('upgrade', () => {
     expect(res).toMatchObject({ updated: true, from: c1, to: c2 });
     expect((await Sysroot.open(root)).deployments.map((d) => d.csum)).toEqual([c1]);
     expect(await r.resolveRef('testos/main')).toBe(c2);
+  });
+});
+
+describe('hostile end-of-life rebase', () => {
+  it('refuses an ostree.endoflife-rebase that is not a ref name: nothing fetched, deployed or written', async () => {
+    const { root, repo } = await sysroot('eol-hostile');
+    const r = await Repo.open(repo);
+    const c1 = await commitOs(tmp.path, repo, { version: '1', branch: 'testos/main', timestamp: 1_000n });
+    await r.setRef('origin:testos/main', c1);
+    await deploy(root, { stateroot: 'testos', refspec: 'origin:testos/main' });
+    const before = readFileSync(path.join(root, 'ostree/deploy/testos/deploy', `${c1}.0.origin`), 'utf8');
+    const { commitTree } = await import('@larch/core-store');
+    const { Variant } = await import('@larch/gvariant');
+    const empty = path.join(tmp.path, 'empty');
+    mkdirSync(empty);
+    const eol = await commitTree(r, {
+      tree: empty,
+      branch: 'testos/eol-build',
+      subject: 'eol',
+      timestamp: 2_000n,
+      metadata: [['ostree.endoflife-rebase', new Variant('s', '../../../etc/passwd')]],
+    });
+    await r.setRef('origin:testos/main', eol.commit);
+    const asked: UpgradePullRequest[] = [];
+    await expect(upgrade(root, { stateroot: 'testos', pull: async (req) => void asked.push(req) })).rejects.toThrow(
+      `Invalid ostree.endoflife-rebase '../../../etc/passwd' in commit ${eol.commit}: not a ref name`,
+    );
+    expect(asked.map((a) => a.refs)).toEqual([['testos/main']]);
+    expect((await Sysroot.open(root)).deployments.map((d) => d.csum)).toEqual([c1]);
+    expect(readFileSync(path.join(root, 'ostree/deploy/testos/deploy', `${c1}.0.origin`), 'utf8')).toBe(before);
   });
 });
 
