@@ -233,6 +233,7 @@ describe('larch admin, as ostree admin', () => {
       [['admin', 'unlock'], 'Not currently booted into an OSTree system'],
       [['admin', 'unlock', '--hotfix'], 'Not currently booted into an OSTree system'],
       [['admin', 'unlock', '--hotfix', '--transient'], 'Not currently booted into an OSTree system'],
+      [['admin', 'upgrade', '--os=testos', '--override-commit=zzz'], 'Invalid rev zzz'],
     ];
     for (const [args, message] of cases) {
       const r = larch(args, sys(root));
