@@ -31,6 +31,7 @@ import {
   parseDirMeta,
   parseDirTree,
   MAX_ARCHIVE_HEADER_SIZE,
+  RECEIVE_MAX_INFLATED,
   S_IFLNK,
   S_IFMT,
   type ArchiveHeader,
@@ -176,12 +177,14 @@ export async function stageFilez(
       parts.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     }
     const whole = Buffer.concat(parts, n);
-    if (workers !== null && repo.mode !== 'archive') {
+    if (workers !== null) {
       // Verified and written on a worker thread (the bytes are handed over); the workers
-      // decline symlinks and large declared sizes before taking the bytes. Not for archive
-      // destinations: the workers write the received bytes whole, bytes after the deflate
-      // stream included, and those must not be stored (see the top of this file).
-      const done = await workers.stage(checksum, whole, batch, maxSize);
+      // decline symlinks and large declared sizes before taking the bytes. Into an archive repo
+      // a worker writes the bytes it is given, so it gets the object up to the end of its
+      // deflate stream (see the top of this file), found here by one more inflate: for a small
+      // object that costs microseconds, far less than the file creation left to the worker.
+      const end = repo.mode === 'archive' ? deflateEnd(whole) : null;
+      const done = await workers.stage(checksum, end === null ? whole : whole.subarray(0, end), batch, maxSize);
       if (done !== null) return done;
     }
     const small = stageSmallFilez(repo, batch, checksum, whole, maxSize);
@@ -316,6 +319,23 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
   // Verified above from these exact bytes: staged synchronously, published by the batch.
   repo.stageVerifiedFileSync(meta, payload, checksum, batch);
   return payload.length;
+}
+
+/**
+ * Where the deflate stream of a whole `.filez` ends (header length prefix, header, stream), or
+ * null when that cannot be told (a malformed object, or one inflating past what the receive
+ * workers take): the object is then handed over whole and judged by the usual checks.
+ */
+function deflateEnd(whole: Buffer): number | null {
+  if (whole.length < 8) return null;
+  const at = 8 + whole.readUInt32BE(0);
+  if (at >= whole.length) return null;
+  try {
+    const r = inflateRawSync(whole.subarray(at), { maxOutputLength: RECEIVE_MAX_INFLATED, info: true }) as unknown as { engine: { bytesWritten: number } };
+    return at + r.engine.bytesWritten;
+  } catch {
+    return null;
+  }
 }
 
 /**
