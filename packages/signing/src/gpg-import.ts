@@ -11,11 +11,12 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { SigningError, isSigningError, sanitize } from './errors.js';
-import { GpgKeyring, loadGpgHomedirKeyring, loadGpgKeyring, loadRemoteGpgKeyring, parseGpgKeyring } from './gpg-keyring.js';
+import { GpgKeyring, collectRemoteGpgKeys, loadGlobalGpgKeyring, loadGpgHomedirKeyring, loadGpgKeyring, parseGpgKeyring } from './gpg-keyring.js';
+import { strerror } from './internal/errno.js';
 
 function checkRemoteName(remote: string): void {
   if (!/^[^/\0]+$/.test(remote) || remote === '.' || remote === '..') {
@@ -40,8 +41,10 @@ function keyMatches(key: openpgp.PublicKey, wanted: string): boolean {
 /**
  * Import public keys into a remote's keyring, as `ostree remote gpg-import` does: every key of
  * `sources` (keyring bytes: binary, armored or keybox), or only those matching `keyIds` (long
- * key ids or fingerprints). Keys already present are kept (their new copy replaces the old one,
- * so updated revocations and expiries come through). Returns how many keys were new.
+ * key ids or fingerprints). A key already present is merged with the new copy, as gpg merges an
+ * import: new user ids, subkeys and valid self-signatures (a later expiry) and revocations come
+ * in, and nothing already there is lost, so importing an older copy of a key never drops its
+ * revocation. Returns how many keys were new.
  * Throws KEY_INVALID (unparsable source), KEY_NOT_FOUND (a requested key id is in no source),
  * IO_ERROR. Atomic (see the top of this file); no lock of its own.
  */
@@ -64,12 +67,38 @@ export async function importGpgKeys(args: { repoPath: string; remote: string; so
   for (const k of existing) byFp.set(k.getFingerprint(), k);
   let imported = 0;
   for (const k of chosen) {
-    if (!byFp.has(k.getFingerprint())) imported++;
-    byFp.set(k.getFingerprint(), k);
+    const old = byFp.get(k.getFingerprint());
+    if (old === undefined) imported++;
+    byFp.set(k.getFingerprint(), old === undefined ? k : await mergeKey(old, k));
   }
   const bytes = Buffer.concat([...byFp.values()].map((k) => Buffer.from(k.write())));
   await writeAtomic(args.repoPath, dest, bytes);
   return { imported, path: dest };
+}
+
+/** `old` updated with what `incoming` adds (signatures are checked by OpenPGP.js before they are merged). */
+async function mergeKey(old: openpgp.PublicKey, incoming: openpgp.PublicKey): Promise<openpgp.PublicKey> {
+  try {
+    return await old.update(incoming);
+  } catch (e) {
+    throw new SigningError('KEY_INVALID', `Unable to import key "${old.getFingerprint().toUpperCase()}": ${sanitize((e as Error).message)}`, { fingerprint: old.getFingerprint() }, { cause: e });
+  }
+}
+
+/**
+ * Remove a remote's keyring `<repoPath>/<remote>.trustedkeys.gpg`, as `ostree remote delete`
+ * does; nothing happens when there is none. Returns whether a file was removed. Throws
+ * IO_ERROR. Callers hold the repository lock.
+ */
+export async function deleteRemoteKeyring(repoPath: string, remote: string): Promise<boolean> {
+  const p = remoteKeyringPath(repoPath, remote);
+  try {
+    await unlink(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new SigningError('IO_ERROR', `unlinkat(${sanitize(p)}): ${strerror(e)}`, { path: p }, { cause: e });
+  }
 }
 
 async function writeAtomic(dir: string, dest: string, bytes: Uint8Array): Promise<void> {
@@ -97,28 +126,40 @@ async function writeAtomic(dir: string, dest: string, bytes: Uint8Array): Promis
 
 /**
  * The keys `ostree show` checks a commit's GPG signatures against: with `remote`, that remote's
- * trusted keys (see `loadRemoteGpgKeyring`); without, every `*.trustedkeys.gpg` in the repository
- * plus the global directory. `homedir` (`--gpg-homedir`) adds that GnuPG home's public keyring.
- * Never fails for missing keys: the result may be empty (signatures then show as
- * "public key not found"). Reads only.
+ * trusted keys (see `collectRemoteGpgKeys`, with its `gpgkeypath` entries); without, every
+ * `*.gpg` file of the repository directory (the remotes' keyrings) plus the global directory
+ * (`$OSTREE_GPG_HOME`, else /usr/share/ostree/trusted.gpg.d). `homedir` (`--gpg-homedir`) adds
+ * that GnuPG home's public keyring. Missing keys are not an error: the result may be empty
+ * (signatures then show as "public key not found") and files that hold no key are skipped; a
+ * `gpgkeypath` entry that cannot be opened is an error (IO_ERROR), as in OSTree. Reads only.
  */
-export async function loadRepoGpgKeyring(args: { repoPath: string; remote?: string; homedir?: string; etcRemotesDir?: string; globalDir?: string }): Promise<GpgKeyring> {
+export async function loadRepoGpgKeyring(args: {
+  repoPath: string;
+  remote?: string;
+  gpgkeypath?: readonly string[];
+  homedir?: string;
+  etcRemotesDir?: string;
+  globalDir?: string;
+}): Promise<GpgKeyring> {
   const rings: GpgKeyring[] = [];
-  const optional = async (load: () => Promise<GpgKeyring>): Promise<void> => {
+  const optional = async (load: () => Promise<GpgKeyring | null>): Promise<void> => {
     try {
-      rings.push(await load());
+      const r = await load();
+      if (r !== null) rings.push(r);
     } catch (e) {
-      if (!isSigningError(e, 'KEY_NOT_FOUND')) throw e;
+      // Like gpg reading a concatenated keyring: what is not a key is skipped.
+      if (!isSigningError(e, 'KEY_NOT_FOUND') && !isSigningError(e, 'KEY_INVALID')) throw e;
     }
   };
   if (args.remote !== undefined) {
-    const remote = args.remote;
-    await optional(() => loadRemoteGpgKeyring({ repoPath: args.repoPath, remote, etcRemotesDir: args.etcRemotesDir, globalDir: args.globalDir }));
+    rings.push(await collectRemoteGpgKeys({ repoPath: args.repoPath, remote: args.remote, gpgkeypath: args.gpgkeypath, etcRemotesDir: args.etcRemotesDir, globalDir: args.globalDir }));
   } else {
-    const names = (await readdir(args.repoPath)).filter((n) => n.endsWith('.trustedkeys.gpg')).sort();
+    const names = (await readdir(args.repoPath, { withFileTypes: true }))
+      .filter((d) => d.isFile() && d.name.endsWith('.gpg') && d.name !== 'trustdb.gpg' && d.name !== 'secring.gpg')
+      .map((d) => d.name)
+      .sort();
     for (const n of names) await optional(() => loadGpgKeyring(join(args.repoPath, n)));
-    const g = args.globalDir ?? '/usr/share/ostree/trusted.gpg.d';
-    if (await stat(g).then((s) => s.isDirectory(), () => false)) await optional(() => loadGpgKeyring(g));
+    await optional(() => loadGlobalGpgKeyring(args.globalDir));
   }
   if (args.homedir !== undefined) {
     const h = args.homedir;

@@ -84,7 +84,8 @@ describe('keyrings', () => {
     expect((await loadRemoteGpgKeyring(base)).fingerprints()).toEqual([keys[1].fpr]);
     writeFileSync(join(repo, 'origin.trustedkeys.gpg'), keys[0].binary);
     expect((await loadRemoteGpgKeyring({ ...base, gpgkeypath: [extra] })).fingerprints()).toEqual([keys[0].fpr]);
-    expect((await loadRemoteGpgKeyring({ ...base, remote: 'other', gpgkeypath: [extra] })).fingerprints()).toEqual([keys[0].fpr, keys[2].fpr]);
+    // The global keys come before the gpgkeypath ones, as OSTree hands them to gpg.
+    expect((await loadRemoteGpgKeyring({ ...base, remote: 'other', gpgkeypath: [extra] })).fingerprints()).toEqual([keys[2].fpr, keys[0].fpr]);
     await expect(loadRemoteGpgKeyring({ ...base, remote: '../x' })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
   });
 });

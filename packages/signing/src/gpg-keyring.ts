@@ -14,7 +14,8 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as openpgp from 'openpgp';
-import { SigningError, sanitize } from './errors.js';
+import { SigningError, isSigningError, sanitize } from './errors.js';
+import { strerror } from './internal/errno.js';
 
 /** Largest keyring file we read (16 MiB; distribution keyrings are a few KiB). */
 export const MAX_KEYRING_SIZE = 16 * 1024 * 1024;
@@ -27,6 +28,26 @@ export class GpgKeyring {
   findByKeyId(keyIdHex: string): openpgp.PublicKey[] {
     const want = keyIdHex.toLowerCase();
     return this.keys.filter((k) => k.getKeys().some((sub) => sub.getKeyID().toHex() === want));
+  }
+
+  /**
+   * The key `wanted` names, as `gpg` resolves a key argument: a fingerprint, a long (16) or
+   * short (8) key id of the primary key or of a subkey (optionally `0x`-prefixed), else a
+   * case-insensitive substring of a user id. Null when no key matches.
+   */
+  find(wanted: string): openpgp.PublicKey | null {
+    const hex = wanted.replace(/^0[xX]/, '').toUpperCase();
+    if (/^[0-9A-F]{8,40}$/.test(hex)) {
+      for (const k of this.keys) {
+        for (const sub of k.getKeys()) {
+          const fp = sub.getFingerprint().toUpperCase();
+          if (fp === hex || (hex.length <= 16 && fp.endsWith(hex))) return k;
+        }
+      }
+      return null;
+    }
+    const needle = wanted.toLowerCase();
+    return this.keys.find((k) => k.getUserIDs().some((u) => u.toLowerCase().includes(needle))) ?? null;
   }
 
   /** Fingerprints (upper-case hex) of every primary key. */
@@ -148,22 +169,106 @@ export async function loadGpgHomedirKeyring(homedir: string): Promise<GpgKeyring
   throw new SigningError('KEY_NOT_FOUND', `No public keyring in GnuPG home directory ${sanitize(homedir)}`, { path: homedir });
 }
 
+/** Where OSTree's global keyrings live when `$OSTREE_GPG_HOME` is not set (Debian's DATADIR). */
+export const DEFAULT_GLOBAL_GPG_DIR = '/usr/share/ostree/trusted.gpg.d';
+
 /**
- * The trusted keys for a remote, in OSTree's order: `<repo>/<remote>.trustedkeys.gpg`, else
- * `<etcRemotesDir>/<remote>.trustedkeys.gpg`; plus every `gpgkeypath` entry; plus the global
- * directory only when the remote has no keyring of its own. Missing optional locations are
- * skipped; KEY_NOT_FOUND when no key was found at all.
+ * The global keyring directory, as OSTree picks it: `$OSTREE_GPG_HOME` when the variable is set
+ * (even to an empty value, which then names no directory), else DEFAULT_GLOBAL_GPG_DIR. Pure
+ * apart from reading `env` (default `process.env`).
  */
-export async function loadRemoteGpgKeyring(args: {
+export function globalGpgKeyringDir(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  return env.OSTREE_GPG_HOME ?? DEFAULT_GLOBAL_GPG_DIR;
+}
+
+/**
+ * Split a `gpgkeypath` value as OSTree does: either `;` or `,` separates the entries, never both
+ * (CONFIG_INVALID `key value list contains more than one separator`); a value without a
+ * separator is one entry; empty entries are kept (they name no file, which fails later), except
+ * after a trailing separator, as with GKeyFile lists. Pure.
+ */
+export function parseGpgKeyPath(value: string): string[] {
+  const seps = [';', ','].filter((c) => value.includes(c));
+  if (seps.length > 1) throw new SigningError('CONFIG_INVALID', 'key value list contains more than one separator', { key: 'gpgkeypath', value: sanitize(value) });
+  if (seps.length === 0) return [value];
+  const parts = value.split(seps[0]);
+  if (parts[parts.length - 1] === '') parts.pop();
+  return parts;
+}
+
+/** The keys of one key file; files that hold no key (or are too large) give none, as gpg ignores them. */
+async function keysOfKeyFile(path: string): Promise<openpgp.PublicKey[]> {
+  let bytes: Buffer;
+  try {
+    const st = await stat(path);
+    if (st.size > MAX_KEYRING_SIZE) return [];
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new SigningError('IO_ERROR', `openat(${sanitize(path)}): ${strerror(e)}`, { path }, { cause: e });
+  }
+  try {
+    return [...(await parseGpgKeyring(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), path)).keys];
+  } catch (e) {
+    if (isSigningError(e, 'KEY_INVALID')) return [];
+    throw e;
+  }
+}
+
+/**
+ * The keys of one `gpgkeypath` entry, as OSTree reads it: a directory contributes every regular
+ * file directly in it (symbolic links and subdirectories are skipped; files that are not keys
+ * are ignored), anything else that exists is one key file (armored or binary). A path that
+ * cannot be opened fails with IO_ERROR `opendir(PATH): No such file or directory` (OSTree's
+ * wording). Files are read in name order. Reads only.
+ */
+export async function loadGpgKeyPathEntry(path: string): Promise<GpgKeyring> {
+  let entries;
+  try {
+    entries = await readdir(path, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return new GpgKeyring(await keysOfKeyFile(path));
+    throw new SigningError('IO_ERROR', `opendir(${sanitize(path)}): ${strerror(e)}`, { path }, { cause: e });
+  }
+  const keys: openpgp.PublicKey[] = [];
+  for (const d of entries.filter((x) => x.isFile()).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    keys.push(...(await keysOfKeyFile(join(path, d.name))));
+  }
+  return GpgKeyring.merge([new GpgKeyring(keys)]);
+}
+
+/** Where a remote's trusted keys come from (see {@link collectRemoteGpgKeys}). */
+export interface RemoteGpgKeySources {
   repoPath: string;
   remote: string;
+  /** The remote's `gpgkeypath` entries (already split, see {@link parseGpgKeyPath}). */
   gpgkeypath?: readonly string[];
+  /** Override `/etc/ostree/remotes.d`. */
   etcRemotesDir?: string;
+  /** Override the global keyring directory (default {@link globalGpgKeyringDir}). */
   globalDir?: string;
-}): Promise<GpgKeyring> {
-  if (!/^[^/\0]+$/.test(args.remote) || args.remote === '.' || args.remote === '..') {
-    throw new SigningError('CONFIG_INVALID', `Invalid remote name ${sanitize(args.remote)}`, { remote: args.remote });
+  /**
+   * When the global directory is used: `fallback` (verification: only when the remote has no
+   * keyring of its own, as OSTree), or `never` (`remote gpg-list-keys NAME`).
+   */
+  global?: 'fallback' | 'never';
+}
+
+function checkRemoteName(remote: string): void {
+  if (!/^[^/\0]+$/.test(remote) || remote === '.' || remote === '..') {
+    throw new SigningError('CONFIG_INVALID', `Invalid remote name ${sanitize(remote)}`, { remote });
   }
+}
+
+/**
+ * A remote's trusted keys, in OSTree's order (`_ostree_repo_gpg_prepare_verifier`): its own
+ * keyring `<repo>/<remote>.trustedkeys.gpg`, else `<etcRemotesDir>/<remote>.trustedkeys.gpg`;
+ * when it has neither, the global directory (unless `global: 'never'`); then every `gpgkeypath`
+ * entry. The result may be empty. Throws IO_ERROR for a `gpgkeypath` entry that cannot be
+ * opened, KEY_INVALID for an own keyring that is not one, CONFIG_INVALID for a remote name that
+ * could escape the repository. Reads only; no locks.
+ */
+export async function collectRemoteGpgKeys(args: RemoteGpgKeySources): Promise<GpgKeyring> {
+  checkRemoteName(args.remote);
   const rings: GpgKeyring[] = [];
   const own = [join(args.repoPath, `${args.remote}.trustedkeys.gpg`), join(args.etcRemotesDir ?? '/etc/ostree/remotes.d', `${args.remote}.trustedkeys.gpg`)];
   let hasOwn = false;
@@ -174,17 +279,34 @@ export async function loadRemoteGpgKeyring(args: {
       break;
     }
   }
-  for (const p of args.gpgkeypath ?? []) rings.push(await loadGpgKeyring(p));
-  if (!hasOwn) {
-    const g = args.globalDir ?? '/usr/share/ostree/trusted.gpg.d';
-    if (await stat(g).then((s) => s.isDirectory(), () => false)) {
-      try {
-        rings.push(await loadGpgKeyring(g));
-      } catch (e) {
-        if (!(e instanceof SigningError && e.code === 'KEY_NOT_FOUND')) throw e;
-      }
-    }
+  if (!hasOwn && args.global !== 'never') {
+    const g = await loadGlobalGpgKeyring(args.globalDir);
+    if (g !== null) rings.push(g);
   }
-  if (rings.length === 0) throw new SigningError('KEY_NOT_FOUND', `No GPG keys found for remote "${sanitize(args.remote)}"`, { remote: args.remote });
+  for (const p of args.gpgkeypath ?? []) rings.push(await loadGpgKeyPathEntry(p));
   return GpgKeyring.merge(rings);
+}
+
+/**
+ * The keys of the global keyring directory (`*.gpg` files, see {@link loadGpgKeyring}), or null
+ * when it does not exist or holds no keyring. `dir` defaults to {@link globalGpgKeyringDir}.
+ */
+export async function loadGlobalGpgKeyring(dir: string = globalGpgKeyringDir()): Promise<GpgKeyring | null> {
+  if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) return null;
+  try {
+    return await loadGpgKeyring(dir);
+  } catch (e) {
+    if (isSigningError(e, 'KEY_NOT_FOUND')) return null;
+    throw e;
+  }
+}
+
+/**
+ * The trusted keys for a remote (see {@link collectRemoteGpgKeys}); KEY_NOT_FOUND when there is
+ * none at all.
+ */
+export async function loadRemoteGpgKeyring(args: RemoteGpgKeySources): Promise<GpgKeyring> {
+  const ring = await collectRemoteGpgKeys(args);
+  if (ring.keys.length === 0) throw new SigningError('KEY_NOT_FOUND', `No GPG keys found for remote "${sanitize(args.remote)}"`, { remote: args.remote });
+  return ring;
 }

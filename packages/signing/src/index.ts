@@ -62,8 +62,32 @@ export {
   keySourcesFromSpecs,
   loadEd25519Verifier,
 } from './ed25519-keys.js';
-export { MAX_KEYRING_SIZE, GpgKeyring, parseGpgKeyring, loadGpgKeyring, loadGpgHomedirKeyring, loadRemoteGpgKeyring } from './gpg-keyring.js';
-export { MAX_GPG_SIGNATURE_SIZE, MAX_PACKETS_PER_SIGNATURE, GpgVerifier, GpgProgramSigner, type GpgProgramSignerOptions, OpenPgpSigner } from './sign-gpg.js';
+export {
+  MAX_KEYRING_SIZE,
+  DEFAULT_GLOBAL_GPG_DIR,
+  GpgKeyring,
+  type RemoteGpgKeySources,
+  parseGpgKeyring,
+  parseGpgKeyPath,
+  globalGpgKeyringDir,
+  loadGpgKeyring,
+  loadGpgKeyPathEntry,
+  loadGpgHomedirKeyring,
+  loadGlobalGpgKeyring,
+  collectRemoteGpgKeys,
+  loadRemoteGpgKeyring,
+} from './gpg-keyring.js';
+export {
+  MAX_GPG_SIGNATURE_SIZE,
+  MAX_PACKETS_PER_SIGNATURE,
+  GpgVerifier,
+  GpgProgramSigner,
+  type GpgProgramSignerOptions,
+  OpenPgpSigner,
+  findGpgSignatureByKey,
+} from './sign-gpg.js';
+export { type UserIdParts, parseUserId, mailboxOfUserId, wkdUrls, zbase32 } from './gpg-user-id.js';
+export { type GpgKeyInfo, type GpgSubkeyInfo, type GpgUserIdInfo, describeGpgKeys, gpgKeyListText } from './gpg-key-list.js';
 export { type SignType, type RemoteSigningConfig, parseRemoteSigningConfig, policiesForRemote } from './remote-config.js';
 export { formatCDate, hexOf, describeSignature, signatureBlock, assertPullVerified, type VerifiedObject, type SignatureTextOptions } from './text.js';
 export {
@@ -76,5 +100,5 @@ export {
   encodeForLocale,
 } from './date-format.js';
 export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
-export { importGpgKeys, remoteKeyringPath, loadRepoGpgKeyring } from './gpg-import.js';
+export { importGpgKeys, remoteKeyringPath, deleteRemoteKeyring, loadRepoGpgKeyring } from './gpg-import.js';
 export { DUMMY_SIGNATURES_KEY, DummySigner, DummyVerifier } from './sign-dummy.js';

@@ -44,7 +44,7 @@ export interface PullVerifierOptions {
   repoPath: string;
   /** Override `/etc/ostree/remotes.d` (tests, relocated systems). */
   etcRemotesDir?: string;
-  /** Override `/usr/share/ostree/trusted.gpg.d`. */
+  /** Override the global keyring directory (default `$OSTREE_GPG_HOME`, else `/usr/share/ostree/trusted.gpg.d`). */
   globalGpgDir?: string;
   /** Override the well-known ed25519 roots (`/etc/ostree`, `/usr/share/ostree`). */
   ed25519KeysDirs?: string[];
@@ -52,12 +52,17 @@ export interface PullVerifierOptions {
   now?: () => Date;
 }
 
-function decodeMeta(bytes: Uint8Array | null, what: string): DetachedMetadata {
+/**
+ * Detached metadata as OSTree reads it on a pull: bytes that do not decode as `a{sv}` hold no
+ * signature (GLib reads them as an empty dictionary), so the check then fails with "no signatures
+ * found" rather than an error about the file.
+ */
+function decodeMeta(bytes: Uint8Array | null): DetachedMetadata {
   if (bytes === null) return [];
   try {
     return decodeDetachedMetadata(bytes);
-  } catch (e) {
-    throw new SigningError('METADATA_INVALID', `Invalid ${what}: ${sanitize((e as Error).message)}`, { object: what }, { cause: e });
+  } catch {
+    return [];
   }
 }
 
@@ -65,8 +70,10 @@ function decodeMeta(bytes: Uint8Array | null, what: string): DetachedMetadata {
  * Build the verifier a pull uses. Keys are loaded on first use per remote and cached for the
  * life of the object (one pull). Reads key files only; no locks; safe to call concurrently.
  * Throws (from the methods) SigningError: SIGNATURE_MISSING, SIGNATURE_INVALID, KEY_REVOKED,
- * KEY_EXPIRED, METADATA_INVALID (undecodable `.commitmeta` / `summary.sig`), CONFIG_INVALID (bad
- * remote keys), KEY_NOT_FOUND / KEY_INVALID (sign-verify without any usable ed25519 key).
+ * KEY_EXPIRED, METADATA_INVALID (a signature key of the wrong type, too many signatures),
+ * CONFIG_INVALID (bad remote keys, a `gpgkeypath` mixing separators), IO_ERROR (a `gpgkeypath`
+ * entry that cannot be opened), KEY_NOT_FOUND / KEY_INVALID (sign-verify without any usable
+ * ed25519 key). An undecodable `.commitmeta` / `summary.sig` holds no signature.
  */
 export function createPullVerifier(options: PullVerifierOptions): SigningPullVerifier {
   const gpgCache = new Map<string, Promise<GpgVerifier>>();
@@ -121,16 +128,23 @@ export function createPullVerifier(options: PullVerifierOptions): SigningPullVer
 
   return {
     async verifyCommit(commitBytes, detachedMeta, ctx) {
-      const verifiers = await verifiersFor(ctx, false);
+      // OSTree reads keys and `gpgkeypath` while verifying, so its errors about them (a missing
+      // key directory, a mixed separator) come out as the commit's: `Commit CSUM: opendir(…): …`.
+      const verifiers = await verifiersFor(ctx, false).catch((e: unknown) => {
+        if (e instanceof SigningError && (e.code === 'IO_ERROR' || e.code === 'CONFIG_INVALID')) {
+          throw new SigningError(e.code, `Commit ${ctx.checksum}: ${e.message}`, { ...e.data, checksum: ctx.checksum }, { cause: e });
+        }
+        throw e;
+      });
       if (verifiers.length === 0) return;
-      const dict = decodeMeta(detachedMeta, `detached metadata of commit ${ctx.checksum}`);
+      const dict = decodeMeta(detachedMeta);
       const result = await verifyDetached({ data: commitBytes, dict, policy: { verifiers }, now: options.now?.() });
       assertPullVerified(result, { kind: 'commit', checksum: ctx.checksum });
     },
     async verifySummary(summaryBytes, sigBytes, ctx) {
       const verifiers = await verifiersFor(ctx, true);
       if (verifiers.length === 0) return;
-      const dict = decodeMeta(sigBytes, 'summary.sig');
+      const dict = decodeMeta(sigBytes);
       const result = await verifyDetached({ data: summaryBytes, dict, policy: { verifiers }, now: options.now?.() });
       assertPullVerified(result, { kind: 'summary', hasSigFile: sigBytes !== null });
     },

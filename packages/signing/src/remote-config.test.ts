@@ -17,10 +17,20 @@ describe('parseRemoteSigningConfig', () => {
 
   it('reads booleans, lists and sign types', () => {
     const c = parseRemoteSigningConfig({
-      'gpg-verify': 'false', 'gpg-verify-summary': '1', gpgkeypath: '/a.gpg;/b.d,/c.gpg;',
+      'gpg-verify': 'false', 'gpg-verify-summary': '1', gpgkeypath: '/a.gpg;/b.d;/c.gpg;',
       'sign-verify': 'ed25519;', 'sign-verify-summary': 'true', 'verification-ed25519-key': 'KEY=',
     });
     expect(c).toMatchObject({ gpgVerify: false, gpgVerifySummary: true, gpgKeyPath: ['/a.gpg', '/b.d', '/c.gpg'], signVerify: ['ed25519'], signVerifySummary: ['ed25519'], ed25519Key: 'KEY=' });
+  });
+
+  it('splits gpgkeypath on ; or , but refuses both, as OSTree (only when GPG verification reads it)', () => {
+    expect(parseRemoteSigningConfig({ gpgkeypath: '/a.asc,/b.d/,' }).gpgKeyPath).toEqual(['/a.asc', '/b.d/']);
+    expect(parseRemoteSigningConfig({ gpgkeypath: ',/a.asc' }).gpgKeyPath).toEqual(['', '/a.asc']);
+    expect(parseRemoteSigningConfig({ gpgkeypath: '/k.asc' }).gpgKeyPath).toEqual(['/k.asc']);
+    expect(() => parseRemoteSigningConfig({ gpgkeypath: '/a,/b;/c' })).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: 'key value list contains more than one separator' }),
+    );
+    expect(parseRemoteSigningConfig({ 'gpg-verify': 'false', gpgkeypath: '/a,/b;/c' }).gpgKeyPath).toEqual([]);
   });
 
   it('rejects non-boolean values and unknown sign types with CONFIG_INVALID', () => {

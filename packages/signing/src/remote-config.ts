@@ -2,15 +2,15 @@
  * A remote's signature settings as OSTree keeps them in `[remote "NAME"]` of the repo config
  * (spec/pull-and-signing.md section 5), validated with zod, and the verification policies they
  * imply. Values arrive as raw GKeyFile strings (the caller owns config parsing):
- * booleans are GKeyFile's `true`/`false`/`1`/`0`, lists are `;`-separated (`,` is accepted in
- * `gpgkeypath`, as OSTree does). `sign-verify` is either a boolean ("every sign type we
+ * booleans are GKeyFile's `true`/`false`/`1`/`0`, lists are `;`-separated (`gpgkeypath` takes
+ * `;` or `,`, but not both, as OSTree). `sign-verify` is either a boolean ("every sign type we
  * support", i.e. ed25519) or a list of sign types.
  */
 
 import { z } from 'zod';
 import { SigningError, sanitize } from './errors.js';
 import { loadEd25519Verifier } from './ed25519-keys.js';
-import { loadRemoteGpgKeyring } from './gpg-keyring.js';
+import { loadRemoteGpgKeyring, parseGpgKeyPath } from './gpg-keyring.js';
 import { GpgVerifier } from './sign-gpg.js';
 import type { Verifier, VerifyPolicy } from './sign.js';
 
@@ -68,10 +68,7 @@ const signTypes = (key: string) =>
 const schema = z.object({
   'gpg-verify': gkeyBool('gpg-verify', true),
   'gpg-verify-summary': gkeyBool('gpg-verify-summary', false),
-  gpgkeypath: z
-    .string()
-    .optional()
-    .transform((v) => (v ?? '').split(/[;,]/).map((s) => s.trim()).filter((s) => s !== '')),
+  gpgkeypath: z.string().optional(),
   'sign-verify': signTypes('sign-verify'),
   'sign-verify-summary': signTypes('sign-verify-summary'),
   'verification-ed25519-key': z.string().trim().min(1).optional(),
@@ -80,7 +77,8 @@ const schema = z.object({
 
 /**
  * Validate a remote's raw config keys. Unrelated keys (`url`, `branches`, …) are ignored.
- * Throws CONFIG_INVALID naming the key at fault. Pure.
+ * Throws CONFIG_INVALID naming the key at fault; a `gpgkeypath` mixing `;` and `,` only when
+ * GPG verification is on (OSTree reads the value only then; otherwise it is ignored). Pure.
  */
 export function parseRemoteSigningConfig(section: Readonly<Record<string, string>>): RemoteSigningConfig {
   const r = schema.safeParse(section);
@@ -91,12 +89,22 @@ export function parseRemoteSigningConfig(section: Readonly<Record<string, string
   return {
     gpgVerify: d['gpg-verify'],
     gpgVerifySummary: d['gpg-verify-summary'],
-    gpgKeyPath: d.gpgkeypath,
+    gpgKeyPath: gpgKeyPathOf(d.gpgkeypath, d['gpg-verify'] || d['gpg-verify-summary']),
     signVerify: d['sign-verify'],
     signVerifySummary: d['sign-verify-summary'],
     ed25519Key: d['verification-ed25519-key'] ?? null,
     ed25519File: d['verification-ed25519-file'] ?? null,
   };
+}
+
+function gpgKeyPathOf(raw: string | undefined, used: boolean): string[] {
+  if (raw === undefined) return [];
+  try {
+    return parseGpgKeyPath(raw);
+  } catch (e) {
+    if (used) throw e;
+    return [];
+  }
 }
 
 /**

@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { GPG_SIGNATURES_KEY } from './detached-metadata.js';
 import { SigningError, sanitize } from './errors.js';
 import type { GpgKeyring } from './gpg-keyring.js';
+import { parseUserId } from './gpg-user-id.js';
 import type { SignatureReport, Signer, Verifier, VerifyOptions } from './sign.js';
 
 /** Largest signature we accept from `gpg` (a detached signature is well under 2 KiB). */
@@ -81,10 +82,13 @@ export class GpgVerifier implements Verifier {
     if (/^0+$/.test(keyId) && pkt.issuerFingerprint) keyId = hex(pkt.issuerFingerprint).slice(-16);
     const timestamp = pkt.created ?? null;
     const algo = pkt.publicKeyAlgorithm as number | null;
+    const sigExpires = finiteDate(pkt.getExpirationTime());
+    const sigExpired = sigExpires !== null && sigExpires.getTime() <= now.getTime();
     const report: SignatureReport = {
-      scheme: 'gpg', keyId, fingerprint: null, userId: null, valid: false, reason: null,
+      scheme: 'gpg', keyId, fingerprint: null, userId: null, userName: null, userEmail: null, valid: false, reason: null,
       algorithm: algo === null ? null : (ALGORITHM_NAMES[algo] ?? null), primaryKeyId: null,
-      expired: false, revoked: false, timestamp, keysTried: [],
+      expired: sigExpired, revoked: false, keyExpired: false, sigExpired, signatureExpires: sigExpires, keyExpires: null, primaryKeyExpires: null,
+      timestamp, keysTried: [],
     };
     const candidates = this.keyring.findByKeyId(keyId);
     if (candidates.length === 0) {
@@ -96,60 +100,121 @@ export class GpgVerifier implements Verifier {
     list.push(pkt);
     const single = new openpgp.Signature(list);
     for (const key of candidates) {
-      report.revoked = false;
-      report.expired = false;
       report.keysTried.push(key.getFingerprint().toUpperCase());
       report.fingerprint = key.getFingerprint().toUpperCase();
-      report.userId = key.getUserIDs()[0] ?? null;
+      const uid = await primaryUserId(key);
+      const parts = parseUserId(uid ?? '');
+      report.userId = uid;
+      report.userName = uid === null ? null : parts.name;
+      report.userEmail = uid === null ? null : parts.email;
       const primary = key.getKeyID().toHex().toUpperCase();
       report.primaryKeyId = primary === keyId ? null : primary;
-      try {
-        const res = await openpgp.verify({
-          message: await openpgp.createMessage({ binary: data }),
-          signature: single,
-          verificationKeys: [key],
-          date: timestamp ?? now,
-          format: 'binary',
-          expectSigned: true,
-        });
-        await res.signatures[0].verified;
-      } catch (e) {
-        const msg = (e as Error).message;
-        report.reason = `BAD signature: ${sanitize(msg)}`;
-        Object.assign(report, classify(msg));
-        continue;
-      }
-      // Cryptographically good; now the key's and the signature's state at `now`.
-      const problems: string[] = [];
-      try {
-        await key.verifyPrimaryKey(now);
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
-      const sub = key.getSubkeys(pkt.issuerKeyID)[0];
-      if (sub) {
-        try {
-          await sub.verify(now);
-        } catch (e) {
-          problems.push((e as Error).message);
-        }
-      }
-      if (pkt.signatureExpirationTime && timestamp && timestamp.getTime() + pkt.signatureExpirationTime * 1000 <= now.getTime()) {
-        problems.push('Signature is expired');
-      }
+      // The key's state now, as gpg reports it: a revoked primary key revokes its subkeys, an
+      // expired one expires them.
+      const state = await keyStateAt(key, pkt.issuerKeyID, now);
+      report.revoked = state.revoked;
+      report.keyExpired = state.expired;
+      report.expired = state.expired || sigExpired;
+      report.keyExpires = state.signingKeyExpires;
+      report.primaryKeyExpires = state.primaryExpires;
+      const cryptoError = await checkSignature(data, pkt, key);
+      const problems: string[] = [...state.problems];
+      if (cryptoError !== null) problems.push(cryptoError);
+      if (sigExpired) problems.push('Signature is expired');
       if (timestamp && timestamp.getTime() > now.getTime() + 5 * 60 * 1000) problems.push('Signature creation time is in the future');
-      const flags = problems.map(classify);
-      report.revoked = flags.some((f) => f.revoked);
-      report.expired = flags.some((f) => f.expired);
       if (problems.length === 0) {
         report.valid = true;
         report.reason = null;
         return report;
       }
-      report.reason = sanitize(problems.join('; '));
+      report.reason = cryptoError !== null && !report.revoked && !report.expired ? `BAD signature: ${sanitize(cryptoError)}` : sanitize(problems.join('; '));
     }
     return report;
   }
+}
+
+/**
+ * Check a signature packet over `data` cryptographically against the key that made it (which
+ * must be allowed to sign: a signing-capable, cross-certified subkey or primary key), with no
+ * time limit; the key's state now is judged separately, as gpg judges a signature by the key as
+ * it is now (GnuPG replaces a self-signature when the expiry changes, so the key may have no
+ * self-signature from the time the signature was made). Returns null when it holds, else why not.
+ */
+async function checkSignature(data: Uint8Array, pkt: openpgp.SignaturePacket, key: openpgp.PublicKey): Promise<string | null> {
+  const { binary, text } = openpgp.enums.signature;
+  if (pkt.signatureType !== binary && pkt.signatureType !== text) return `Not a signature over data (type ${pkt.signatureType})`;
+  const signingKey = key.getKeys(pkt.issuerKeyID)[0];
+  if (signingKey === undefined) return 'Signature was not issued by the given public key';
+  try {
+    // The literal-data packet a binary message of `data` consists of (what the hash covers).
+    const literal = (await openpgp.createMessage({ binary: data })).packets[0];
+    await pkt.verify(signingKey.keyPacket, pkt.signatureType, literal, null as unknown as Date, true);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  try {
+    await key.getSigningKey(pkt.issuerKeyID, null);
+  } catch (e) {
+    const msg = (e as Error).message;
+    // Revocation and expiry are the key's state, reported from keyStateAt.
+    if (!classify(msg).revoked && !classify(msg).expired) return msg;
+  }
+  return null;
+}
+
+/** A Date for a finite time, null for Infinity / null / an invalid date. */
+function finiteDate(d: Date | number | null | undefined): Date | null {
+  return d instanceof Date && Number.isFinite(d.getTime()) ? d : null;
+}
+
+/** The user id gpgme names a key by: the primary one, else the first. */
+async function primaryUserId(key: openpgp.PublicKey): Promise<string | null> {
+  try {
+    const p = await key.getPrimaryUser();
+    if (p.user.userID) return p.user.userID.userID;
+  } catch {
+    // Revoked or expired self-signatures: fall back to the first user id, as gpg lists it.
+  }
+  return key.users.find((u) => u.userID !== null)?.userID?.userID ?? null;
+}
+
+/**
+ * What gpg says about a key at `now`: revoked (the primary key or the signing subkey), expired
+ * (either), the expiry times, and the problems as OpenPGP.js words them.
+ */
+async function keyStateAt(key: openpgp.PublicKey, signingKeyId: openpgp.KeyID, now: Date): Promise<{
+  revoked: boolean; expired: boolean; primaryExpires: Date | null; signingKeyExpires: Date | null; problems: string[];
+}> {
+  const problems: string[] = [];
+  const primaryExpires = finiteDate(await key.getExpirationTime().catch(() => null));
+  let revoked = false;
+  let expired = primaryExpires !== null && primaryExpires.getTime() <= now.getTime();
+  try {
+    await key.verifyPrimaryKey(now);
+  } catch (e) {
+    const msg = (e as Error).message;
+    problems.push(msg);
+    revoked ||= classify(msg).revoked;
+    expired ||= classify(msg).expired;
+  }
+  let signingKeyExpires = primaryExpires;
+  const sub = key.getKeyID().equals(signingKeyId) ? undefined : key.getSubkeys(signingKeyId)[0];
+  if (sub) {
+    signingKeyExpires = finiteDate(await sub.getExpirationTime(now).catch(() => null));
+    if (signingKeyExpires !== null && signingKeyExpires.getTime() <= now.getTime()) expired = true;
+    try {
+      await sub.verify(now);
+    } catch (e) {
+      const msg = (e as Error).message;
+      problems.push(msg);
+      revoked ||= classify(msg).revoked;
+      expired ||= classify(msg).expired;
+    }
+  }
+  if (expired && !problems.some((p) => classify(p).expired)) problems.push('Key is expired');
+  // gpg reports an expired key as expired even when it is also revoked (EXPKEYSIG before
+  // REVKEYSIG), so OSTree then prints "BAD signature", not "Key revoked".
+  return { revoked: revoked && !expired, expired, primaryExpires, signingKeyExpires, problems };
 }
 
 const gpgProgramOptionsSchema = z.object({
@@ -180,6 +245,8 @@ export class GpgProgramSigner implements Signer {
   readonly scheme = 'gpg' as const;
   readonly metadataKey = GPG_SIGNATURES_KEY;
   readonly keyId: string;
+  /** The GnuPG home directory the key is in (its public keyring names the key). */
+  readonly homedir: string;
   private readonly options: GpgProgramSignerOptions;
 
   constructor(options: GpgProgramSignerOptions) {
@@ -187,6 +254,7 @@ export class GpgProgramSigner implements Signer {
     if (!r.success) throw new SigningError('CONFIG_INVALID', `Invalid gpg signer options: ${r.error.issues.map((i) => i.message).join('; ')}`, { issues: r.error.issues });
     this.options = r.data;
     this.keyId = r.data.keyId;
+    this.homedir = r.data.homedir;
   }
 
   sign(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
@@ -261,6 +329,11 @@ export class OpenPgpSigner implements Signer {
     this.keyId = (signingKeyId ?? key.getKeyID()).toHex().toUpperCase();
   }
 
+  /** The public part of the signing key (to recognise signatures it made). */
+  get publicKey(): openpgp.PublicKey {
+    return this.key.toPublic();
+  }
+
   /**
    * Load a secret key. `passphrase` decrypts a protected key; `keyId` picks a signing subkey
    * (default: OpenPGP.js's choice of the newest valid signing key). `now` sets signature times.
@@ -318,4 +391,35 @@ export class OpenPgpSigner implements Signer {
       throw new SigningError('GPG_FAILED', `OpenPGP signing with key ${this.keyId} failed: ${sanitize((e as Error).message)}`, { keyId: this.keyId }, { cause: e });
     }
   }
+}
+
+/** The long key ids (upper-case hex) of the keys that made each packet of one `ostree.gpgsigs` element; [] when it does not parse. */
+async function issuersOf(blob: Uint8Array): Promise<string[]> {
+  try {
+    const sig = await openpgp.readSignature({ binarySignature: blob });
+    return sig.packets.slice(0, MAX_PACKETS_PER_SIGNATURE).map((p) => {
+      const id = p.issuerKeyID.toHex().toUpperCase();
+      return /^0+$/.test(id) && p.issuerFingerprint ? hex(p.issuerFingerprint).slice(-16) : id;
+    });
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The index of the first element of `signatures` (an `ostree.gpgsigs` array) made by the key
+ * `wanted` names, as `ostree_gpg_verify_result_lookup`: `wanted` (key id, fingerprint or user id)
+ * is resolved in `keyring`, and a signature matches when it was made by that key or any of its
+ * subkeys (no cryptographic check: this finds signatures, it does not trust them). Indexes in
+ * `skip` are passed over. -1 when there is none, or when `wanted` is not in the keyring.
+ */
+export async function findGpgSignatureByKey(signatures: readonly Uint8Array[], keyring: GpgKeyring, wanted: string, skip: ReadonlySet<number> = new Set()): Promise<number> {
+  const key = keyring.find(wanted);
+  if (key === null) return -1;
+  const ids = new Set(key.getKeys().map((k) => k.getKeyID().toHex().toUpperCase()));
+  for (let i = 0; i < signatures.length; i++) {
+    if (skip.has(i)) continue;
+    if ((await issuersOf(signatures[i])).some((id) => ids.has(id))) return i;
+  }
+  return -1;
 }

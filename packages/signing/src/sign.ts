@@ -25,6 +25,10 @@ export interface SignatureReport {
   fingerprint?: string | null;
   /** gpg: primary user id of the key, when known. */
   userId?: string | null;
+  /** gpg: the name part of that user id (`Name (Comment) <email>`), as gpgme splits it. */
+  userName?: string | null;
+  /** gpg: the email part of that user id ('' when it has none). */
+  userEmail?: string | null;
   /** gpg: public-key algorithm of the signature as GnuPG names it (`RSA`, `EdDSA`, `DSA`, `ECDSA`). */
   algorithm?: string | null;
   /** gpg: true when the signature was made by a subkey (its primary key id is then `primaryKeyId`). */
@@ -33,8 +37,19 @@ export interface SignatureReport {
   valid: boolean;
   /** Why it is not valid (null when valid), in words a user can act on. */
   reason: string | null;
+  /** The signing key or the signature has expired (`keyExpired || sigExpired`). */
   expired: boolean;
   revoked: boolean;
+  /** gpg: the signing key (or, for a subkey, its primary key) has expired. */
+  keyExpired?: boolean;
+  /** gpg: the signature itself has expired. */
+  sigExpired?: boolean;
+  /** gpg: when the signature expires (null: never). */
+  signatureExpires?: Date | null;
+  /** gpg: when the key that made the signature (subkey or primary) expires (null: never or unknown). */
+  keyExpires?: Date | null;
+  /** gpg: when the primary key expires (null: never or unknown). */
+  primaryKeyExpires?: Date | null;
   /** Creation time from the signature (gpg); ed25519 signatures carry none. */
   timestamp: Date | null;
   /** Identifiers of the keys the signature was checked against. */

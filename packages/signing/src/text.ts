@@ -12,6 +12,7 @@
  */
 
 import { SigningError, sanitize } from './errors.js';
+import { parseUserId } from './gpg-user-id.js';
 import type { SignatureReport, VerifyResult } from './sign.js';
 import { C_UTF8_TIME_LOCALE, formatGDateTime, formatLocaleDateTime, type TimeLocale } from './date-format.js';
 
@@ -45,11 +46,21 @@ function base64ToHex(b64: string): string {
 }
 
 /**
- * The lines gpgme/OSTree print for one signature (without indentation), e.g.
- * `Signature made Wed Nov 25 23:44:31 2026 using EdDSA key ID 51C0351FF238F15C` and
- * `Good signature from "Larch Test <larch@example.com>"`; ed25519 reports give OSTree's one-line
- * verification message. The date is printed as OSTree prints it in `options.timeLocale`. Pure
- * apart from the locale's zone-abbreviation callback.
+ * The lines OSTree prints for one signature (without indentation), in the layout of
+ * `ostree_gpg_verify_result_describe_variant`:
+ *
+ *   Signature made DATE using ALGO key ID KEYID
+ *   Good signature from "NAME <EMAIL>"          (or: Can't check signature: public key not found,
+ *                                                Key revoked, Expired signature from "…",
+ *                                                BAD signature from "…")
+ *   Primary key ID KEYID                         (a subkey made it)
+ *   Signature expires|expired DATE               (the signature has an expiry)
+ *   Key expires|expired DATE                     (the signing key has an expiry)
+ *   Primary key expires|expired DATE             (a subkey made it, and the primary key has an expiry)
+ *
+ * As in OSTree, the primary key's line says "expired" whenever the signing key is expired.
+ * ed25519 reports give OSTree's one-line verification message. Dates are printed as OSTree prints
+ * them in `options.timeLocale`. Pure apart from the locale's zone-abbreviation callback.
  */
 export function describeSignature(r: SignatureReport, options: SignatureTextOptions = {}): string[] {
   if (r.scheme === 'ed25519') {
@@ -59,18 +70,29 @@ export function describeSignature(r: SignatureReport, options: SignatureTextOpti
     if (r.keysTried.length > 3) return [`ed25519: Signature couldn't be verified; tried ${r.keysTried.length} keys`];
     return [`ed25519: Signature couldn't be verified with: ${r.keysTried.map((k) => `key '${base64ToHex(k)}'`).join('; ')}`];
   }
-  const when = formatLocaleDateTime(r.timestamp ?? new Date(0), options.timeLocale ?? C_UTF8_TIME_LOCALE);
-  const lines = [`Signature made ${when} using ${r.algorithm ?? '[unknown name]'} key ID ${r.keyId ?? '[unknown]'}`];
-  const uid = `"${sanitize(r.userId ?? '[unknown name]', 200)}"`;
-  if (r.fingerprint === null || r.fingerprint === undefined) {
-    lines.push(r.reason?.startsWith("Can't check signature") || !r.reason ? "Can't check signature: public key not found" : sanitize(r.reason));
-    return lines;
-  }
-  if (r.valid) lines.push(`Good signature from ${uid}`);
-  else if (r.revoked) lines.push(`Signature from ${uid} by a revoked key`, `Key revoked (${sanitize(r.reason ?? 'revoked')})`);
-  else if (r.expired) lines.push(`Expired signature from ${uid}`, sanitize(r.reason ?? 'expired'));
-  else lines.push(`BAD signature from ${uid}`);
-  if (r.primaryKeyId) lines.push(`Primary key ID ${r.primaryKeyId}`);
+  const locale = options.timeLocale ?? C_UTF8_TIME_LOCALE;
+  const date = (d: Date): string => formatLocaleDateTime(d, locale);
+  const lines = [`Signature made ${date(r.timestamp ?? new Date(0))} using ${r.algorithm ?? '[unknown name]'} key ID ${r.keyId ?? '[unknown]'}`];
+  const keyMissing = r.fingerprint === null || r.fingerprint === undefined;
+  const parts = r.userId !== null && r.userId !== undefined ? parseUserId(r.userId) : null;
+  const name = r.userName ?? parts?.name ?? '[unknown name]';
+  const email = r.userEmail ?? parts?.email ?? '[unknown email]';
+  const who = `"${sanitize(name, 200)} <${sanitize(email, 200)}>"`;
+  const sigExpired = r.sigExpired ?? false;
+  const keyExpired = r.keyExpired ?? (r.expired && !sigExpired);
+  if (keyMissing) lines.push("Can't check signature: public key not found");
+  else if (r.valid) lines.push(`Good signature from ${who}`);
+  else if (r.revoked) lines.push('Key revoked');
+  else if (sigExpired) lines.push(`Expired signature from ${who}`);
+  else lines.push(`BAD signature from ${who}`);
+  const bySubkey = !keyMissing && Boolean(r.primaryKeyId);
+  if (bySubkey) lines.push(`Primary key ID ${r.primaryKeyId}`);
+  const expiry = (what: string, when: Date | null | undefined, expired: boolean): void => {
+    if (when) lines.push(`${what} ${expired ? 'expired' : 'expires'} ${date(when)}`);
+  };
+  expiry('Signature', r.signatureExpires, sigExpired);
+  if (!keyMissing) expiry('Key', r.keyExpires, keyExpired);
+  if (bySubkey) expiry('Primary key', r.primaryKeyExpires, keyExpired);
   return lines;
 }
 
@@ -114,7 +136,8 @@ export function assertPullVerified(result: VerifyResult, what: VerifiedObject, o
         gpgPrefix +
         (what.kind === 'summary'
           ? what.hasSigFile
-            ? 'GPG verification enabled, but no signatures found in summary.sig (use gpg-verify-summary=false in remote config to disable)'
+            ? // OSTree's words, its hint at gpg-verify included (the summary's check shares the commit's message).
+              'GPG verification enabled, but no signatures found (use gpg-verify=false in remote config to disable)'
             : 'GPG verification enabled, but no summary.sig found (use gpg-verify-summary=false in remote config to disable)'
           : 'GPG verification enabled, but no signatures found (use gpg-verify=false in remote config to disable)');
     } else if (what.kind === 'summary' && !what.hasSigFile) {
@@ -124,7 +147,8 @@ export function assertPullVerified(result: VerifyResult, what: VerifiedObject, o
     }
     throw new SigningError('SIGNATURE_MISSING', msg, data);
   }
-  const detail = reports.map((r) => describeSignature(r, options).join('; ')).join('; ');
+  // As OSTree: every signature's description, the last one first.
+  const detail = [...reports].reverse().map((r) => describeSignature(r, options).join('; ')).join('; ');
   const code = reports.some((r) => r.revoked) ? 'KEY_REVOKED' : reports.some((r) => r.expired) ? 'KEY_EXPIRED' : 'SIGNATURE_INVALID';
   throw new SigningError(code, `${prefix}${detail}`, data);
 }
