@@ -217,8 +217,18 @@ export class PullEngine {
 
   private async processCommit(checksum: Checksum, depthLeft: number, maxSize: number, ref: string | null, isParent: boolean): Promise<void> {
     const { repo, source, limits, progress } = this.o;
-    // commitmeta before the commit, always re-fetched: signatures may have been added.
-    const detached = (await source.metadata('commitmeta', checksum, limits.maxMetadataSize, true, (b) => verifyCommitMeta(checksum, b)))?.bytes ?? null;
+    // commitmeta before the commit, always re-fetched: signatures may have been added. Detached
+    // metadata that does not decode counts as none (OSTree reads it as an empty dictionary): a
+    // pull that verifies signatures then finds none, one that does not goes on without it.
+    const meta = await source.metadata('commitmeta', checksum, limits.maxMetadataSize, true, (b) => {
+      try {
+        verifyCommitMeta(checksum, b);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const detached = meta !== null && meta.value ? meta.bytes : null;
     const present = repo.hasObjectSync('commit', checksum);
     let bytes: Uint8Array;
     let commit;

@@ -80,6 +80,12 @@ export interface PullOptions {
    * failure falls back to object-by-object.
    */
   disableStaticDeltas?: boolean;
+  /**
+   * Only static deltas (`ostree pull --require-static-deltas`): a target the summary offers no
+   * delta for fails the pull (`Static deltas required, but none found for REF to CHECKSUM`), and
+   * so does a delta that cannot be applied.
+   */
+  requireStaticDeltas?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -117,6 +123,7 @@ const optionsSchema = z.object({
   subpath: z.string().optional(),
   allowDowngrade: z.boolean().optional(),
   disableStaticDeltas: z.boolean().optional(),
+  requireStaticDeltas: z.boolean().optional(),
 });
 
 /** Validate the caller's options (TypeError for programming mistakes, as STYLE.md 4 asks). */
@@ -290,7 +297,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         const deltas =
           opts.disableStaticDeltas || opts.commitMetadataOnly || subpath !== null
             ? []
-            : await pullDeltas({ repo, remote: opts.remote, url: cfg.contentUrl, fetcher, limits, summary, targets, refspecOf, progress, signal: group.signal, metadataRun: (t) => new PullEngine({ ...engineOptions, depth: 0, commitMetadataOnly: true, group: new TaskGroup(group.signal) }).run(t) });
+            : await pullDeltas({ repo, remote: opts.remote, url: cfg.contentUrl, fetcher, limits, summary, targets, refspecOf, progress, signal: group.signal, require: Boolean(opts.requireStaticDeltas), metadataRun: (t) => new PullEngine({ ...engineOptions, depth: 0, commitMetadataOnly: true, group: new TaskGroup(group.signal) }).run(t) });
         progress.phase = 'objects';
         const engine = new PullEngine({ ...engineOptions, group });
         const done = await engine.run(targets);
@@ -339,6 +346,8 @@ interface DeltaRun {
   refspecOf: (ref: string) => string;
   progress: ProgressTracker;
   signal: AbortSignal;
+  /** `requireStaticDeltas`: no delta, or a failed one, is an error instead of an object pull. */
+  require: boolean;
   /** Fetch, verify (signatures, downgrade) and store the commits alone, left partial. */
   metadataRun: (targets: CommitTarget[]) => Promise<EngineResult>;
 }
@@ -355,7 +364,8 @@ interface DeltaRun {
  */
 async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
   const index = summaryDeltaIndex(o.summary);
-  if (index.size === 0) return [];
+  if (o.summary === null && o.require) throw new LarchError('OBJECT_MISSING', 'Fetch configured to require static deltas, but no summary deltas or delta index found', { remote: o.remote });
+  if (index.size === 0 && !o.require) return [];
   // Delta requests count like object requests.
   const fetcher: Fetcher = {
     get: (url, opts) => {
@@ -374,6 +384,7 @@ async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
       if (o.signal.aborted) throw e;
       cand = null; // no usable index: objects
     }
+    if (cand === null && o.require) throw new LarchError('OBJECT_MISSING', `Static deltas required, but none found for ${t.ref ?? ''} to ${t.checksum}`, { remote: o.remote, to: t.checksum });
     if (cand !== null) plans.push({ target: t, from: cand.from, superblockSha256: cand.superblockSha256 });
   }
   if (plans.length === 0) return [];
@@ -412,7 +423,7 @@ async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
       });
       results.push(r);
     } catch (e) {
-      if (o.signal.aborted) throw e;
+      if (o.signal.aborted || o.require) throw e;
       // Whatever the delta could not give comes object by object.
     } finally {
       o.progress.deltaBytesLeft = null;
