@@ -2,15 +2,19 @@
  * `larch gpg-sign [--gpg-homedir=H] [--gpg-secret-key-file=F] COMMIT KEYID…` appends one
  * OpenPGP signature per key to the commit's detached metadata (`ostree.gpgsigs`), as
  * `ostree gpg-sign` does (through `gpg`, or in-process with an armored secret key file).
- * `--delete COMMIT KEYID…` removes, for each KEYID, the first signature made by that key and
- * prints `Signatures deleted: N`, as OSTree 2022.7 does.
+ * Signing with a key that already signed the commit fails (`Commit is already signed with GPG key
+ * KEYID`), as in OSTree. `--delete COMMIT KEYID…` removes, for each KEYID, the first signature made
+ * by that key (or one of its subkeys) and prints `Signatures deleted: N`, as OSTree 2022.7 does.
+ * Keys are recognised through the global keyrings ($OSTREE_GPG_HOME, else
+ * /usr/share/ostree/trusted.gpg.d) and `--gpg-homedir`'s keyring; a KEYID found in none of them
+ * still matches a signature whose issuer key id it names (OSTree then deletes nothing).
  */
 import type { Command } from 'commander';
-import { GPG_SIGNATURES_KEY, GpgKeyring, GpgVerifier, getSignatures, removeSignatures } from '@larch/signing';
+import { GPG_SIGNATURES_KEY, GpgKeyring, GpgVerifier, findGpgSignatureByKey, getSignatures, removeSignatures } from '@larch/signing';
 import type { VerbContext } from '../cli.js';
 import { openRepo, UsageError } from '../context.js';
 import { allOptions, verb } from './common.js';
-import { gpgSigners, rewriteCommitMeta, signCommit, type SigningOptions } from './sign.js';
+import { gpgLookupKeyring, gpgSigners, rewriteCommitMeta, signCommit, type SigningOptions } from './sign.js';
 
 interface GpgSignOpts extends SigningOptions {
   delete?: boolean;
@@ -43,15 +47,17 @@ export function registerGpgSign(program: Command, ctx: VerbContext): void {
         return;
       }
       const data = await repo.readMetadata('commit', commit);
+      const ring = await gpgLookupKeyring(opts.gpgHomedir);
       let deleted = 0;
       await rewriteCommitMeta(repo, commit, async (dict) => {
-        // Which key made each signature (no keyring needed: the issuer is in the packet).
         const sigs = getSignatures(dict, GPG_SIGNATURES_KEY);
+        // Which key made each signature, for ids no keyring knows (the issuer is in the packet).
         const probe = new GpgVerifier(new GpgKeyring([]));
         const issuers = await Promise.all(sigs.map(async (s) => (await probe.verify(data, [s]))[0]));
         const drop = new Set<number>();
         for (const id of keyIds) {
-          const i = issuers.findIndex((r, n) => !drop.has(n) && r !== undefined && sameKey(r.keyId, r.fingerprint, id));
+          // The first signature by that key, even if an earlier KEYID already named it (as OSTree).
+          const i = ring.find(id) !== null ? await findGpgSignatureByKey(sigs, ring, id) : issuers.findIndex((r) => r !== undefined && sameKey(r.keyId, r.fingerprint, id));
           if (i >= 0) drop.add(i);
         }
         deleted = drop.size;

@@ -28,6 +28,7 @@ interface PullOpts {
   allowDowngrade?: boolean;
   timestampCheck?: boolean;
   disableStaticDeltas?: boolean;
+  requireStaticDeltas?: boolean;
 }
 
 /** Register `pull`. */
@@ -43,6 +44,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to')
     .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
     .option('--disable-static-deltas', 'Do not use static deltas')
+    .option('--require-static-deltas', 'Require static deltas')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
@@ -52,6 +54,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       const refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
       if (remote === '' || (colon >= 0 && refs[0] === '')) throw new UsageError(`Invalid refspec ${first}`);
       if (opts.allowDowngrade && opts.timestampCheck) throw new UsageError('--allow-downgrade and --timestamp-check are mutually exclusive');
+      if (opts.disableStaticDeltas && opts.requireStaticDeltas) throw new UsageError('Cannot specify both --disable-static-deltas and --require-static-deltas');
       const repo = await openRepo(opts);
       const verifier = signatureVerifier(repo.path);
       await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
@@ -66,6 +69,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           verifier,
           allowDowngrade: Boolean(opts.allowDowngrade),
           disableStaticDeltas: Boolean(opts.disableStaticDeltas),
+          requireStaticDeltas: Boolean(opts.requireStaticDeltas),
           signal,
           ...(onProgress ? { onProgress } : {}),
         }),

@@ -4,6 +4,7 @@
  *   remote add [--no-gpg-verify] [--if-not-exists] [--set=KEY=VALUE]… [--gpg-import=FILE]
  *              [--sign-verify=ed25519=inline:KEY|file:PATH] NAME URL [BRANCH…]
  *   remote gpg-import [-k FILE]… [--stdin] NAME [KEY-ID…]
+ *   remote gpg-list-keys [NAME]
  *   remote list [-u]
  *   remote delete [--if-exists] NAME
  *   remote show-url NAME
@@ -135,6 +136,14 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
       ctx.io.out(importedLine(r.imported, name));
     });
 
+  sub(remote, 'gpg-list-keys', 'Show remote GPG keys')
+    .argument('[name]', 'Name of the remote (without: the global keys)')
+    .action(async (name: string | undefined, _o: object, cmd: Command) => {
+      const opts = allOptions<object>(cmd);
+      const { gpgListKeysText } = await import('./remote-gpg.js');
+      ctx.io.out(await gpgListKeysText(await openRepo(opts), name));
+    });
+
   sub(remote, 'list', 'List remote repository names')
     .option('-u, --show-urls', 'Show remote URLs in list')
     .option('--json', 'Print JSON: [{ name, url }]')
@@ -154,7 +163,9 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
     .option('--if-exists', 'Do nothing if the provided remote does not exist')
     .action(async (name: string, _o: { ifExists?: boolean }, cmd: Command) => {
       const opts = allOptions<{ ifExists?: boolean }>(cmd);
-      await deleteRemote(await openRepo(opts), name, { ifExists: Boolean(opts.ifExists) });
+      const repo = await openRepo(opts);
+      // As OSTree, the remote's keyring goes with it.
+      if (await deleteRemote(repo, name, { ifExists: Boolean(opts.ifExists) })) await (await import('./remote-gpg.js')).deleteKeyringOf(repo, name);
     });
 
   sub(remote, 'show-url', 'Show remote repository URL')

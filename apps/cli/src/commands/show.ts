@@ -5,8 +5,9 @@
  *
  * A signed commit is followed by ostree's signature block (`Found 1 signature:` and, per
  * signature, `Signature made … using ALGO key ID …` / `Good signature from "…"`). GPG signatures
- * are checked against REMOTE's keyring with --gpg-verify-remote, else every remote keyring of the
- * repository plus the global one (as ostree); ed25519 signatures (which ostree 2022.7 does not
+ * are checked against REMOTE's keys with --gpg-verify-remote (its keyring and `gpgkeypath`, else
+ * the global keyrings), else every keyring of the repository plus the global directory
+ * ($OSTREE_GPG_HOME, else /usr/share/ostree/trusted.gpg.d), as ostree; ed25519 signatures (which ostree 2022.7 does not
  * show) follow in the same layout, checked against the remotes' `verification-ed25519-key/-file`
  * and the well-known key files.
  */
@@ -68,9 +69,11 @@ export async function signatureText(repo: Repo, checksum: Checksum, opts: Signat
   const gpgSigs = signing.getSignatures(dict, signing.GPG_SIGNATURES_KEY);
   if (gpgSigs.length > 0) {
     if (opts.gpgVerifyRemote !== undefined) assertRemoteExists(repo, opts.gpgVerifyRemote);
+    const keypath = opts.gpgVerifyRemote !== undefined ? repo.config.get(`remote "${opts.gpgVerifyRemote}"`, 'gpgkeypath') : undefined;
     const ring = await signing.loadRepoGpgKeyring({
       repoPath: repo.path,
       ...(opts.gpgVerifyRemote !== undefined ? { remote: opts.gpgVerifyRemote } : {}),
+      ...(keypath !== undefined ? { gpgkeypath: signing.parseGpgKeyPath(keypath) } : {}),
       ...(opts.gpgHomedir !== undefined ? { homedir: opts.gpgHomedir } : {}),
     });
     out += signing.signatureBlock(await new signing.GpgVerifier(ring).verify(data, gpgSigs), 'signature', { timeLocale: await timeLocale() });

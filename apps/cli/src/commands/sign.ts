@@ -21,6 +21,11 @@ import type { Command } from 'commander';
 import type { Repo } from '@larch/core-store';
 import {
   ED25519_SIGNATURES_KEY,
+  GPG_SIGNATURES_KEY,
+  GpgKeyring,
+  findGpgSignatureByKey,
+  loadGlobalGpgKeyring,
+  loadGpgHomedirKeyring,
   Ed25519PublicKey,
   Ed25519SecretKey,
   Ed25519Signer,
@@ -129,26 +134,62 @@ export async function preflightSigners(signers: Signer[]): Promise<void> {
 }
 
 /**
+ * The keys OSTree consults to tell which key made a commit's existing GPG signatures (the global
+ * keyring directory, `--gpg-homedir`'s keyring) plus, for an in-process signer, its own key.
+ * Missing or unreadable keyrings just contribute nothing.
+ */
+export async function gpgLookupKeyring(homedir: string | undefined, extra: GpgKeyring['keys'] = []): Promise<GpgKeyring> {
+  const rings: GpgKeyring[] = [new GpgKeyring(extra)];
+  const quiet = <T>(p: Promise<T>): Promise<T | null> => p.catch(() => null);
+  if (homedir !== undefined) {
+    const h = await quiet(loadGpgHomedirKeyring(homedir));
+    if (h !== null) rings.push(h);
+  }
+  const g = await quiet(loadGlobalGpgKeyring());
+  if (g !== null) rings.push(g);
+  return GpgKeyring.merge(rings);
+}
+
+/**
  * Append one signature per signer to the commit's detached metadata (`.commitmeta`), keeping
- * every other key. Locking: the repo's exclusive lock, so two signers cannot lose each other's
- * signature. Crash: the old or the new `.commitmeta`.
+ * every other key. A GPG key that already signed the commit is refused, as `ostree gpg-sign`
+ * and `ostree commit --gpg-sign` do (`Commit is already signed with GPG key KEYID`; the key is
+ * recognised through its GnuPG home's keyring and the global keyrings). Locking: the repo's
+ * exclusive lock, so two signers cannot lose each other's signature. Crash: the old or the new
+ * `.commitmeta`; the signatures are written together, so a failing key leaves none of them.
  */
 export async function signCommit(repo: Repo, commit: string, signers: Signer[]): Promise<void> {
   if (signers.length === 0) return;
   const data = await repo.readMetadata('commit', commit);
   await repo.withLock('exclusive', async () => {
-    const dict = (await repo.readCommitMeta(commit)) ?? [];
-    const next = await signDetached({ data, dict, signers });
-    await repo.writeCommitMeta(commit, next);
+    let dict = (await repo.readCommitMeta(commit)) ?? [];
+    for (const signer of signers) {
+      if (signer.scheme === 'gpg') {
+        const existing = getSignatures(dict, GPG_SIGNATURES_KEY);
+        if (existing.length > 0) {
+          const ring = await gpgLookupKeyring(
+            signer instanceof GpgProgramSigner ? signer.homedir : undefined,
+            signer instanceof OpenPgpSigner ? [signer.publicKey] : [],
+          );
+          if ((await findGpgSignatureByKey(existing, ring, signer.keyId)) >= 0) throw new CommandError(`Commit is already signed with GPG key ${signer.keyId}`);
+        }
+      }
+      dict = await signDetached({ data, dict, signers: [signer] });
+    }
+    await repo.writeCommitMeta(commit, dict);
   });
 }
 
-/** Replace the commit's detached metadata (used by the delete forms). Exclusive lock. */
+/**
+ * Replace the commit's detached metadata (used by the delete forms). An emptied dictionary is
+ * written as such, not removed, as OSTree does: a client that pulls the commit again then drops
+ * the signatures too (a missing `.commitmeta` would leave its copy alone). Exclusive lock.
+ */
 export async function rewriteCommitMeta(repo: Repo, commit: string, change: (dict: DetachedMetadata) => Promise<DetachedMetadata | null>): Promise<void> {
   await repo.withLock('exclusive', async () => {
     const dict = (await repo.readCommitMeta(commit)) ?? [];
     const next = await change(dict);
-    if (next !== null) await repo.writeCommitMeta(commit, next.length === 0 ? null : next);
+    if (next !== null) await repo.writeCommitMeta(commit, next);
   });
 }
 
