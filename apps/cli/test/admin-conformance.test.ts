@@ -280,6 +280,55 @@ describe('larch admin, as ostree admin', () => {
   });
 });
 
+describe('larch admin status, signed commits', () => {
+  const HAVE_GPG = spawnSync('gpg', ['--version']).status === 0;
+
+  function gpg(home: string, ...args: string[]): string {
+    const r = spawnSync('gpg', ['--homedir', home, '--batch', ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`gpg ${args.join(' ')} failed: ${r.stderr}`);
+    return r.stdout;
+  }
+
+  it('prints the GPG lines ostree prints under a deployment whose remote verifies, and --verify checks it', () => {
+    if (!HAVE_GPG) {
+      if (RUN_INTEROP) throw new Error('gpg is required for this test (CI=true): apt-get install -y gnupg');
+      return;
+    }
+    const home = join(dir, 'gnupg');
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    gpg(home, '--passphrase', '', '--quick-gen-key', 'Larch Admin <admin@example.com>', 'ed25519', 'sign', 'never');
+    const keyId = /^pub:[^:]*:[^:]*:[^:]*:([0-9A-F]{16}):/m.exec(gpg(home, '--list-keys', '--with-colons'))![1];
+    const pub = join(dir, 'admin-pub.asc');
+    writeFileSync(pub, gpg(home, '--armor', '--export', keyId));
+    try {
+      const t = join(dir, `tree${++n}`);
+      mkdirSync(join(t, 'usr/lib/modules/3.6.0'), { recursive: true });
+      mkdirSync(join(t, 'usr/etc'), { recursive: true });
+      writeFileSync(join(t, 'usr/lib/modules/3.6.0/vmlinuz'), 'a kernel\n');
+      writeFileSync(join(t, 'usr/etc/os-release'), 'PRETTY_NAME="TestOS 42"\n');
+      ok(larch(['commit', `--repo=${osRepo}`, '-b', 'testos/signed', '--add-metadata-string=version=9', `--gpg-sign=${keyId}`, `--gpg-homedir=${home}`, `--tree=dir=${t}`]));
+      const root = join(dir, 'signed');
+      mkdirSync(root);
+      roots.push(root);
+      ok(larch(['admin', 'init-fs', root]));
+      ok(larch(['admin', 'os-init', `--sysroot=${root}`, 'testos']));
+      ok(larch(['remote', 'add', `--repo=${root}/ostree/repo`, `--gpg-import=${pub}`, 'testos', `file://${osRepo}`]));
+      ok(larch(['pull', `--repo=${root}/ostree/repo`, 'testos', 'testos/signed']));
+      ok(larch(['admin', 'deploy', '--os=testos', 'testos:testos/signed'], sys(root)));
+      const text = status(root);
+      expect(text).toMatch(new RegExp(`^    GPG: Signature made .* using EdDSA key ID ${keyId}\n    GPG: Good signature from "Larch Admin <admin@example.com>"\n$`, 'm'));
+      const verified = ok(larch(['admin', 'status', '--verify'], sys(root)));
+      expect(verified).toMatch(new RegExp(`\nGPG: Signature made .* using EdDSA key ID ${keyId}\nGPG: Good signature from "Larch Admin <admin@example.com>"\n\n$`));
+      if (HAVE_OSTREE) {
+        expect(text).toBe(ok(ostree(['admin', 'status'], sys(root))));
+        expect(verified).toBe(ok(ostree(['admin', 'status', '--verify'], sys(root))));
+      }
+    } finally {
+      spawnSync('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
+    }
+  });
+});
+
 /** The `umount` of a test's overlay (lazy, so a busy mount never blocks the teardown). */
 function umount(target: string): void {
   spawnSync('umount', ['-l', target]);
