@@ -114,12 +114,23 @@ describe('larch admin, as ostree admin', () => {
     const mine = ok(larch(['admin', 'status'], sys(root)));
     expect(mine).toContain('origin refspec: testos:testos/buildmain/x86_64-runtime');
     if (HAVE_OSTREE) expect(mine).toBe(ok(ostree(['admin', 'status'], sys(root))));
-    // --print-current-dir: the first deployment's directory, as ostree prints it
+  });
+
+  it('--print-current-dir prints the first deployment\'s directory, as ostree', () => {
+    const root = makeSysroot('current');
+    ok(larch(['admin', 'deploy', '--os=testos', 'testos:testos/buildmain/x86_64-runtime'], sys(root)));
     const cur = ok(larch(['admin', '--print-current-dir'], sys(root)));
     expect(cur).toBe(`${deployDir(root, 0)}\n`);
     if (HAVE_OSTREE) expect(cur).toBe(ok(ostree(['admin', '--print-current-dir'], sys(root))));
+    expect(expectOneErrorLine(larch(['admin', '--print-current-dir'], sys(makeSysroot('current-empty'))))).toBe('Unable to find a deployment in sysroot');
+  });
+
+  it('kargs edit-in-place and instutil set-kargs need a deployment, as ostree', () => {
     const empty = makeSysroot('env-empty');
-    expect(expectOneErrorLine(larch(['admin', '--print-current-dir'], sys(empty)))).toBe('Unable to find a deployment in sysroot');
+    for (const args of [['admin', 'kargs', 'edit-in-place', '--append-if-missing=x'], ['admin', 'instutil', 'set-kargs', 'x']]) {
+      expect(expectOneErrorLine(larch(args, sys(empty)))).toBe('Unable to find a deployment in sysroot');
+      if (HAVE_OSTREE) expect(ostree(args, sys(empty)).stderr).toBe('error: Unable to find a deployment in sysroot\n');
+    }
   });
 
   it('upgrade drops the transient state (a pin) from the new deployment, and takes --override-commit', () => {

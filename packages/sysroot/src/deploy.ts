@@ -680,6 +680,7 @@ export async function editKargsInPlace(sysrootPath: string, appendIfMissing: str
     await sr.load();
     requireRootIfBooted(sr);
     const n = sr.deployments.length;
+    if (n === 0) throw sysrootError('INVALID_ARGUMENT', 'no-deployment', 'Unable to find a deployment in sysroot');
     for (const d of sr.deployments) {
       const ka = KernelArgs.parse(d.bootconfig.get('options') ?? '');
       for (const a of appendIfMissing) {
