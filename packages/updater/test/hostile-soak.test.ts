@@ -3,7 +3,7 @@
  * process): the update's commit object, or the summary, comes back as an endless chunked body.
  * Every cycle must fail, be logged as one `error` event in OSTree's words, and be followed by the
  * next cycle; the agent must never exit, its connections to the server must stay within the
- * pool (8), and its RSS must stay flat once warm (cycles 50 to 100).
+ * pool (8), and its RSS must stay flat once warm (cycles 100 to 200).
  * SIGTERM then stops it cleanly.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -149,7 +149,7 @@ describe('larch-agent against a hostile server', () => {
     await work?.cleanup();
   });
 
-  it('an endless commit object, 100 cycles: each failure logged, never exits, connections and RSS flat', async () => {
+  it('an endless commit object, 200 cycles: each failure logged, never exits, connections and RSS flat', async () => {
     const commitPath = `/objects/${target.slice(0, 2)}/${target.slice(2)}.commit`;
     const limit = statSync(path.join(pub.repoPath, commitPath)).size;
     server.rule = { match: (p) => p === commitPath, kind: 'endless', limit };
@@ -163,34 +163,34 @@ describe('larch-agent against a hostile server', () => {
     try {
       await d.waitForCycles('pull-failed', 10);
       const rss10 = d.rss();
-      await d.waitForCycles('pull-failed', 50);
-      const rss50 = d.rss();
       await d.waitForCycles('pull-failed', 100);
       const rss100 = d.rss();
-      const sockets100 = d.sockets();
+      await d.waitForCycles('pull-failed', 200);
+      const rss200 = d.rss();
+      const sockets200 = d.sockets();
       expect(d.exit).toBeNull();
       // Each failure is logged once, in OSTree's words, and the cycle ends (then the next begins).
       const errors = d.errors('pull');
-      expect(errors.length).toBeGreaterThanOrEqual(100);
+      expect(errors.length).toBeGreaterThanOrEqual(200);
       for (const e of errors) {
         expect(e.code).toBe('LIMIT_EXCEEDED');
         expect(e.message).toBe(`Fetching ${target}.commit: exceeded maximum size of ${limit} bytes for ${server.url.replace(/\/$/, '')}${commitPath}`);
       }
-      expect(server.overLimit.length).toBeGreaterThanOrEqual(100);
+      expect(server.overLimit.length).toBeGreaterThanOrEqual(200);
       // Connections: never more than the pool, and the hostile ones were closed.
       expect(server.maxOpenSockets).toBeLessThanOrEqual(POOL);
       expect(maxAgentSockets).toBeLessThanOrEqual(POOL);
-      expect(sockets100).toBeLessThanOrEqual(POOL);
-      expect(server.overLimit.slice(0, 99).every((r) => r.closedAt !== null)).toBe(true);
-      // Memory: the heap settles during the first few dozen cycles (measured: +15..25 MiB by
-      // cycle 50, then +5..10 MiB to cycle 100 and flat after), so growth is bounded while warming
-      // up and flat once warm. A leak of even a third of a MiB per cycle fails the second bound;
-      // one parked response (up to the 8 MiB high-water mark) per cycle fails both.
-      expect(rss50 - rss10).toBeLessThan(48 * MiB);
-      expect(rss100 - rss50).toBeLessThan(16 * MiB);
+      expect(sockets200).toBeLessThanOrEqual(POOL);
+      expect(server.overLimit.slice(0, 199).every((r) => r.closedAt !== null)).toBe(true);
+      // Memory: the process warms up over the first hundred or so cycles (measured on a loaded
+      // 2-core machine: +15..35 MiB from cycle 10 to 100), then stays flat (-2..+7 MiB from
+      // cycle 100 to 200). So growth is bounded while warming up, and flat once warm: a leak of a
+      // sixth of a MiB per cycle fails the second bound, one response parked per cycle both.
+      expect(rss100 - rss10).toBeLessThan(64 * MiB);
+      expect(rss200 - rss100).toBeLessThan(16 * MiB);
       console.info(
-        `agent soak: RSS ${(rss10 / MiB).toFixed(1)} / ${(rss50 / MiB).toFixed(1)} / ${(rss100 / MiB).toFixed(1)} MiB at cycles 10 / 50 / 100; ` +
-          `${sockets100} TCP sockets at cycle 100 (at most ${maxAgentSockets}); server saw ${server.acceptedSockets} connections, at most ${server.maxOpenSockets} open`,
+        `agent soak: RSS ${(rss10 / MiB).toFixed(1)} / ${(rss100 / MiB).toFixed(1)} / ${(rss200 / MiB).toFixed(1)} MiB at cycles 10 / 100 / 200; ` +
+          `${sockets200} TCP sockets at cycle 200 (at most ${maxAgentSockets}); server saw ${server.acceptedSockets} connections, at most ${server.maxOpenSockets} open`,
       );
     } finally {
       clearInterval(sample);
