@@ -86,6 +86,12 @@ export class SubcommandError extends UsageError {
 }
 
 /**
+ * Commands with sub-verbs that also act on their own (`admin --print-current-dir`, `admin kargs`):
+ * installHelp leaves their action alone; it throws SubcommandError itself when it has nothing to do.
+ */
+export const OWN_ACTION = new WeakSet<Command>();
+
+/**
  * Give every command under `program` ostree's help layout, and every command with sub-verbs
  * ostree's behaviour when run without one. Call after all verbs are registered.
  */
@@ -94,7 +100,7 @@ export function installHelp(program: Command): void {
     cmd.configureHelp({ formatHelp });
     cmd.helpOption('-h, --help', 'Show help options');
     const subs = cmd.commands.filter((c) => c.name() !== 'help');
-    if (cmd.parent !== null && subs.length > 0) {
+    if (cmd.parent !== null && subs.length > 0 && !OWN_ACTION.has(cmd)) {
       const label = commandPath(cmd).split(' ').slice(1).join(' ');
       const declared = (cmd as unknown as { registeredArguments: readonly unknown[] }).registeredArguments;
       if (declared.length === 0) cmd.argument('[command]');

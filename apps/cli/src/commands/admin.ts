@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
 import { CommandError, UsageError } from '../context.js';
+import { OWN_ACTION, SubcommandError } from '../help.js';
 import { toJson } from '../format.js';
 import { collect, keyValue, parseOption } from '../options.js';
 import { allOptions } from './common.js';
@@ -68,8 +69,9 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
         out(sr.deploymentDir(first));
         return;
       }
-      throw new UsageError(command === undefined ? 'No "admin" subcommand specified' : `Unknown "admin" subcommand '${command}'`);
+      throw new SubcommandError(command === undefined ? 'No "admin" subcommand specified' : `Unknown "admin" subcommand '${command}'`, admin);
     });
+  OWN_ACTION.add(admin);
 
   sub(admin, 'init-fs', 'Initialize a root filesystem')
     .argument('<path>', 'Directory to initialize (must exist)')
@@ -212,7 +214,9 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
     .option('--replace <k=v>', 'Replace every value of a kernel argument', collect)
     .option('--deployment-index <index>', 'Deployment to change (default 0)')
     .option('--json', 'Print JSON: { kargs }')
-    .action(async (_o: unknown, cmd: Command) => {
+    .argument('[command]')
+    .action(async (command: string | undefined, _o: unknown, cmd: Command) => {
+      if (command !== undefined) throw new SubcommandError(`Unknown "admin kargs" subcommand '${command}'`, cmd);
       const opts = allOptions<SysrootOpts & { append?: string[]; delete?: string[]; replace?: string[]; deploymentIndex?: string }>(cmd);
       const l = await lib();
       const i = opts.deploymentIndex === undefined ? 0 : index(opts.deploymentIndex);
@@ -228,6 +232,8 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       }
       ctx.io.out(opts.json ? toJson({ kargs }) : `${kargs}\n`);
     });
+  // Without a sub-verb, `admin kargs` shows or edits the kernel arguments (a Larch addition).
+  OWN_ACTION.add(kargs);
 
   sub(kargs, 'edit-in-place', 'Set new kernel command line arguments in place (applies to all deployments by default)')
     .option('--append-if-missing <name=value>', 'Append kernel arguments if they do not exist', collect)
