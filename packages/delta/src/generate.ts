@@ -3,8 +3,12 @@
  *
  * Plan: the objects reachable from TO that FROM does not have (all of them for a from-scratch
  * delta), minus the TO commit (it travels in the superblock). Modified files are paired with a
- * FROM file of the same (or same-stem) basename and similar size; a pair becomes a bsdiff patch
- * (computed on worker threads) or, failing that, rollsum copies from the old file. Large new files
+ * FROM file of the same (or same-stem) basename and similar size; a pair that bsdiff may take
+ * becomes a bsdiff patch (computed on worker threads). The other modified files are written as
+ * rollsum copies exactly when ostree would: with ostree's pairing and its measure of matching
+ * chunks (rollsum.ts), so that `--disable-bsdiff` and `--max-bsdiff-size` give ostree's
+ * decisions, and the statistics ostree prints (`onEvent`) agree. (ostree tries rollsum before
+ * bsdiff; Larch diffs first, as a bsdiff patch is smaller.) Large new files
  * with no such pair are matched by content against the FROM files (sampled window hashes): when
  * one shares enough (an apt `Translation-en` and the `Packages` file naming the same packages),
  * the new file becomes a copy patch (copydiff.ts) in a part of its own, built on a one-shot worker
@@ -43,7 +47,7 @@ import { ByteSink, ChunkSink, OP_BSPATCH, OP_CLOSE, OP_OPEN, OP_OPEN_SPLICE_AND_
 import { BsdiffPool } from './pool.js';
 import { ContentAnchors } from './copydiff.js';
 import { runCopyPart } from './copy-part.js';
-import { rollsumMatches, type Match } from './rollsum.js';
+import { chunks as rollsumChunks, ostreeRollsumStats, ostreeTakesRollsum, rollsumMatches, type Match, type OstreeRollsumStats } from './rollsum.js';
 import { xzCompress } from './xz.js';
 import { mapLargeAllocations } from './xz-system.js';
 import { reindexDeltas } from './manage.js';
@@ -97,7 +101,32 @@ export interface GenerateOptions {
   filename?: string;
   /** `--set-endianness`: byte order of the superblock's part header and fallback numbers (default 'l'). */
   endianness?: 'l' | 'B';
+  /**
+   * Told what generation decides as it goes: the events behind the statistics lines ostree's
+   * `static-delta generate` prints (its `verbose` parameter; see {@link GenerateEvent}). Called
+   * synchronously; it must not throw.
+   */
+  onEvent?: (event: GenerateEvent) => void;
 }
+
+/**
+ * What generation reports while it runs, in the order ostree prints the same facts:
+ * - `reachable`: the new objects (`metadata` counts the TO commit, as ostree's line does) and
+ *   `modified`, the new regular files paired with a FROM file of the same (or same-stem) name;
+ * - `rollsum`, once per modified file written as rollsum copies, with ostree's figures for the
+ *   pair (see `ostreeRollsumStats`), then `rollsum-planned` with how many of the modified files
+ *   that is;
+ * - `bsdiff`, before each bsdiff candidate is diffed (`index` counts from 0 of `total`);
+ * - `fallback`, for each file left out of the parts (`size`: its object stream, header included);
+ * - `part`, for each part once compressed, in part order.
+ */
+export type GenerateEvent =
+  | { type: 'reachable'; modified: number; metadata: number; regular: number; symlink: number }
+  | ({ type: 'rollsum'; from: Checksum; to: Checksum } & OstreeRollsumStats)
+  | { type: 'rollsum-planned'; rollsum: number; modified: number }
+  | { type: 'bsdiff'; index: number; total: number }
+  | { type: 'fallback'; checksum: Checksum; size: number }
+  | { type: 'part'; index: number; objects: number; size: number; usize: number };
 
 export interface GenerateStats {
   name: string;
@@ -109,28 +138,44 @@ export interface GenerateStats {
   /** Objects written as copy patches out of a different FROM file (content pairs). */
   copy: number;
   rollsum: number;
+  /** Bytes of the rollsum files matched in their FROM files (ostree's measure, as its `rollsum=` line counts them). */
+  rollsumSize: number;
+  /** New regular files paired with a FROM file by name (ostree's `modified:`). */
+  modified: number;
   /** Total stored bytes (superblock + part files). */
   size: number;
+  /** Stored bytes of the parts, inline ones included (ostree's `compressed=`). */
+  partSize: number;
   usize: number;
+  /** Bytes the objects written whole into the parts take in the repository (ostree's `loose=`). */
+  looseSize: number;
   superblockSha256: string;
   /** Where the time went (ms): planning, waiting for bsdiff workers, waiting for compression, total. */
   timings: { plan: number; waitBsdiff: number; waitCompress: number; total: number };
 }
 
 interface TreeIndex {
+  /** Each content object and the first name it was found under. */
   files: Map<Checksum, string>;
+  /** Every name of each content object (ostree pairs files by any of their names). */
+  names: Map<Checksum, string[]>;
   meta: Map<string, ObjectType>;
 }
 
 async function walkCommit(repo: Repo, commit: Checksum): Promise<TreeIndex> {
   const c = await repo.readCommit(commit);
-  const out: TreeIndex = { files: new Map(), meta: new Map() };
+  const out: TreeIndex = { files: new Map(), names: new Map(), meta: new Map() };
   const visit = async (tree: Checksum, meta: Checksum): Promise<void> => {
     out.meta.set(meta, 'dirmeta');
     if (out.meta.has(tree)) return;
     out.meta.set(tree, 'dirtree');
     const dt = await repo.readDirTree(tree);
-    for (const f of dt.files) if (!out.files.has(f.checksum)) out.files.set(f.checksum, f.name);
+    for (const f of dt.files) {
+      if (!out.files.has(f.checksum)) out.files.set(f.checksum, f.name);
+      const l = out.names.get(f.checksum);
+      if (l) l.push(f.name);
+      else out.names.set(f.checksum, [f.name]);
+    }
     await Promise.all(dt.dirs.map((d) => visit(d.treeChecksum, d.metaChecksum)));
   };
   await visit(c.rootTree, c.rootMeta);
@@ -177,6 +222,8 @@ async function isElf(repo: Repo, checksum: Checksum): Promise<boolean> {
 
 /** Names of files already compressed (nothing to gain from diffing them). */
 const COMPRESSED = /\.(xz|bz2|gz|zst|lz4|lzma)$/;
+/** How far (percent) the sizes of a modified file and its FROM file may differ (ostree's CONTENT_SIZE_SIMILARITY_THRESHOLD_PERCENT). */
+const SIMILARITY_PERCENT = 30;
 /** Smallest file considered for content pairing. */
 const CONTENT_PAIR_MIN = 256 * 1024;
 /** Share of a file's sampled windows (and then of its bytes) that must come from the old file. */
@@ -205,9 +252,10 @@ const ext = (name: string): string => {
   const i = name.lastIndexOf('.');
   return i > 0 ? name.slice(i + 1) : '';
 };
-const stem = (name: string): string => {
+/** The text before the first '.', when there is such text and a dot (ostree's fuzzy name match needs both). */
+const stem = (name: string): string | null => {
   const i = name.indexOf('.');
-  return i > 0 ? name.slice(0, i) : name;
+  return i > 0 ? name.slice(0, i) : null;
 };
 
 /** Preset of the quick xz pass that compares a large patch with its new file. */
@@ -338,6 +386,93 @@ interface NewFile {
   pairKind?: 'name' | 'content';
   /** Starts with the ELF magic (compressed with the x86 BCJ filter when it dominates a part). */
   elf?: boolean;
+  /** Planned as rollsum copies out of `pair` (ostree's decision), with the copies Larch writes. */
+  rollsum?: { matches: Match[]; stats: OstreeRollsumStats };
+}
+
+/** ostree's test for a file it may pair (`sizename_is_delta_candidate`): not empty, no name ending in .xz or .bz2. */
+const ostreeCandidate = (size: number, names: readonly string[]): boolean => size > 0 && !names.some((n) => /\.(xz|bz2)$/.test(n));
+
+/**
+ * The pairs ostree's `_ostree_delta_compute_similar_objects` makes, new file → FROM file: for each
+ * new regular file, the smallest FROM regular file of a size within 30 % (bounds truncated as
+ * ostree computes them) that shares one of its names, or failing that one of its stems (both names
+ * with a non-empty text before their first '.'). ostree breaks ties between FROM files of equal
+ * size by hash-table order; Larch by checksum.
+ */
+async function ostreeSimilarFiles(
+  newFiles: readonly NewFile[],
+  toIdx: TreeIndex,
+  fromIdx: TreeIndex,
+  info: (c: Checksum) => Promise<{ meta: FileMeta; size: number }>,
+): Promise<Map<Checksum, Checksum>> {
+  const byName = new Map<string, Checksum[]>();
+  const byStem = new Map<string, Checksum[]>();
+  const add = (m: Map<string, Checksum[]>, k: string, c: Checksum): void => {
+    const l = m.get(k);
+    if (l === undefined) m.set(k, [c]);
+    else if (l[l.length - 1] !== c) l.push(c);
+  };
+  for (const [c, names] of fromIdx.names) {
+    for (const n of names) {
+      add(byName, n, c);
+      const st = stem(n);
+      if (st !== null) add(byStem, st, c);
+    }
+  }
+  const out = new Map<Checksum, Checksum>();
+  for (const f of newFiles) {
+    if ((f.meta.mode & S_IFMT) === S_IFLNK) continue;
+    const names = toIdx.names.get(f.checksum) ?? [f.name];
+    if (!ostreeCandidate(f.size, names)) continue;
+    const low = Math.floor(f.size * (1 - SIMILARITY_PERCENT / 100));
+    const high = Math.floor(f.size * (1 + SIMILARITY_PERCENT / 100));
+    const smallest = async (keys: string[], index: Map<string, Checksum[]>): Promise<Checksum | null> => {
+      let best: Checksum | null = null;
+      let bestSize = Infinity;
+      for (const k of keys) {
+        for (const c of index.get(k) ?? []) {
+          const o = await info(c);
+          if ((o.meta.mode & S_IFMT) === S_IFLNK || o.size < low || o.size > high || !ostreeCandidate(o.size, fromIdx.names.get(c) ?? [])) continue;
+          if (o.size < bestSize || (o.size === bestSize && best !== null && c < best)) [best, bestSize] = [c, o.size];
+        }
+      }
+      return best;
+    };
+    const stems = names.map(stem).filter((x): x is string => x !== null);
+    const from = (await smallest(names, byName)) ?? (await smallest(stems, byStem));
+    if (from !== null) out.set(f.checksum, from);
+  }
+  return out;
+}
+
+/** Largest file (old or new) compared by rollsum: both are read whole. */
+const ROLLSUM_MAX_FILE = 1024 * 1024 * 1024;
+
+/**
+ * Compare `old` and `nw` by rollsum: ostree's figures for the pair, and when they make ostree
+ * write rollsum copies, the copies Larch writes (every chunk found verbatim, a superset of those
+ * ostree counts).
+ */
+function compareByRollsum(old: Uint8Array, nw: Uint8Array): { take: boolean; matches: Match[]; stats: OstreeRollsumStats } {
+  const oc = rollsumChunks(old);
+  const nc = rollsumChunks(nw);
+  const stats = ostreeRollsumStats(old, nw, oc, nc);
+  if (!ostreeTakesRollsum(stats)) return { take: false, matches: [], stats };
+  return { take: true, matches: rollsumMatches(old, nw, oc, nc).matches, stats };
+}
+
+/**
+ * What objects take in the repository (ostree's `ostree_repo_query_object_storage_size`: the size
+ * of the loose object file; 0 for one not stored here, say in a parent repository).
+ */
+async function storageSize(repo: Repo, objects: ReadonlyArray<[ObjectType, Checksum]>): Promise<number> {
+  let total = 0;
+  for (let i = 0; i < objects.length; i += 256) {
+    const sizes = await Promise.all(objects.slice(i, i + 256).map(([t, c]) => fsp.lstat(repo.objectPath(t, c)).then((st) => st.size, () => 0)));
+    for (const n of sizes) total += n;
+  }
+  return total;
 }
 
 /**
@@ -390,9 +525,11 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         const byName = fromByName.get(n);
         if (byName) byName.push(c);
         else fromByName.set(n, [c]);
-        const byStem = fromByStem.get(stem(n));
+        const st = stem(n);
+        if (st === null) continue;
+        const byStem = fromByStem.get(st);
         if (byStem) byStem.push(c);
-        else fromByStem.set(stem(n), [c]);
+        else fromByStem.set(st, [c]);
       }
     }
     const sizeOf = new Map<Checksum, { meta: FileMeta; size: number }>();
@@ -411,18 +548,24 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       newFiles.push({ checksum: c, name, meta, size, pair: null });
     }
 
-    // Similar-file pairing.
+    // Similar-file pairing for bsdiff, by ostree's rules (`_ostree_delta_compute_similar_objects`)
+    // with three deliberate differences: among several candidates Larch takes the closest in size
+    // (ostree the smallest, often another file of the same name); it skips FROM files that are not
+    // world-readable while choosing (ostree chooses, then drops the pair); and it leaves out more
+    // compressed names (ostree only *.xz and *.bz2). ostree's own pairs (below) decide rollsum.
     if (fromIdx) {
       for (const f of newFiles) {
         if (f.size === 0 || (f.meta.mode & S_IFMT) === S_IFLNK || COMPRESSED.test(f.name)) continue;
+        const low = Math.floor(f.size * (1 - SIMILARITY_PERCENT / 100));
+        const high = Math.floor(f.size * (1 + SIMILARITY_PERCENT / 100));
         const pick = async (cands: Checksum[] | undefined): Promise<Checksum | null> => {
           let best: Checksum | null = null;
           let bestDiff = Infinity;
           for (const c of cands ?? []) {
             const o = await info(c);
             if ((o.meta.mode & S_IFMT) === S_IFLNK || (o.meta.mode & 0o004) === 0 || o.size === 0) continue;
+            if (o.size < low || o.size > high) continue;
             const d = Math.abs(o.size - f.size);
-            if (d > f.size * 0.3) continue;
             if (d < bestDiff) {
               bestDiff = d;
               best = c;
@@ -430,10 +573,22 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           }
           return best;
         };
-        f.pair = (await pick(fromByName.get(f.name))) ?? (await pick(fromByStem.get(stem(f.name))));
+        const st = stem(f.name);
+        f.pair = (await pick(fromByName.get(f.name))) ?? (st === null ? null : await pick(fromByStem.get(st)));
         if (f.pair !== null) f.pairKind = 'name';
       }
     }
+    // ostree's own pairs, for its `modified` count and for the files written as rollsum copies
+    // (so that --disable-bsdiff and --max-bsdiff-size take ostree's decisions).
+    const ostreePairs = fromIdx ? await ostreeSimilarFiles(newFiles, toIdx, fromIdx, info) : new Map<Checksum, Checksum>();
+    const modified = ostreePairs.size;
+    opts.onEvent?.({
+      type: 'reachable',
+      modified,
+      metadata: newMeta.length + 1,
+      regular: newFiles.filter((f) => (f.meta.mode & S_IFMT) !== S_IFLNK).length,
+      symlink: newFiles.filter((f) => (f.meta.mode & S_IFMT) === S_IFLNK).length,
+    });
 
     // Content pairing: large files that found no pair by name, against the FROM file that shares
     // the most sampled windows with them (say an apt Translation-en and the Packages file naming the
@@ -471,17 +626,46 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       }
     }
 
+    // A pair that bsdiff may take (unless disabled, old + new at most --max-bsdiff-size) is
+    // diffed. The others are written as rollsum copies when ostree would (at least half of the new
+    // chunks found, by ostree's measure), whatever their size, so that --disable-bsdiff and
+    // --max-bsdiff-size give ostree's rollsum files; else they are plain files. (ostree tries
+    // rollsum first for every pair; Larch diffs first, as a bsdiff patch is smaller.)
+    const bsdiffable = (f: NewFile): boolean => f.pair !== null && !opts.disableBsdiff && sizeOf.get(f.pair)!.size + f.size <= maxBsdiff;
+    let rollsumCount = 0;
+    let rollsumSize = 0;
+    const rollsumEvent = (f: NewFile, stats: OstreeRollsumStats): void => {
+      rollsumCount++;
+      rollsumSize += stats.matchSize;
+      opts.onEvent?.({ type: 'rollsum', from: f.pair!, to: f.checksum, ...stats });
+    };
+    for (const f of newFiles) {
+      const from = ostreePairs.get(f.checksum);
+      if (from === undefined || bsdiffable(f)) continue;
+      // ostree drops a pair whose FROM file a bare-user client could not read.
+      const old = sizeOf.get(from)!;
+      if ((old.meta.mode & 0o004) === 0 || f.size > ROLLSUM_MAX_FILE || old.size > ROLLSUM_MAX_FILE) continue;
+      const r = compareByRollsum((await readContent(repo, from)).data, (await readContent(repo, f.checksum)).data);
+      if (!r.take) continue;
+      f.pair = from;
+      f.rollsum = { matches: r.matches, stats: r.stats };
+      rollsumEvent(f, r.stats);
+    }
+    opts.onEvent?.({ type: 'rollsum-planned', rollsum: rollsumCount, modified });
+
     // Fallbacks: large plain regular files go out as ordinary objects.
     const fallbacks: FallbackEntry[] = [];
+    const fallbackStreamSize = new Map<Checksum, number>();
     const plain: NewFile[] = [];
     const paired: NewFile[] = [];
     const links: NewFile[] = [];
     for (const f of newFiles) {
       if ((f.meta.mode & S_IFMT) === S_IFLNK) links.push(f);
-      else if (f.pair !== null && (await info(f.pair)).size + f.size <= maxBsdiff) paired.push(f);
+      else if (f.rollsum !== undefined || bsdiffable(f)) paired.push(f);
       else if (minFallback > 0 && fileHeader(f.meta).length + f.size > minFallback) {
         const st = await fsp.stat(repo.objectPath('file', f.checksum));
         fallbacks.push({ type: 'file', checksum: f.checksum, compressedSize: st.size, size: f.size });
+        fallbackStreamSize.set(f.checksum, fileHeader(f.meta).length + f.size);
       } else plain.push(f);
     }
     const byContent = (a: NewFile, b: NewFile): number => {
@@ -509,18 +693,42 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     // One core is left to xz (it compresses finished parts meanwhile), so cores - 1 diff workers.
     // (The scratch directory first: the pool's workers keep the process alive until it is closed.)
     const tmpDir = await fsp.mkdtemp(join(repo.tmpPath, 'larch-delta-'));
-    const pool = new BsdiffPool(opts.disableBsdiff || paired.length === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, paired.length)));
+    const bsdiffTotal = paired.filter((f) => f.rollsum === undefined).length;
+    const pool = new BsdiffPool(bsdiffTotal === 0 ? 0 : Math.max(1, Math.min(concurrency - 1, bsdiffTotal)));
     const relDir = deltaRelDir(from, to);
     const headers: PartHeader[] = [];
     const inlineVariants: Array<[string, Variant]> = [];
     const inflight = new Set<Promise<void>>();
     let firstError: unknown = null;
     let bsdiffCount = 0;
-    let rollsumCount = 0;
     let copyCount = 0;
     let objectCount = 0;
     let totalSize = 0;
+    let partSize = 0;
     let totalUsize = 0;
+    // Objects written whole into the parts, for the `loose=` figure (their sizes are looked up as
+    // the parts are built, off the main path).
+    const loose: Array<[ObjectType, Checksum]> = [];
+    const looseSizes: Array<Promise<number>> = [];
+    const wrote = (type: ObjectType, checksum: Checksum): void => {
+      loose.push([type, checksum]);
+      if (loose.length >= 1024) flushLoose();
+    };
+    const flushLoose = (): void => {
+      const p = storageSize(repo, loose.splice(0));
+      p.catch(() => undefined);
+      looseSizes.push(p);
+    };
+    // Parts are reported in part order, as each is compressed (they finish in any order).
+    const partDone: boolean[] = [];
+    let partsReported = 0;
+    const reportParts = (): void => {
+      while (partDone[partsReported] === true) {
+        const h = headers[partsReported];
+        opts.onEvent?.({ type: 'part', index: partsReported, objects: h.objects.length, size: h.size, usize: h.usize });
+        partsReported++;
+      }
+    };
 
     /**
      * Register part `header` and compress `body` in the background (at most `concurrency` at once).
@@ -541,11 +749,14 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         packed.copy(stored, 1);
         header.checksum = createHash('sha256').update(stored).digest('hex');
         header.size = stored.length;
+        partSize += stored.length;
         if (opts.inlineParts) inlineVariants[index] = [`${relDir}/${index}`, inlinePartVariant(stored)];
         else {
           await fsp.writeFile(join(tmpDir, String(index)), stored, { mode: 0o644 });
           totalSize += stored.length;
         }
+        partDone[index] = true;
+        reportParts();
       })().then(collectGarbage, (e: unknown) => {
         firstError ??= e;
       });
@@ -572,6 +783,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       head.copy(body, 0);
       await readContent(repo, f.checksum, { buf: body, offset: head.length });
       tail.copy(body, head.length + f.size);
+      wrote('file', f.checksum);
       const x86 = opts.x86Filter === 'always' || (opts.x86Filter !== 'never' && f.elf === true);
       await submit({ version: 0, checksum: '', size: 0, usize: f.size, objects: [{ type: 'file', checksum: f.checksum }] }, [body], x86);
     };
@@ -612,19 +824,29 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         const bytes = await repo.readMetadata(t as 'dirtree' | 'dirmeta', c);
         await room(bytes.length);
         cur.addMetadata(t, c, bytes);
+        wrote(t, c);
       }
-      // Paired files: bsdiff (on workers) when allowed, else rollsum, else plain.
+      // Paired files: bsdiff (on workers), or the rollsum copies planned above.
       const patches = paired.map((f) => {
-        const useBsdiff = !opts.disableBsdiff && sizeOf.get(f.pair!)!.size + f.size <= maxBsdiff;
-        if (!useBsdiff) return null;
+        if (f.rollsum !== undefined) return null;
         return pool.diff(async () => ({ old: (await readContent(repo, f.pair!)).data, nw: (await readContent(repo, f.checksum)).data }));
       });
       patches.forEach((p) => p?.catch(() => undefined));
+      let bsdiffIndex = 0;
       for (let i = 0; i < paired.length; i++) {
         const f = paired[i];
         const p = patches[i];
         let nw: Buffer | null = null;
+        if (f.rollsum !== undefined) {
+          nw = (await readContent(repo, f.checksum)).data;
+          const { matches } = f.rollsum;
+          const literal = nw.length - matches.reduce((n, m) => n + m.length, 0);
+          await room(literal + 32 + matches.length * 8);
+          cur.addRollsum(f.checksum, f.meta, nw, f.pair!, matches);
+          continue;
+        }
         if (p !== null) {
+          opts.onEvent?.({ type: 'bsdiff', index: bsdiffIndex++, total: bsdiffTotal });
           const tw = performance.now();
           const patch = await p;
           timings.waitBsdiff += performance.now() - tw;
@@ -640,21 +862,24 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
             continue;
           }
         }
+        // The patch does not pay: rollsum copies when ostree's measure would take them, else
+        // the file whole.
         nw ??= (await readContent(repo, f.checksum)).data;
-        const old = (await readContent(repo, f.pair!)).data;
-        const { matches, ratio } = rollsumMatches(old, nw);
-        if (ratio >= 0.5) {
-          const literal = nw.length - matches.reduce((s, m) => s + m.length, 0);
-          await room(literal + 32 + matches.length * 8);
-          cur.addRollsum(f.checksum, f.meta, nw, f.pair!, matches);
-          rollsumCount++;
+        const r = compareByRollsum((await readContent(repo, f.pair!)).data, nw);
+        if (r.take) {
+          rollsumEvent(f, r.stats);
+          const literal = nw.length - r.matches.reduce((n, m) => n + m.length, 0);
+          await room(literal + 32 + r.matches.length * 8);
+          cur.addRollsum(f.checksum, f.meta, nw, f.pair!, r.matches);
         } else {
           await room(nw.length);
           cur.addSpliced(f.checksum, f.meta, nw);
+          wrote('file', f.checksum);
         }
       }
       // No diff is left: release the workers (and their memory) before the plain files.
       await pool.close();
+      for (const fb of fallbacks) opts.onEvent?.({ type: 'fallback', checksum: fb.checksum, size: fallbackStreamSize.get(fb.checksum)! });
       // ELF files get parts of their own (they take the x86 filter); so do the remaining files.
       let group: boolean | null = null;
       for (const f of plain) {
@@ -664,17 +889,21 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         await room(f.size);
         const { data } = await readContent(repo, f.checksum);
         cur.addSpliced(f.checksum, f.meta, data, f.elf === true);
+        wrote('file', f.checksum);
       }
       for (const f of links) {
         await room(f.size);
         cur.addSpliced(f.checksum, f.meta, Buffer.from(f.meta.symlinkTarget, 'utf8'));
+        wrote('file', f.checksum);
       }
       // At least one part always exists.
       if (cur.objects.length > 0 || headers.length === 0) await closePart(cur);
+      flushLoose();
       const tw = performance.now();
       await Promise.all(inflight);
       timings.waitCompress += performance.now() - tw;
       if (firstError !== null) throw firstError;
+      const looseSize = (await Promise.all(looseSizes)).reduce((n, x) => n + x, 0);
 
       const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
       const endianness = opts.endianness ?? 'l';
@@ -718,8 +947,12 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         bsdiff: bsdiffCount,
         copy: copyCount,
         rollsum: rollsumCount,
+        rollsumSize,
+        modified,
         size: totalSize,
+        partSize,
         usize: totalUsize,
+        looseSize,
         superblockSha256: createHash('sha256').update(sb).digest('hex'),
         timings: { ...timings, total: performance.now() - t0 },
       });

@@ -27,7 +27,7 @@ export {
 } from './format.js';
 export { ByteSink, ChunkSink, OpReader, OP_NAMES } from './ops.js';
 export { bsdiff, bspatch, suffixArray } from './bsdiff.js';
-export { chunks as rollsumChunks, rollsumMatches, type Chunk, type Match } from './rollsum.js';
+export { chunks as rollsumChunks, rollsumMatches, ostreeRollsumStats, ostreeTakesRollsum, type Chunk, type Match, type OstreeRollsumStats } from './rollsum.js';
 export { xzCompress, xzDecompressBounded, XZ_MEMLIMIT } from './xz.js';
 export {
   applySuperblock,
@@ -44,7 +44,7 @@ export {
   type PartSource,
   type DeltaProgress,
 } from './apply.js';
-export { generateDelta, type GenerateOptions, type GenerateStats } from './generate.js';
+export { generateDelta, type GenerateEvent, type GenerateOptions, type GenerateStats } from './generate.js';
 export {
   listDeltas,
   readDelta,

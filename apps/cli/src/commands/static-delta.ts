@@ -13,10 +13,10 @@
  * Formats and algorithms are @larch/delta's; this module parses, calls and prints.
  */
 import type { Command } from 'commander';
-import type { SuperblockSigner, SuperblockVerifier } from '@larch/delta';
+import type { GenerateEvent, GenerateStats, SuperblockSigner, SuperblockVerifier } from '@larch/delta';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError } from '../context.js';
-import { toJson } from '../format.js';
+import { formatSize, toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
 import { allOptions, verb } from './common.js';
 
@@ -107,6 +107,35 @@ async function deltaVerifier(keys: string[], opts: VerifyOpts, required: boolean
 }
 
 const sizeLine = (label: string, n: number): string => `${label}: ${n} (${n} bytes)\n`;
+
+/**
+ * The statistics ostree's `static-delta generate` prints on stderr as it goes (its library's
+ * verbose output), in its words; null for a bsdiff step it does not report (it reports about ten
+ * of them).
+ */
+function generateEventLine(e: GenerateEvent): string | null {
+  switch (e.type) {
+    case 'reachable':
+      return `modified: ${e.modified}\nnew reachable: metadata=${e.metadata} content regular=${e.regular} symlink=${e.symlink}\n`;
+    case 'rollsum':
+      return `rollsum for ${e.from} -> ${e.to}; crcs=${e.crcmatches} bufs=${e.bufmatches} total=${e.total} matchsize=${e.matchSize}\n`;
+    case 'rollsum-planned':
+      return `rollsum for ${e.rollsum}/${e.modified} modified\n`;
+    case 'bsdiff': {
+      const mod = Math.floor(e.total / 10);
+      return mod === 0 || e.index % mod === 0 ? `processing bsdiff: [${e.index}/${e.total}]\n` : null;
+    }
+    case 'fallback':
+      return `fallback for ${e.checksum} (${formatSize(e.size)})\n`;
+    case 'part':
+      return `part ${e.index + 1} n:${e.objects} compressed:${e.size} uncompressed:${e.usize}\n`;
+  }
+}
+
+/** ostree's closing statistics lines of `static-delta generate`. */
+function generateSummaryLines(s: GenerateStats): string {
+  return `uncompressed=${s.usize} compressed=${s.partSize} loose=${s.looseSize}\nrollsum=${s.rollsum} objects, ${s.rollsumSize} bytes\nbsdiff=${s.bsdiff} objects\n`;
+}
 
 /**
  * Why no signature verified, in ostree's words: for ed25519, every key tried against every
@@ -263,7 +292,12 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         ...(signers.length > 0 ? { signers } : {}),
         ...(opts.filename !== undefined ? { filename: opts.filename } : {}),
         ...(endianness !== 'l' ? { endianness } : {}),
+        onEvent: (e) => {
+          const line = generateEventLine(e);
+          if (line !== null) ctx.io.err(line);
+        },
       });
+      ctx.io.err(generateSummaryLines(stats));
       if (opts.json) ctx.io.out(toJson(stats));
     });
 
