@@ -56,8 +56,8 @@ describe('larch static-delta', () => {
 
   it('one-line errors', async () => {
     expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, '--empty', `--from=${c1}`, `--to=${c2}`]))).toBe('Cannot specify both --empty and --from=REV');
-    expect(expectOneErrorLine(larch(['static-delta', 'show', `--repo=${repo}`, 'nope']))).toBe("Invalid static delta name 'nope'");
-    expect(expectOneErrorLine(larch(['static-delta', 'delete', `--repo=${repo}`, `${c2}`]))).toBe(`Static delta '${c2}' not found`);
+    expect(expectOneErrorLine(larch(['static-delta', 'show', `--repo=${repo}`, 'nope']))).toBe('Invalid rev nope');
+    expect(expectOneErrorLine(larch(['static-delta', 'delete', `--repo=${repo}`, `${c2}`]))).toBe(`Can't find delta ${c2}`);
     expect(expectOneErrorLine(larch(['static-delta', 'generate', `--repo=${repo}`, `--to=${c1}`]))).toMatch(/has no parent; use --empty/);
     const dst = join(dir, 'dst-nofrom');
     ok(larch(['init', `--repo=${dst}`, '--mode=bare-user']));

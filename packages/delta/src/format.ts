@@ -59,6 +59,13 @@ export interface Superblock {
   fallbacks: FallbackEntry[];
   /** Byte order of the part header and fallback numbers. */
   endianness: 'l' | 'B';
+  /**
+   * How `endianness` was found, as ostree finds it (`_ostree_delta_get_endianness`): from
+   * `ostree.endianness` ('metadata'); guessed from the part sizes of a delta that predates that
+   * key ('heuristic'); or neither — an unknown byte in the key, or a legacy delta whose sizes look
+   * right in host order — which ostree calls invalid and reads in host (little-endian) order.
+   */
+  endiannessSource: 'metadata' | 'heuristic' | 'invalid';
   /** True when the file was a signed wrapper (section 6); `signatures` holds its dict. */
   signed: boolean;
   signatures: Array<[string, Variant]>;
@@ -111,9 +118,12 @@ export function encodeObjectList(objs: readonly DeltaObject[]): Uint8Array {
 }
 
 const u32 = (n: number, swap: boolean): number => (swap ? bswap32(n) : n);
-const u64 = (n: bigint, swap: boolean): number => {
+const u64 = (n: bigint, swap: boolean, lenient = false): number => {
   const v = swap ? bswap64(n) : n;
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw corrupt(`Static delta size field ${v} too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+    if (lenient) return Number.POSITIVE_INFINITY;
+    throw corrupt(`Static delta size field ${v} too large`);
+  }
   return Number(v);
 };
 
@@ -121,7 +131,7 @@ const u64 = (n: bigint, swap: boolean): number => {
  * Serialise a plain superblock. The part header and fallback numbers are written in `endianness`
  * (default 'l'); the caller's metadata must say the same in `ostree.endianness`.
  */
-export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'signed' | 'signatures' | 'signedData'>, endianness: 'l' | 'B' = 'l'): Uint8Array {
+export function encodeSuperblock(sb: Omit<Superblock, 'endianness' | 'endiannessSource' | 'signed' | 'signatures' | 'signedData'>, endianness: 'l' | 'B' = 'l'): Uint8Array {
   const swap = endianness === 'B';
   const n64 = (n: number): bigint => (swap ? bswap64(BigInt(n)) : BigInt(n));
   const commitValue = decode(COMMIT_TYPE, sb.commit);
@@ -153,11 +163,42 @@ export function encodeSignedSuperblock(plain: Uint8Array, signatures: Array<[str
   return encode(SIGNED_SUPERBLOCK_TYPE, [SIGNED_MAGIC.readBigUInt64LE(0), plain, signatures]);
 }
 
+type RawHeader = [number, Uint8Array, bigint, bigint, Uint8Array];
+type RawFallback = [number, Uint8Array, bigint, bigint];
+type RawSuperblock = [Array<[string, Variant]>, bigint, Uint8Array, Uint8Array, GValue, Uint8Array, RawHeader[], RawFallback[]];
+
+const U32_MAX = 0xffffffffn;
+
 /**
- * Parse a superblock file (plain or signed wrapper). Verifies: checksum lengths, that the
- * embedded commit hashes to TO, part versions, object lists, fallback types. Pure.
+ * The byte order of a superblock's numbers, as ostree decides it: the `ostree.endianness` byte
+ * when the key is there with type `y`; else (deltas from before 2016) swapped when some part
+ * declares a stored size over 1.2 times its uncompressed size, or when parts average more than
+ * 4 GiB an object, read in host order; else "invalid" (host order). The host is little-endian.
  */
-export function decodeSuperblock(bytes: Uint8Array): Superblock {
+function superblockEndianness(metadata: Array<[string, Variant]>, headers: RawHeader[]): { endianness: 'l' | 'B'; source: Superblock['endiannessSource'] } {
+  const v = metadata.find(([k]) => k === 'ostree.endianness')?.[1];
+  if (v !== undefined && v.type === 'y') {
+    if (v.value === 0x6c) return { endianness: 'l', source: 'metadata' };
+    if (v.value === 0x42) return { endianness: 'B', source: 'metadata' };
+    return { endianness: 'l', source: 'invalid' };
+  }
+  let swapped = false;
+  let totalSize = 0n;
+  let totalObjects = 0n;
+  for (const [, , size, usize, objects] of headers) {
+    totalObjects += BigInt(Math.floor(objects.length / 33));
+    totalSize = BigInt.asUintN(64, totalSize + size);
+    if (size > usize && Number(size) / Number(usize) > 1.2) {
+      swapped = true;
+      break;
+    }
+  }
+  if (!swapped && totalObjects > 0n && totalSize / totalObjects > U32_MAX) swapped = true;
+  return swapped ? { endianness: 'B', source: 'heuristic' } : { endianness: 'l', source: 'invalid' };
+}
+
+/** The plain superblock inside `bytes` (unwrapping a signed one), decoded but not yet checked. */
+function parseSuperblock(bytes: Uint8Array): { plain: Uint8Array; signed: boolean; signatures: Array<[string, Variant]>; v: RawSuperblock } {
   let plain = bytes;
   let signed = false;
   let signatures: Array<[string, Variant]> = [];
@@ -171,27 +212,31 @@ export function decodeSuperblock(bytes: Uint8Array): Superblock {
       throw new LarchError('OBJECT_CORRUPTED', `Invalid signed static delta superblock: ${(e as Error).message}`, {}, { cause: e });
     }
   }
-  let v: [Array<[string, Variant]>, bigint, Uint8Array, Uint8Array, GValue, Uint8Array, Array<[number, Uint8Array, bigint, bigint, Uint8Array]>, Array<[number, Uint8Array, bigint, bigint]>];
+  let v: RawSuperblock;
   try {
-    v = decode(SUPERBLOCK_TYPE, plain) as typeof v;
+    v = decode(SUPERBLOCK_TYPE, plain) as RawSuperblock;
   } catch (e) {
     throw new LarchError('OBJECT_CORRUPTED', `Invalid static delta superblock: ${(e as Error).message}`, {}, { cause: e });
   }
+  return { plain, signed, signatures, v };
+}
+
+/**
+ * Parse a superblock file (plain or signed wrapper). Verifies: checksum lengths, that the
+ * embedded commit hashes to TO, part versions, object lists, fallback types, and that every size
+ * is a safe integer — unless `lenientSizes`, which reads a larger one as Infinity (for describing
+ * a delta only: see {@link superblockFigures}). Pure.
+ */
+export function decodeSuperblock(bytes: Uint8Array, opts: { lenientSizes?: boolean } = {}): Superblock {
+  const lenient = opts.lenientSizes === true;
+  const { plain, signed, signatures, v } = parseSuperblock(bytes);
   const [metadata, ts, fromB, toB, commitV, , headers, fallbacks] = v;
   const from = fromB.length === 0 ? null : checksumField(fromB, 'delta source');
   const to = checksumField(toB, 'delta target');
   const commit = encode(COMMIT_TYPE, commitV);
   const actual = createHash('sha256').update(commit).digest('hex');
   if (actual !== to) throw corrupt(`Corrupted commit object in static delta superblock; checksum expected='${to}' actual='${actual}'`, { checksum: to, actual });
-  const endianV = metadata.find(([k]) => k === 'ostree.endianness')?.[1];
-  let endianness: 'l' | 'B' = 'l';
-  if (endianV !== undefined && endianV.type === 'y' && endianV.value === 0x42) endianness = 'B';
-  if (endianV === undefined) {
-    // Deltas from before 2016 carry no byte order: guess as ostree does (see the spec).
-    let suspicious = false;
-    for (const h of headers) if (Number(h[2]) > Number(h[3]) * 1.2 + 1024 * 1024) suspicious = true;
-    if (suspicious) endianness = 'B';
-  }
+  const { endianness, source: endiannessSource } = superblockEndianness(metadata, headers);
   const swap = endianness === 'B';
   const parts: PartHeader[] = headers.map((h, i) => {
     const version = u32(h[0], swap);
@@ -199,17 +244,44 @@ export function decodeSuperblock(bytes: Uint8Array): Superblock {
     return {
       version,
       checksum: checksumField(h[1], `part ${i} checksum`),
-      size: u64(h[2], swap),
-      usize: u64(h[3], swap),
+      size: u64(h[2], swap, lenient),
+      usize: u64(h[3], swap, lenient),
       objects: decodeObjectList(h[4], `part ${i}`),
     };
   });
   const fb: FallbackEntry[] = fallbacks.map((f, i) => {
     const type = CODE_OBJTYPE[f[0]];
     if (type !== 'file') throw corrupt(`Invalid fallback object type ${f[0]} in static delta (entry ${i})`);
-    return { type, checksum: checksumField(f[1], `fallback ${i}`), compressedSize: u64(f[2], swap), size: u64(f[3], swap) };
+    return { type, checksum: checksumField(f[1], `fallback ${i}`), compressedSize: u64(f[2], swap, lenient), size: u64(f[3], swap, lenient) };
   });
-  return { metadata, timestamp: bswap64(ts), from, to, commit, parts, fallbacks: fb, endianness, signed, signatures, signedData: signed ? plain : null };
+  return { metadata, timestamp: bswap64(ts), from, to, commit, parts, fallbacks: fb, endianness, endiannessSource, signed, signatures, signedData: signed ? plain : null };
+}
+
+/** A superblock's figures as stored (see {@link superblockFigures}). */
+export interface SuperblockFigures {
+  /** Stored and uncompressed size of each part, in the superblock's byte order. */
+  parts: Array<{ size: bigint; usize: bigint }>;
+  /** Stored and uncompressed size of each fallback object. */
+  fallbacks: Array<{ size: bigint; usize: bigint }>;
+  /** Entries of the (unused) recurse list: its length over two checksums, as ostree counts parents. */
+  parents: number;
+}
+
+/**
+ * The sizes of a superblock file as 64-bit values, and its parent count, for describing a delta
+ * as `ostree static-delta show` does: it prints the sizes whatever they are (a legacy delta whose
+ * byte order is guessed wrong shows exabytes), where {@link decodeSuperblock} refuses sizes past
+ * 2^53. For display only. Pure.
+ */
+export function superblockFigures(bytes: Uint8Array): SuperblockFigures {
+  const { v } = parseSuperblock(bytes);
+  const swap = superblockEndianness(v[0], v[6]).endianness === 'B';
+  const n = (x: bigint): bigint => (swap ? bswap64(x) : x);
+  return {
+    parts: v[6].map((h) => ({ size: n(h[2]), usize: n(h[3]) })),
+    fallbacks: v[7].map((f) => ({ size: n(f[2]), usize: n(f[3]) })),
+    parents: Math.floor(v[5].length / 64),
+  };
 }
 
 /** Serialise a part body. Modes are host values; stored big-endian as ostree does. */

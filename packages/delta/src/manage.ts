@@ -12,8 +12,8 @@ import { constants as fsc, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { LarchError, listDeltaDirs, type Checksum, type Repo } from '@larch/core-store';
 import { Variant, decode, encode } from '@larch/gvariant';
-import { applySuperblock, unpackPart, verifyPart, type ApplyOptions, type ApplyResult, type PartSource } from './apply.js';
-import { decodePartBody, decodeSuperblock, inlinePartBytes, type PartHeader, type Superblock } from './format.js';
+import { applySuperblock, maxStoredPartSize, unpackPart, MAX_PART_BODY, type ApplyOptions, type ApplyResult, type PartSource } from './apply.js';
+import { decodePartBody, decodeSuperblock, inlinePartBytes, superblockFigures, type PartHeader, type Superblock } from './format.js';
 import { deltaIndexRelPath, deltaName, deltaRelDir, mb64Decode, parseDeltaName } from './names.js';
 import { checkSuperblockPolicy, verifySuperblock, type SuperblockVerification, type SuperblockVerifier } from './sign.js';
 import { OP_NAMES, OpReader } from './ops.js';
@@ -92,8 +92,9 @@ export function directoryPartSource(dir: string): PartSource {
 export interface PartDescription {
   index: number;
   nobjects: number;
-  size: number;
-  usize: number;
+  /** Stored and uncompressed size from the part's header (as stored: see DeltaDescription). */
+  size: bigint;
+  usize: bigint;
   inline: boolean;
   nmodes?: number;
   nxattrs?: number;
@@ -107,28 +108,69 @@ export interface DeltaDescription {
   signed: boolean;
   from: Checksum | null;
   to: Checksum;
-  endianness: 'little' | 'big';
+  /** The byte order of the superblock's numbers, as ostree reports it (see Superblock.endiannessSource). */
+  endianness: 'little' | 'big' | 'invalid';
+  /** Guessed from the part sizes of a delta without `ostree.endianness`. */
+  endiannessHeuristic: boolean;
   timestamp: bigint;
   parents: number;
   fallbacks: number;
-  fallbackSize: number;
-  fallbackUsize: number;
+  /** The fallback objects, in superblock order. */
+  fallbackObjects: Checksum[];
+  /**
+   * Sizes are 64-bit values summed as ostree sums them (modulo 2^64): a legacy delta whose byte
+   * order is guessed wrong has absurd ones, which ostree prints too.
+   */
+  fallbackSize: bigint;
+  fallbackUsize: bigint;
   parts: PartDescription[];
-  partSize: number;
-  partUsize: number;
+  partSize: bigint;
+  partUsize: bigint;
 }
 
-/** Describe a delta like `ostree static-delta show` (parts are read, verified and decoded). */
+const sum64 = (xs: bigint[]): bigint => xs.reduce((a, b) => BigInt.asUintN(64, a + b), 0n);
+
+/** A missing file, in the words ostree's `glnx_openat_rdonly` uses. */
+async function readForShow(path: string, shown: string, max: number, what: string): Promise<Buffer> {
+  try {
+    return await readBounded(path, max, what);
+  } catch (e) {
+    if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `openat(${shown}): No such file or directory`, { path });
+    throw e;
+  }
+}
+
+/**
+ * Describe a delta like `ostree static-delta show`. `name` is a delta name (`TO` or `FROM-TO`)
+ * in `repo`, or, when it holds a `/`, the path of a superblock file (its parts are read beside it;
+ * ostree looks for them in the repository). As ostree does, part checksums are not checked (each
+ * part is only decoded, within the usual bounds), and sizes are reported as stored. Parts inline
+ * in the superblock are described too (ostree 2022.7 fails on them). No lock; read-only.
+ */
 export async function showDelta(repo: Repo, name: string): Promise<DeltaDescription> {
-  const { entry, superblock: sb } = await readDelta(repo, name);
+  let sbPath: string;
+  let shown: string;
+  if (name.includes('/')) {
+    sbPath = resolve(name);
+    shown = name;
+  } else {
+    const { from, to } = parseDeltaName(name);
+    shown = `${deltaRelDir(from, to)}/superblock`;
+    sbPath = join(repo.path, shown);
+  }
+  const bytes = await readForShow(sbPath, shown, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
+  const sb = decodeSuperblock(bytes, { lenientSizes: true });
+  const figures = superblockFigures(bytes);
+  const dir = dirname(sbPath);
   const parts: PartDescription[] = [];
   for (let i = 0; i < sb.parts.length; i++) {
     const h = sb.parts[i];
-    const key = `${deltaRelDir(sb.from, sb.to)}/${i}`;
-    const iv = sb.metadata.find(([k]) => k === key)?.[1];
-    const stored = iv !== undefined ? inlinePartBytes(iv, `part ${i}`) : await directoryPartSource(entry.dir).readPart(i, h);
-    verifyPart(stored, h, `part ${i}`);
-    const body = decodePartBody(await unpackPart(stored, h, `part ${i}`), `part ${i}`);
+    const rel = `${deltaRelDir(sb.from, sb.to)}/${i}`;
+    const iv = sb.metadata.find(([k]) => k === rel)?.[1];
+    const stored = iv !== undefined ? inlinePartBytes(iv, `part ${i}`) : await readForShow(join(dir, String(i)), rel, maxStoredPartSize(), `static delta part ${i}`);
+    // Sizes as stored may be anything (see above): decode within the largest bound instead.
+    const bounded = { ...h, size: Math.min(h.size, maxStoredPartSize()), usize: Math.min(h.usize, MAX_PART_BODY) };
+    const body = decodePartBody(await unpackPart(stored, bounded, `part ${i}`), `part ${i}`);
     const ops: Record<string, number> = { openspliceclose: 0, open: 0, write: 0, setread: 0, unsetread: 0, close: 0, bspatch: 0 };
     const r = new OpReader(body.ops, `part ${i}`);
     const argc: Record<number, number> = { 0x53: -1, 0x6f: 3, 0x77: 2, 0x72: 1, 0x52: 0, 0x63: 0, 0x42: 2 };
@@ -141,22 +183,25 @@ export async function showDelta(repo: Repo, name: string): Promise<DeltaDescript
       if (args === -1) args = h.objects[ops.openspliceclose + ops.close - 1]?.type === 'file' ? 4 : 2;
       for (let k = 0; k < args; k++) r.varint();
     }
-    parts.push({ index: i, nobjects: h.objects.length, size: h.size, usize: h.usize, inline: iv !== undefined, nmodes: body.modes.length, nxattrs: body.xattrs.length, blobsize: body.payload.length, opsize: body.ops.length, ops });
+    const { size, usize } = figures.parts[i];
+    parts.push({ index: i, nobjects: h.objects.length, size, usize, inline: iv !== undefined, nmodes: body.modes.length, nxattrs: body.xattrs.length, blobsize: body.payload.length, opsize: body.ops.length, ops });
   }
   return {
-    name: entry.name,
+    name,
     signed: sb.signed,
     from: sb.from,
     to: sb.to,
-    endianness: sb.endianness === 'l' ? 'little' : 'big',
+    endianness: sb.endiannessSource === 'invalid' ? 'invalid' : sb.endianness === 'l' ? 'little' : 'big',
+    endiannessHeuristic: sb.endiannessSource === 'heuristic',
     timestamp: sb.timestamp,
-    parents: 0,
+    parents: figures.parents,
     fallbacks: sb.fallbacks.length,
-    fallbackSize: sb.fallbacks.reduce((s, f) => s + f.compressedSize, 0),
-    fallbackUsize: sb.fallbacks.reduce((s, f) => s + f.size, 0),
+    fallbackObjects: sb.fallbacks.map((f) => f.checksum),
+    fallbackSize: sum64(figures.fallbacks.map((f) => f.size)),
+    fallbackUsize: sum64(figures.fallbacks.map((f) => f.usize)),
     parts,
-    partSize: sb.parts.reduce((s, p) => s + p.size, 0),
-    partUsize: sb.parts.reduce((s, p) => s + p.usize, 0),
+    partSize: sum64(figures.parts.map((p) => p.size)),
+    partUsize: sum64(figures.parts.map((p) => p.usize)),
   };
 }
 
@@ -171,7 +216,7 @@ export async function deleteDelta(repo: Repo, name: string): Promise<void> {
     try {
       await fsp.access(dir);
     } catch {
-      throw new LarchError('OBJECT_MISSING', `Static delta '${name}' not found`, { name });
+      throw new LarchError('OBJECT_MISSING', `Can't find delta ${name}`, { name });
     }
     // Rename first so a concurrent reader never sees a directory with some parts gone.
     const doomed = join(repo.tmpPath, `larch-delta-rm-${process.pid}-${Date.now()}`);

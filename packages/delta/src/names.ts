@@ -34,11 +34,33 @@ export function deltaName(from: Checksum | null, to: Checksum): string {
   return from === null ? to : `${from}-${to}`;
 }
 
-/** Parse a delta name (`TO` or `FROM-TO`); throws INVALID_ARGUMENT naming the bad name. */
+/**
+ * Check one checksum of a delta name in ostree's words (`ostree_validate_checksum_string`):
+ * `Invalid rev X` when it is not 64 bytes long (X cut to 64 bytes, newlines as spaces, as ostree
+ * quotes it), else `Invalid character 'N' in rev 'X'` for the first byte N that is not lower-case
+ * hex.
+ */
+function checkRev(rev: string, name: string): Checksum {
+  const bytes = Buffer.from(rev, 'utf8');
+  if (bytes.length !== 64) {
+    const quoted = bytes.subarray(0, 64).toString('utf8').replace(/\n/g, ' ');
+    throw new LarchError('INVALID_ARGUMENT', `Invalid rev ${quoted}`, { name });
+  }
+  for (const c of bytes) {
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) throw new LarchError('INVALID_ARGUMENT', `Invalid character '${c}' in rev '${rev}'`, { name });
+  }
+  return rev;
+}
+
+/**
+ * Parse a delta name (`TO` or `FROM-TO`, split at the first `-` as ostree's
+ * `_ostree_parse_delta_name` does); throws INVALID_ARGUMENT in ostree's words (see checkRev).
+ */
 export function parseDeltaName(name: string): { from: Checksum | null; to: Checksum } {
-  const m = /^(?:([0-9a-f]{64})-)?([0-9a-f]{64})$/.exec(name);
-  if (!m) throw new LarchError('INVALID_ARGUMENT', `Invalid static delta name '${name}'`, { name });
-  return { from: m[1] ?? null, to: m[2] };
+  const dash = name.indexOf('-');
+  if (dash < 0) return { from: null, to: checkRev(name, name) };
+  const from = checkRev(name.slice(0, dash), name);
+  return { from, to: checkRev(name.slice(dash + 1), name) };
 }
 
 /** Decode the `XX` + `REST` directory pair under `deltas/` into (from, to); null when not a delta directory name. */

@@ -6,11 +6,13 @@
  *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
  *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F] [--filename=PATH]
  *                         [--set-endianness=l|B] [--swap-endianness]
- *   static-delta list | show NAME | delete NAME | reindex | indexes
+ *   static-delta list | show NAME|PATH | delete NAME | reindex | indexes
  *   static-delta apply-offline [--sign-type=T] [--keys-file=F] [--keys-dir=D] PATH [KEY…]
  *                         (PATH: the delta's directory or its superblock)
  *   static-delta verify [--sign-type=T] [--keys-file=F] [--keys-dir=D] DELTA [KEY…]
- * Formats and algorithms are @larch/delta's; this module parses, calls and prints.
+ * Formats and algorithms are @larch/delta's; this module parses, calls and prints. `generate`
+ * prints ostree's statistics block on stderr as ostree does (always: ostree passes `verbose`),
+ * `show` ostree's description (sizes as GLib formats them), errors in ostree's words.
  */
 import type { Command } from 'commander';
 import type { GenerateEvent, GenerateStats, SuperblockSigner, SuperblockVerifier } from '@larch/delta';
@@ -106,7 +108,7 @@ async function deltaVerifier(keys: string[], opts: VerifyOpts, required: boolean
   }
 }
 
-const sizeLine = (label: string, n: number): string => `${label}: ${n} (${n} bytes)\n`;
+const sizeLine = (label: string, n: bigint): string => `${label}: ${n} (${formatSize(n)})\n`;
 
 /**
  * The statistics ostree's `static-delta generate` prints on stderr as it goes (its library's
@@ -172,10 +174,11 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     });
 
   sub(sd, 'show', 'Dump information on a delta')
-    .argument('<delta>', 'Delta name (TO or FROM-TO)')
+    .argument('[delta]', 'Delta name (TO or FROM-TO), or the path of a superblock')
     .option('--json', 'Print JSON')
-    .action(async (name: string, _o: { json?: boolean }, cmd: Command) => {
+    .action(async (name: string | undefined, _o: { json?: boolean }, cmd: Command) => {
       const opts = allOptions<{ json?: boolean }>(cmd);
+      if (name === undefined) throw new CommandError('DELTA must be specified');
       const { showDelta } = await import('@larch/delta');
       const repo = await openRepo(opts);
       const d = await showDelta(repo, name);
@@ -185,8 +188,10 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
       }
       let s = `Delta: ${d.name}\nSigned: ${d.signed ? 'yes' : 'no'}\n`;
       s += d.from === null ? 'From <scratch>\n' : `From: ${d.from}\n`;
-      s += `To: ${d.to}\nEndianness: ${d.endianness}\nTimestamp: ${d.timestamp}\nNumber of parents: ${d.parents}\n`;
+      const endianness = d.endiannessHeuristic && d.endianness !== 'invalid' ? `${d.endianness} (heuristic)` : d.endianness;
+      s += `To: ${d.to}\nEndianness: ${endianness}\nTimestamp: ${d.timestamp}\nNumber of parents: ${d.parents}\n`;
       s += `Number of fallback entries: ${d.fallbacks}\n`;
+      for (const c of d.fallbackObjects) s += `  ${c}\n`;
       s += sizeLine('Total Fallback Size', d.fallbackSize) + sizeLine('Total Fallback Uncompressed Size', d.fallbackUsize);
       s += `Number of parts: ${d.parts.length}\n`;
       for (const p of d.parts) {
@@ -196,14 +201,16 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         s += `PartPayloadOps${p.index}: openspliceclose=${o.openspliceclose} open=${o.open} write=${o.write} setread=${o.setread} unsetread=${o.unsetread} close=${o.close} bspatch=${o.bspatch}\n`;
       }
       s += sizeLine('Total Part Size', d.partSize) + sizeLine('Total Part Uncompressed Size', d.partUsize);
-      s += sizeLine('Total Size', d.partSize + d.fallbackSize) + sizeLine('Total Uncompressed Size', d.partUsize + d.fallbackUsize);
+      const u64 = (n: bigint): bigint => BigInt.asUintN(64, n);
+      s += sizeLine('Total Size', u64(d.partSize + d.fallbackSize)) + sizeLine('Total Uncompressed Size', u64(d.partUsize + d.fallbackUsize));
       ctx.io.out(s);
     });
 
   sub(sd, 'delete', 'Remove a delta')
-    .argument('<delta>', 'Delta name (TO or FROM-TO)')
-    .action(async (name: string, _o: object, cmd: Command) => {
+    .argument('[delta]', 'Delta name (TO or FROM-TO)')
+    .action(async (name: string | undefined, _o: object, cmd: Command) => {
       const opts = allOptions<object>(cmd);
+      if (name === undefined) throw new CommandError('DELTA must be specified');
       const { deleteDelta } = await import('@larch/delta');
       await deleteDelta(await openRepo(opts), name);
     });
@@ -274,7 +281,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
           () => false,
         );
         if (exists) {
-          if (!opts.json) ctx.io.out(`Static delta ${from === null ? to : `${from}-${to}`} already exists\n`);
+          if (!opts.json) ctx.io.out(`Delta ${from === null ? to : `${from}-${to}`} already exists.\n`);
           else ctx.io.out(toJson({ name: from === null ? to : `${from}-${to}`, existed: true }));
           return;
         }
