@@ -64,6 +64,7 @@ export {
   type DeltaDescription,
   type PartDescription,
 } from './manage.js';
+export { pullLocalDeltas, type LocalDeltaTarget, type LocalDeltaPullOptions, type LocalDeltaPulled } from './local-pull.js';
 export {
   signSuperblock,
   verifySuperblock,

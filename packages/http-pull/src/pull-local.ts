@@ -16,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LarchError, Repo, isChecksum, validateRefName, type Checksum } from '@larch/core-store';
+import { pullLocalDeltas } from '@larch/delta';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
 import { PullEngine, type CommitTarget } from './pull-engine.js';
@@ -44,6 +45,12 @@ export interface PullLocalOptions {
   gpgVerifySummary?: boolean;
   /** Signature checks (from the signing package), for `gpgVerify` / `gpgVerifySummary`. */
   verifier?: PullVerifier;
+  /**
+   * Take the commits through the source's static deltas (`--require-static-deltas`), as ostree
+   * then pulls from a local repository; see @larch/delta's `pullLocalDeltas`. The object walk
+   * that follows completes and checks each commit.
+   */
+  requireStaticDeltas?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -113,6 +120,18 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
             }
           : {}),
       });
+      if (opts.requireStaticDeltas) {
+        await pullLocalDeltas({
+          repo,
+          src,
+          targets,
+          refspecOf: (ref) => (opts.remote !== undefined ? `${opts.remote}:${ref}` : ref),
+          ...(verifyCtx !== null && opts.gpgVerify
+            ? { verifyCommit: (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => verifyCtx.verifier.verifyCommit(bytes, meta, { ...verifyCtx.ctx, required: ['gpg-verify'], checksum }) }
+            : {}),
+          ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        });
+      }
       const done = await engine.run(targets);
       const refs = await moveRefs(repo, targets, (ref) => (opts.remote !== undefined ? `${opts.remote}:${ref}` : ref));
       return pullResult(refs, done, targets, progress);

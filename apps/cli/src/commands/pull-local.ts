@@ -23,6 +23,7 @@ interface PullLocalOpts {
   json?: boolean;
   gpgVerify?: boolean;
   gpgVerifySummary?: boolean;
+  requireStaticDeltas?: boolean;
 }
 
 /** Register `pull-local`. */
@@ -35,6 +36,7 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
     .option('--commit-metadata-only', 'Fetch only the commit metadata')
     .option('--gpg-verify', 'GPG verify commits (must specify --remote)')
     .option('--gpg-verify-summary', 'GPG verify summary (must specify --remote)')
+    .option('--require-static-deltas', 'Require static deltas')
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .action(async (src: string, refs: string[], _o: PullLocalOpts, cmd: Command) => {
       const opts = allOptions<PullLocalOpts>(cmd);
@@ -49,6 +51,7 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
           refs,
           depth,
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
+          requireStaticDeltas: Boolean(opts.requireStaticDeltas),
           ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
           ...(verify ? { gpgVerify: Boolean(opts.gpgVerify), gpgVerifySummary: Boolean(opts.gpgVerifySummary), verifier: signatureVerifier(repo.path) } : {}),
           signal,
