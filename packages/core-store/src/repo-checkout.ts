@@ -28,11 +28,26 @@
  * directory was swapped for a symlink to elsewhere cannot write outside the destination. This is
  * check-then-use (see fs-safety.ts for the threat model).
  *
- * Performance: the hardlink path uses synchronous link(2) and lgetxattr(2) calls; these are a
- * few microseconds each and measured faster than bouncing each one through the libuv pool. For
- * large trees a worker thread (link-worker.ts) makes lists of links while the main thread goes on
- * reading metadata and linking, which measured about 20 % faster on 20,000 files. The copy path
- * streams with bounded concurrency.
+ * Memory (hostile or just large trees): nothing is held per path. Phase 1 visits each distinct
+ * dirtree once (a tree reached through many parents, as in a DAG of 40 levels that each point
+ * twice at the next, is read once) and keeps only a number per distinct dirtree. Phase 2 walks
+ * the paths depth-first like ostree's checkout_tree_at_recurse, with no memo, holding one decoded
+ * dirtree per level of the current path and a bounded number of copies in flight; a directory
+ * gets its metadata as soon as its last entry is written. So a tree whose paths outnumber its
+ * objects by any factor is written in constant memory, file after file, as ostree writes it.
+ * Phase 1 also computes the longest path the checkout would create: a tree too deep for the
+ * kernel's PATH_MAX (every call here takes a full path) is refused before anything is written,
+ * and a dirtree that contains itself (possible only in a corrupted repository, whose objects are
+ * not named by their hash) is reported as corrupted instead of being walked forever. ostree has
+ * no such check; it recurses until its stack overflows (about 8,500 levels).
+ *
+ * Performance and memory: the hardlink path makes its link(2) and lgetxattr(2) calls
+ * synchronously, in the walk; each is a few microseconds, less than a thread-pool round trip,
+ * and no worker thread is started (one costs about 12 MB). The copy path runs at most
+ * `concurrency` copies at once. Dirtrees are read into one reused buffer and walked in place
+ * (dirtree-cursor.ts), so a file costs a few short-lived strings. Phase 1 reads the same bytes
+ * again in phase 2 rather than keeping decoded dirtrees: keeping them made the checkout of
+ * 200,000 files larger by about 20 MB and no faster.
  */
 import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, utimesSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -44,8 +59,8 @@ import { LarchError } from './errors.js';
 import { writeAllSync } from './objects/content-io.js';
 import { CREATE_EXCL_NOFOLLOW, sanitize, splitSafePath } from './fs-safety.js';
 import { USER_META_XATTR, archiveHeaderLength, contentChecksumOf, parseArchiveHeaderVariant, parseUserMeta } from './objects/index.js';
-import { _forEachBounded, _Semaphore, readMeta, readTree } from './repo-traverse.js';
-import { LinkWorker } from './link-worker.js';
+import { _decodeDirMeta, _readMetadataSync, _ReadBuffer, readTree } from './repo-traverse.js';
+import { _DirTreeCursor } from './dirtree-cursor.js';
 import type { Repo } from './repo.js';
 import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirMeta, type DirTree, type FileMeta } from './types.js';
 
@@ -81,21 +96,28 @@ export interface CheckoutStats {
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 
+/** Linux's PATH_MAX: the longest path a system call accepts, terminating NUL included. */
+export const PATH_MAX = 4096;
+
 interface Ctx {
   repo: Repo;
   opts: CheckoutOptions;
   userMode: boolean;
   anyUnion: boolean;
   hardlink: boolean;
-  trees: Map<Checksum, DirTree>;
+  /** Every dirmeta of the tree, validated in phase 1 (one per distinct object). */
   metas: Map<Checksum, DirMeta>;
   stats: CheckoutStats;
-  sem: _Semaphore;
   sinceProgress: number;
   /** `<repo>/objects/`, for building bare object paths on the hot path. */
   objectsDir: string;
   /** bare-user: content checksum of an empty file, by raw `user.ostreemeta` bytes. */
   emptyByMeta: Map<string, Checksum>;
+  /** Every dirtree and dirmeta is read into this one buffer (see `_ReadBuffer`). */
+  readBuf: _ReadBuffer;
+  /** The last `user.ostreemeta` looked up in emptyByMeta, and its answer. */
+  lastMeta: Buffer | null;
+  lastEmpty: Checksum;
 }
 
 /**
@@ -105,9 +127,12 @@ interface Ctx {
  * Locking: none; the objects read are immutable. Safe to run concurrently with other readers.
  * Crash guarantee: none for the destination (a crashed checkout leaves a partial tree, as with
  * ostree); the repository is never modified.
- * Errors: INVALID_NAME (hostile dirtree; nothing written), OBJECT_MISSING, EXISTS (destination or
- * a file exists without a union mode, or a symlink where a directory belongs), ABORTED, IO_ERROR.
- * Limits: the dirtrees of the checked-out tree are held in memory during the checkout.
+ * Errors: INVALID_NAME (hostile dirtree; nothing written), OBJECT_MISSING, OBJECT_CORRUPTED (also
+ * a dirtree that contains itself; nothing written), LIMIT_EXCEEDED (a path longer than PATH_MAX;
+ * nothing written), EXISTS (destination or a file exists without a union mode, or a symlink where
+ * a directory belongs), ABORTED, IO_ERROR.
+ * Limits: memory does not grow with the number of paths (see the file comment); one number is
+ * kept per distinct dirtree and one dirmeta per distinct dirmeta object.
  */
 export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<CheckoutStats> {
   const userMode = opts.userMode === true;
@@ -119,13 +144,14 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     hardlink:
       opts.noHardlinks !== true &&
       ((repo.mode === 'bare' && !userMode) || (repo.mode === 'bare-user' && userMode) || repo.mode === 'bare-user-only'),
-    trees: new Map(),
     metas: new Map(),
     stats: { files: 0, dirs: 0, hardlinked: 0, copied: 0 },
-    sem: new _Semaphore(opts.concurrency ?? 16),
     sinceProgress: 0,
     objectsDir: path.join(repo.path, 'objects') + path.sep,
     emptyByMeta: new Map(),
+    lastMeta: null,
+    lastEmpty: '',
+    readBuf: new _ReadBuffer(),
   };
   checkAbort(opts.signal);
   const commit = await repo.readCommit(opts.commit);
@@ -152,12 +178,21 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(opts.subpath ?? '')}`, { subpath: opts.subpath });
   }
 
-  // Phase 1: load and validate every dirtree and dirmeta before writing anything.
-  await loadAll(ctx, tree, meta);
+  // Phase 1: validate every distinct dirtree and dirmeta before writing anything.
+  const dest = opts.dest;
+  const longest = await validateTree(ctx, tree, meta);
+  // The kernel sees `dest` as given (relative paths stay relative), plus "/" and the longest path.
+  const destBytes = Buffer.byteLength(dest) + (longest > 0 ? 1 : 0);
+  if (destBytes + longest + 1 > PATH_MAX) {
+    throw new LarchError(
+      'LIMIT_EXCEEDED',
+      `Checkout of dirtree ${tree} into ${sanitize(dest)} would create paths of ${destBytes + longest} bytes, beyond PATH_MAX (${PATH_MAX})`,
+      { dirtree: tree, checksum: tree, limit: PATH_MAX, observed: destBytes + longest + 1 },
+    );
+  }
   checkAbort(opts.signal);
 
   // Phase 2: write.
-  const dest = opts.dest;
   let created = true;
   try {
     await fsp.mkdir(dest, 0o700);
@@ -167,123 +202,200 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     if (!st.isDirectory()) throw new LarchError('EXISTS', `Checkout destination ${sanitize(dest)} is not a directory`, { path: dest });
     created = false;
   }
-  if (ctx.hardlink) await hardlinkTree(ctx, dest, tree, meta, created);
-  else await checkoutDir(ctx, dest, tree, meta, created);
+  await writeTree(ctx, dest, tree, meta, created);
   report(ctx, true);
   return ctx.stats;
 }
 
-/** Hardlink checkouts of at least this many files also run link(2) on a worker thread. */
-const LINK_WORKER_MIN = 8192;
-/** Links are handed out in lists of this many ... */
-const LINK_CHUNK = 1024;
-/** ... to the worker while it has fewer than this many queued, else made on the main thread. */
-const LINK_WORKER_QUEUE = 3072;
-
-/** Files in `tree` and below, counting shared subtrees once per occurrence. */
-function countFiles(ctx: Ctx, tree: Checksum, memo: Map<Checksum, number>): number {
-  const known = memo.get(tree);
-  if (known !== undefined) return known;
-  const dt = ctx.trees.get(tree)!;
-  let n = dt.files.length;
-  for (const d of dt.dirs) n += countFiles(ctx, d.treeChecksum, memo);
-  memo.set(tree, n);
-  return n;
+/** A dirtree for phase 2, read in place (its names and checksums are validated again as read). */
+function cursorOf(ctx: Ctx, checksum: Checksum): _DirTreeCursor {
+  return new _DirTreeCursor(_readMetadataSync(ctx.repo, 'dirtree', checksum, ctx.readBuf), checksum);
 }
 
 /**
- * The hardlink fast path. One synchronous pass (yielding to the event loop every 1024 files)
- * creates the directories and decides per file whether it can be linked; the links are made
- * with link(2) a list at a time as the pass goes, on the main thread or, for large trees, on a
- * worker thread while it keeps up. The few objects that must be copied, and every link that
- * failed (existing name, EXDEV, missing object), then go through the general path; finally the
- * created directories get their metadata, children first.
+ * Phase 1. Read and validate every distinct dirtree reachable from `root` (names, checksum
+ * lengths) and every dirmeta, depth-first, once each; returns the length in bytes of the longest
+ * relative path below `root` ("a/b/c" is 5). Memory: the subdirectory lists of the current path,
+ * one number per distinct dirtree and the decoded dirmetas.
  */
-async function hardlinkTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
-  const finish: Array<[string, DirMeta]> = [];
-  const deferred: Array<[string, string, Checksum]> = [];
-  /** Flat list: object path, destination path, ... */
-  const pairs: string[] = [];
-  /** Per link, what the general path needs if it fails. */
-  const owners: Array<[string, string, Checksum]> = [];
-  const failed: number[] = [];
-  const remote: Array<Promise<void>> = [];
-  let queued = 0;
-  let next = 0; // first link not handed out yet
-  const worker = countFiles(ctx, tree, new Map()) >= LINK_WORKER_MIN ? new LinkWorker() : null;
-
-  const linkHere = (from: number, to: number): void => {
-    for (let i = from; i < to; i++) {
-      try {
-        linkSync(pairs[2 * i], pairs[2 * i + 1]);
-      } catch {
-        failed.push(i);
+async function validateTree(ctx: Ctx, root: Checksum, rootMeta: Checksum): Promise<number> {
+  /** Longest relative path below each dirtree already finished. */
+  const below = new Map<Checksum, number>();
+  /** Dirtrees on the current path: meeting one again means the tree contains itself. */
+  const onPath = new Set<Checksum>();
+  const loadMeta = (m: Checksum): void => {
+    if (!ctx.metas.has(m)) ctx.metas.set(m, _decodeDirMeta(_readMetadataSync(ctx.repo, 'dirmeta', m, ctx.readBuf), m));
+  };
+  // A frame keeps the subdirectory list only; the files are checked as they are read.
+  const open = (t: Checksum): { t: Checksum; dirs: DirTree['dirs']; i: number; max: number } => {
+    const bytes = _readMetadataSync(ctx.repo, 'dirtree', t, ctx.readBuf);
+    const c = new _DirTreeCursor(bytes, t);
+    let max = 0;
+    while (c.nextFile(false)) max = Math.max(max, c.nameBytes);
+    const dirs = c.dirs;
+    for (const d of dirs) loadMeta(d.metaChecksum);
+    onPath.add(t);
+    return { t, dirs, i: 0, max };
+  };
+  loadMeta(rootMeta);
+  const stack = [open(root)];
+  let opened = 1;
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.i < top.dirs.length) {
+      const d = top.dirs[top.i];
+      const known = below.get(d.treeChecksum);
+      if (known !== undefined) {
+        top.max = Math.max(top.max, Buffer.byteLength(d.name) + (known > 0 ? 1 + known : 0));
+        top.i++;
         continue;
       }
-      ctx.stats.hardlinked++;
-      ctx.stats.files++;
-      report(ctx, false);
+      if (onPath.has(d.treeChecksum)) {
+        throw new LarchError('OBJECT_CORRUPTED', `Corrupted dirtree object ${top.t}: its directory ${sanitize(d.name)} leads back to dirtree ${d.treeChecksum}, which contains it`, {
+          type: 'dirtree',
+          checksum: top.t,
+          dirtree: top.t,
+          name: d.name,
+        });
+      }
+      stack.push(open(d.treeChecksum));
+      if ((++opened & 255) === 0) {
+        // The walk is synchronous I/O: let signals and progress through now and then.
+        await new Promise<void>((r) => setImmediate(r));
+        checkAbort(ctx.opts.signal);
+      }
+      continue;
+    }
+    stack.pop();
+    onPath.delete(top.t);
+    below.set(top.t, top.max);
+  }
+  return below.get(root)!;
+}
+
+/** A directory being written: it gets its metadata once `pending` drops to zero. */
+interface DirState {
+  path: string;
+  meta: Checksum;
+  /** Created by this checkout (only those get metadata). */
+  made: boolean;
+  /** The walk's own hold, plus unfinished subdirectories, plus files in flight. */
+  pending: number;
+  parent: DirState | null;
+}
+
+/**
+ * Phase 2: the depth-first walk over paths. Files of a directory are written (hardlinked
+ * synchronously, or copied through at most `concurrency` jobs) before its subdirectories are
+ * entered; a directory is finished (owner, xattrs, mode, mtime 0) once the walk has left it and
+ * every job and subdirectory under it is done, so children are finished before their parents,
+ * as in ostree. On the first error no new work starts; the jobs in flight settle and the error
+ * is thrown (directories are then left unfinished, mode 0700, as ostree leaves them).
+ */
+async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
+  const limit = Math.max(1, ctx.opts.concurrency ?? 16);
+  let active = 0;
+  let failure: unknown = null;
+  let failed = false;
+  const slotWaiters: Array<() => void> = [];
+  const fail = (e: unknown): void => {
+    if (!failed) {
+      failed = true;
+      failure = e;
     }
   };
-  const handOut = (to: number): void => {
-    const from = next;
-    next = to;
-    if (worker === null || queued >= LINK_WORKER_QUEUE) return linkHere(from, to);
-    const n = to - from;
-    queued += n;
-    const p = worker.link(pairs.slice(2 * from, 2 * to)).then((bad) => {
-      queued -= n;
-      ctx.stats.hardlinked += n - bad.length;
-      ctx.stats.files += n - bad.length;
-      for (const i of bad) failed.push(from + i);
+  const release = (d: DirState | null): void => {
+    while (d !== null && --d.pending === 0) {
+      if (failed) return;
+      if (d.made) {
+        try {
+          finishDirSync(ctx, d.path, ctx.metas.get(d.meta)!);
+        } catch (e) {
+          fail(ioErr(e, 'Setting metadata of', d.path));
+          return;
+        }
+      }
+      ctx.stats.dirs++;
+      d = d.parent;
+    }
+  };
+  /** Start `job` for a file of `dir` once a slot is free; resolves when it has started. */
+  const start = async (dir: DirState, job: () => Promise<void>): Promise<void> => {
+    while (active >= limit) await new Promise<void>((r) => slotWaiters.push(r));
+    if (failed) throw failure;
+    active++;
+    dir.pending++;
+    job().then(
+      () => undefined,
+      (e: unknown) => fail(e),
+    ).finally(() => {
+      active--;
+      slotWaiters.shift()?.();
+      release(dir);
     });
-    p.catch(() => undefined);
-    remote.push(p);
   };
 
-  try {
-    let n = 0;
-    const walk = async (dirPath: string, t: Checksum, m: Checksum, made: boolean): Promise<void> => {
-      const dt = ctx.trees.get(t)!;
-      for (const f of dt.files) {
+  let n = 0;
+  const writeFiles = async (dir: DirState, files: _DirTreeCursor): Promise<void> => {
+    while (files.nextFile()) {
+      if (failed) throw failure;
+      const name = files.name;
+      const csum = files.checksum;
+      if (ctx.hardlink) {
         // Checksums here come from validated dirtrees (hex of 32 bytes), so the path is built directly.
-        const objPath = `${ctx.objectsDir}${f.checksum.slice(0, 2)}/${f.checksum.slice(2)}.file`;
-        let copy: boolean;
+        const objPath = `${ctx.objectsDir}${csum.slice(0, 2)}/${csum.slice(2)}.file`;
+        let linked = false;
         try {
-          copy = mustCopy(ctx, objPath, f.checksum);
+          if (!mustCopy(ctx, objPath, csum)) {
+            linkSync(objPath, `${dir.path}/${name}`);
+            linked = true;
+          }
         } catch {
-          copy = true; // the general path reports a missing or unreadable object
+          // The general path below retries and reports (existing name, EXDEV, missing object).
         }
-        if (copy) deferred.push([dirPath, f.name, f.checksum]);
-        else {
-          pairs.push(objPath, `${dirPath}/${f.name}`);
-          owners.push([dirPath, f.name, f.checksum]);
-          if (owners.length - next >= LINK_CHUNK) handOut(owners.length);
-        }
-        if ((++n & 1023) === 0) {
-          // Lets the worker's answers in, and an abort.
-          await new Promise<void>((r) => setImmediate(r));
-          checkAbort(ctx.opts.signal);
-        }
+        if (linked) {
+          ctx.stats.hardlinked++;
+          ctx.stats.files++;
+          report(ctx, false);
+        } else await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
+      } else await start(dir, () => copyFile(ctx, dir.path, name, csum));
+      if ((++n & 1023) === 0) {
+        // Lets job completions, progress and an abort in.
+        await new Promise<void>((r) => setImmediate(r));
+        checkAbort(ctx.opts.signal);
       }
-      for (const d of dt.dirs) {
-        const p = `${dirPath}/${d.name}`;
-        await walk(p, d.treeChecksum, d.metaChecksum, makeDirSync(ctx, p));
+    }
+  };
+
+  const top: DirState = { path: root, meta, made: created, pending: 1, parent: null };
+  // A frame keeps only the subdirectory list: the files are done with before the walk descends.
+  const stack: Array<{ dir: DirState; dirs: DirTree['dirs']; i: number }> = [];
+  try {
+    const rootTree = cursorOf(ctx, tree);
+    stack.push({ dir: top, dirs: rootTree.dirs, i: 0 });
+    await writeFiles(top, rootTree);
+    while (stack.length > 0) {
+      if (failed) throw failure;
+      const frame = stack[stack.length - 1];
+      if (frame.i < frame.dirs.length) {
+        const d = frame.dirs[frame.i++];
+        const p = `${frame.dir.path}/${d.name}`;
+        const made = makeDirSync(ctx, p);
+        const child: DirState = { path: p, meta: d.metaChecksum, made, pending: 1, parent: frame.dir };
+        frame.dir.pending++;
+        const dt = cursorOf(ctx, d.treeChecksum);
+        stack.push({ dir: child, dirs: dt.dirs, i: 0 });
+        await writeFiles(child, dt);
+        continue;
       }
-      if (made) finish.push([dirPath, ctx.metas.get(m)!]);
-      ctx.stats.dirs++;
-    };
-    await walk(root, tree, meta, created);
-    linkHere(next, owners.length);
-    await Promise.all(remote);
-  } finally {
-    await worker?.close();
+      stack.pop();
+      release(frame.dir);
+    }
+  } catch (e) {
+    fail(e);
   }
-  report(ctx, true);
-  checkAbort(ctx.opts.signal);
-  for (const i of failed) deferred.push(owners[i]);
-  await _forEachBounded(deferred, 16, ([d, name, c]) => hardlinkOrCopy(ctx, d, name, c));
-  for (const [p, m] of finish) finishDirSync(ctx, p, m);
+  while (active > 0) await new Promise<void>((r) => slotWaiters.push(r));
+  if (failed) throw failure;
 }
 
 function makeDirSync(ctx: Ctx, p: string): boolean {
@@ -327,82 +439,6 @@ function ioErr(e: unknown, op: string, p: string, existsCode: 'EXISTS' | 'IO_ERR
   return new LarchError(code, `${op}: ${sanitize(p)}: ${text}`, { path: p, errno: err.code }, { cause: e });
 }
 
-async function loadAll(ctx: Ctx, rootTree: Checksum, rootMeta: Checksum): Promise<void> {
-  const pendingTrees = [rootTree];
-  const pendingMetas = new Set<Checksum>([rootMeta]);
-  while (pendingTrees.length > 0) {
-    const batch = [...new Set(pendingTrees.splice(0, pendingTrees.length))].filter((t) => !ctx.trees.has(t));
-    await Promise.all(
-      batch.map((t) =>
-        ctx.sem.run(async () => {
-          const dt = await readTree(ctx.repo, t);
-          ctx.trees.set(t, dt);
-          for (const d of dt.dirs) {
-            if (!ctx.trees.has(d.treeChecksum)) pendingTrees.push(d.treeChecksum);
-            if (!ctx.metas.has(d.metaChecksum)) pendingMetas.add(d.metaChecksum);
-          }
-        }),
-      ),
-    );
-  }
-  await Promise.all(
-    [...pendingMetas].map((m) =>
-      ctx.sem.run(async () => {
-        ctx.metas.set(m, await readMeta(ctx.repo, m));
-      }),
-    ),
-  );
-}
-
-async function checkoutDir(ctx: Ctx, dirPath: string, tree: Checksum, meta: Checksum, created: boolean): Promise<void> {
-  const dt = ctx.trees.get(tree)!;
-  checkAbort(ctx.opts.signal);
-  const jobs: Array<Promise<void>> = [];
-  for (const f of dt.files) {
-    jobs.push(ctx.hardlink ? hardlinkOrCopy(ctx, dirPath, f.name, f.checksum) : ctx.sem.run(() => copyFile(ctx, dirPath, f.name, f.checksum)));
-  }
-  for (const d of dt.dirs) {
-    jobs.push(
-      (async () => {
-        const p = path.join(dirPath, d.name);
-        const made = await makeDir(ctx, p);
-        await checkoutDir(ctx, p, d.treeChecksum, d.metaChecksum, made);
-      })(),
-    );
-  }
-  const results = await Promise.allSettled(jobs);
-  const bad = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
-  if (bad) throw bad.reason;
-  if (created) await finishDir(ctx, dirPath, ctx.metas.get(meta)!);
-  ctx.stats.dirs++;
-  report(ctx, false);
-}
-
-/** mkdir a subdirectory; in a union, accept an existing real directory but never a symlink. */
-async function makeDir(ctx: Ctx, p: string): Promise<boolean> {
-  try {
-    await fsp.mkdir(p, 0o700);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || !ctx.anyUnion) throw ioErr(e, 'mkdirat', p, 'EXISTS');
-  }
-  const st = await fsp.lstat(p);
-  if (st.isSymbolicLink()) {
-    throw new LarchError('EXISTS', `Refusing to follow symlink ${sanitize(p)} in checkout destination`, { path: p });
-  }
-  if (!st.isDirectory()) throw new LarchError('EXISTS', `mkdirat: ${sanitize(p)}: File exists (not a directory)`, { path: p });
-  return false;
-}
-
-async function finishDir(ctx: Ctx, p: string, meta: DirMeta): Promise<void> {
-  if (!ctx.userMode) {
-    await fsp.lchown(p, meta.uid, meta.gid);
-    for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
-  }
-  await fsp.chmod(p, meta.mode & 0o7777);
-  await fsp.utimes(p, 0, 0);
-}
-
 function tmpName(dir: string, name: string): string {
   return path.join(dir, `.${name.slice(0, 64)}.larch-${randomBytes(6).toString('hex')}`);
 }
@@ -421,6 +457,8 @@ function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
     const m = native.lgetxattr(objPath, USER_META_XATTR);
     if (m === null || m.length < 12) return true; // the copy path reports the corruption
     if ((m.readUInt32BE(8) & S_IFMT) === S_IFLNK) return true;
+    // Most files share their metadata with the previous one: compare bytes before building a key.
+    if (ctx.lastMeta !== null && m.equals(ctx.lastMeta)) return csum === ctx.lastEmpty;
     const key = m.toString('latin1');
     let empty = ctx.emptyByMeta.get(key);
     if (empty === undefined) {
@@ -431,6 +469,8 @@ function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
       }
       ctx.emptyByMeta.set(key, empty);
     }
+    ctx.lastMeta = m;
+    ctx.lastEmpty = empty;
     return csum === empty;
   }
   const st = lstatSync(objPath);
@@ -442,7 +482,7 @@ async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksu
   const objPath = ctx.repo.objectPath('file', csum);
   const target = path.join(dir, name);
   try {
-    if (mustCopy(ctx, objPath, csum)) return await ctx.sem.run(() => copyFile(ctx, dir, name, csum));
+    if (mustCopy(ctx, objPath, csum)) return await copyFile(ctx, dir, name, csum);
     linkSync(objPath, target);
     ctx.stats.hardlinked++;
     ctx.stats.files++;
@@ -450,7 +490,7 @@ async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksu
     return;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return ctx.sem.run(() => copyFile(ctx, dir, name, csum));
+    if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return copyFile(ctx, dir, name, csum);
     if (code === 'ENOENT' && !(await ctx.repo.hasObject('file', csum))) {
       throw new LarchError('OBJECT_MISSING', `Object missing: ${csum}.file`, { type: 'file', checksum: csum }, { cause: e });
     }

@@ -110,11 +110,22 @@ export function _decodeDirMeta(bytes: Uint8Array, checksum: Checksum): DirMeta {
 }
 
 /**
+ * A buffer a tree walk reads its metadata objects into, one at a time: each read returns a view
+ * of it, valid until the next read. A walk over thousands of dirtrees then allocates nothing
+ * per object; fresh buffers would each be a separate allocation outside the JS heap, freed only
+ * by a later collection, and the C allocator keeps what it once held.
+ */
+export class _ReadBuffer {
+  buf: Buffer = Buffer.allocUnsafeSlow(16384);
+}
+
+/**
  * Read a small metadata object synchronously: open without following symlinks, read to EOF
  * within MAX_METADATA_SIZE (LIMIT_EXCEEDED beyond). Tree walks read thousands of these; one synchronous read costs a few
- * microseconds, while the promise API pays four thread-pool round trips per object.
+ * microseconds, while the promise API pays four thread-pool round trips per object. With
+ * `into`, the bytes are read into that buffer (grown as needed) and the result is a view of it.
  */
-export function _readMetadataSync(repo: Repo, type: 'dirtree' | 'dirmeta' | 'commit', checksum: Checksum): Uint8Array {
+export function _readMetadataSync(repo: Repo, type: 'dirtree' | 'dirmeta' | 'commit', checksum: Checksum, into?: _ReadBuffer): Uint8Array {
   const p = repo.objectPath(type, checksum);
   let fd: number;
   try {
@@ -127,7 +138,7 @@ export function _readMetadataSync(repo: Repo, type: 'dirtree' | 'dirmeta' | 'com
   }
   try {
     // Read to EOF without an fstat: most dirtrees fit the first (pooled) small buffer.
-    let buf = Buffer.allocUnsafe(4000);
+    let buf = into?.buf ?? Buffer.allocUnsafe(4000);
     let off = 0;
     for (;;) {
       if (off === buf.length) {
@@ -137,6 +148,7 @@ export function _readMetadataSync(repo: Repo, type: 'dirtree' | 'dirmeta' | 'com
         const bigger = Buffer.allocUnsafe(Math.min(buf.length * 4, MAX_METADATA_SIZE + 1));
         buf.copy(bigger, 0, 0, off);
         buf = bigger;
+        if (into !== undefined) into.buf = bigger;
       }
       const n = readSync(fd, buf, off, buf.length - off, off);
       if (n === 0) break;
