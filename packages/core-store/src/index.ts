@@ -57,7 +57,7 @@ export { prune, type PruneOptions, type PruneResult } from './repo-prune.js';
 export { generateSummary, readSummary, summaryRefTimestamp, listDeltaDirs, SUMMARY_TYPE, type Summary, type SummaryRef, type GenerateSummaryOptions, type DeltaDir } from './repo-summary.js';
 export { diffCommits, type DiffEntry } from './repo-diff.js';
 export { log, type LogEntry } from './repo-log.js';
-export { ls, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
+export { ls, lsStream, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';
 export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
 export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';

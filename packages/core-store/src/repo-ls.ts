@@ -4,12 +4,22 @@
  * Listing a directory yields the directory itself, then its entries (files, then directories, in
  * dirtree order); with `recursive` each subdirectory's entries follow right after it. Listing a
  * file yields that file. `formatLsEntry` reproduces the CLI's line format.
+ *
+ * `lsStream` yields the entries as it walks, depth-first like ostree's print_directory_recurse,
+ * keeping only the current path (each level's name and subdirectory list) and a window of file
+ * entries being read: a tree whose paths outnumber its objects by any factor (a DAG whose levels
+ * each point twice at the next) lists in constant memory, as with ostree, which prints until it
+ * is stopped. Full paths are built per entry from the names, so a very deep tree costs memory
+ * in its depth, not in its depth squared. A dirtree that contains itself (only a corrupted
+ * repository can have one: its objects are not named by their hash) fails with
+ * OBJECT_CORRUPTED instead of being walked forever.
  */
 import { LarchError } from './errors.js';
 import { sanitize, splitSafePath } from './fs-safety.js';
-import { _forEachBounded, readMeta, readTree } from './repo-traverse.js';
+import { _DirTreeCursor } from './dirtree-cursor.js';
+import { _decodeDirMeta, _readMetadataSync, _ReadBuffer, readMeta, readTree } from './repo-traverse.js';
 import type { Repo } from './repo.js';
-import { S_IFLNK, S_IFMT, type Checksum } from './types.js';
+import { S_IFLNK, S_IFMT, type Checksum, type DirMeta, type DirTreeDir } from './types.js';
 
 export interface LsEntry {
   /** Absolute path inside the commit ("/", "/usr/bin/sh"). */
@@ -41,10 +51,28 @@ function join(dir: string, name: string): string {
 }
 
 /**
- * List `path` in `commit`. Locking: none. Errors: INVALID_ARGUMENT when the path does not exist
- * ("No such file or directory: PATH"), OBJECT_MISSING / OBJECT_CORRUPTED from the objects read.
+ * List `path` in `commit`, all entries at once (see {@link lsStream} for a listing of any size).
+ * Locking: none. Errors: INVALID_ARGUMENT when the path does not exist ("No such file or
+ * directory: PATH"), OBJECT_MISSING / OBJECT_CORRUPTED from the objects read.
  */
 export async function ls(repo: Repo, commit: Checksum, path: string, opts: LsOptions = {}): Promise<LsEntry[]> {
+  const out: LsEntry[] = [];
+  for await (const e of lsStream(repo, commit, path, opts)) out.push(e);
+  return out;
+}
+
+/** File entries read at once, in order, while a directory is listed. */
+const FILE_WINDOW = 16;
+/** Distinct dirmetas remembered while walking (most directories share a few). */
+const META_CACHE = 1024;
+
+/**
+ * List `path` in `commit`, yielding each entry as soon as it is read, in the order of {@link ls}.
+ * A missing path fails before anything is yielded. Locking: none; safe alongside other readers.
+ * Errors: as {@link ls}; an error met later in the walk ends it after the entries before it.
+ * Limits: memory grows with the depth of the tree, never with the number of entries.
+ */
+export async function* lsStream(repo: Repo, commit: Checksum, path: string, opts: LsOptions = {}): AsyncGenerator<LsEntry> {
   const c = await repo.readCommit(commit);
   const parts = splitSafePath(path, { path });
   let tree = c.rootTree;
@@ -61,16 +89,18 @@ export async function ls(repo: Repo, commit: Checksum, path: string, opts: LsOpt
       continue;
     }
     const f = dt.files.find((x) => x.name === name);
-    if (f && i === parts.length - 1) return [await fileEntry(repo, cur, f.checksum)];
+    if (f && i === parts.length - 1) {
+      yield await fileEntry(repo, cur, f.checksum);
+      return;
+    }
     throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(path)}`, { path, reason: 'not-found' });
   }
-  const out: LsEntry[] = [await dirEntry(repo, cur, tree, meta)];
-  if (!opts.directoryOnly) await listDir(repo, cur, tree, opts.recursive === true, out);
-  return out;
+  yield dirEntry(cur, tree, meta, await readMeta(repo, meta));
+  if (opts.directoryOnly) return;
+  yield* walk(repo, cur, tree, opts.recursive === true);
 }
 
-async function dirEntry(repo: Repo, path: string, tree: Checksum, meta: Checksum): Promise<LsEntry> {
-  const m = await readMeta(repo, meta);
+function dirEntry(path: string, tree: Checksum, meta: Checksum, m: DirMeta): LsEntry {
   return { path, type: 'd', mode: m.mode, uid: m.uid, gid: m.gid, size: 0, checksum: tree, metaChecksum: meta };
 }
 
@@ -90,17 +120,72 @@ async function fileEntry(repo: Repo, path: string, checksum: Checksum): Promise<
   return e;
 }
 
-async function listDir(repo: Repo, dir: string, tree: Checksum, recursive: boolean, out: LsEntry[]): Promise<void> {
-  const dt = await readTree(repo, tree);
-  const files: LsEntry[] = new Array(dt.files.length);
-  await _forEachBounded(dt.files.keys(), 16, async (i) => {
-    files[i] = await fileEntry(repo, join(dir, dt.files[i].name), dt.files[i].checksum);
-  });
-  out.push(...files);
-  for (const d of dt.dirs) {
-    const p = join(dir, d.name);
-    out.push(await dirEntry(repo, p, d.treeChecksum, d.metaChecksum));
-    if (recursive) await listDir(repo, p, d.treeChecksum, true, out);
+/**
+ * The entries below `root` (the directory `top`), depth-first. Each level keeps its name, its
+ * dirtree checksum and its subdirectory list; a level's files are read in windows of
+ * FILE_WINDOW concurrent reads and yielded in dirtree order before its subdirectories.
+ */
+async function* walk(repo: Repo, root: string, top: Checksum, recursive: boolean): AsyncGenerator<LsEntry> {
+  const buf = new _ReadBuffer();
+  const metas = new Map<Checksum, DirMeta>();
+  const metaOf = (m: Checksum): DirMeta => {
+    let v = metas.get(m);
+    if (v === undefined) {
+      if (metas.size >= META_CACHE) metas.clear();
+      v = _decodeDirMeta(_readMetadataSync(repo, 'dirmeta', m, buf), m);
+      metas.set(m, v);
+    }
+    return v;
+  };
+  const names: string[] = [];
+  const pathOf = (name: string): string => (root === '/' ? '' : root) + (names.length > 0 ? `/${names.join('/')}` : '') + `/${name}`;
+  const onPath = new Set<Checksum>([top]);
+  const stack: Array<{ tree: Checksum; dirs: DirTreeDir[]; i: number }> = [];
+
+  /** Open a directory: yield its files, then leave a frame for its subdirectories. */
+  async function* enter(tree: Checksum): AsyncGenerator<LsEntry> {
+    const cursor = new _DirTreeCursor(_readMetadataSync(repo, 'dirtree', tree, buf), tree);
+    const window: Array<Promise<LsEntry>> = [];
+    while (cursor.nextFile()) {
+      window.push(fileEntry(repo, pathOf(cursor.name), cursor.checksum));
+      if (window.length === FILE_WINDOW) yield* drain(window);
+    }
+    yield* drain(window);
+    stack.push({ tree, dirs: cursor.dirs, i: 0 });
+  }
+
+  yield* enter(top);
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    if (frame.i >= frame.dirs.length) {
+      stack.pop();
+      onPath.delete(frame.tree);
+      names.pop();
+      continue;
+    }
+    const d = frame.dirs[frame.i++];
+    yield dirEntry(pathOf(d.name), d.treeChecksum, d.metaChecksum, metaOf(d.metaChecksum));
+    if (!recursive) continue;
+    if (onPath.has(d.treeChecksum)) {
+      throw new LarchError('OBJECT_CORRUPTED', `Corrupted dirtree object ${frame.tree}: its directory ${sanitize(d.name)} leads back to dirtree ${d.treeChecksum}, which contains it`, {
+        type: 'dirtree',
+        checksum: frame.tree,
+        dirtree: frame.tree,
+        name: d.name,
+      });
+    }
+    onPath.add(d.treeChecksum);
+    names.push(d.name);
+    yield* enter(d.treeChecksum);
+  }
+}
+
+/** Yield the settled entries of `window` in order, emptying it; every read settles first. */
+async function* drain(window: Array<Promise<LsEntry>>): AsyncGenerator<LsEntry> {
+  const settled = await Promise.allSettled(window.splice(0));
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    yield r.value;
   }
 }
 
