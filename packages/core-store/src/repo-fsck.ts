@@ -16,6 +16,11 @@
  * object is collected in the report (`--all` semantics always). With `delete`, corrupted objects
  * are removed and every commit that can no longer be fully walked is marked partial.
  *
+ * Memory: the walk is depth-first with an explicit stack (the subdirectory lists of the current
+ * path) and enters each dirtree once, however many parents or commits reach it; content objects
+ * wait for verification in a queue of at most QUEUE_HIGH entries, the walk pausing while it is
+ * full. What grows is the set of objects already verified, one entry per object, never per path.
+ *
  * Performance: content objects are verified in batches by worker threads (one per core, at most
  * two) once enough are queued to pay for starting them; the calling thread walks the metadata.
  * Inside a worker, small objects are read and hashed synchronously (a few syscalls each, like the
@@ -46,7 +51,7 @@ import {
 import { parseRefspec } from './repo-refs.js';
 import { _decodeDirTree, _forEachBounded, _readMetadataSync, objectKey, traverseCommit } from './repo-traverse.js';
 import type { Repo } from './repo.js';
-import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type Commit, type FileMeta, type ObjectType, type RepoMode, type Xattr } from './types.js';
+import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type Commit, type DirTreeDir, type FileMeta, type ObjectType, type RepoMode, type Xattr } from './types.js';
 
 /** Objects up to this size are read whole (into a reused buffer) and verified synchronously. */
 const SMALL_OBJECT = 1024 * 1024;
@@ -108,7 +113,8 @@ export interface FsckOptions {
  * Locking: shared (exclusive with `delete`). Never modifies the repository without `delete`.
  * Crash guarantee with `delete`: a commit is marked partial only after its objects were deleted;
  * a crash in between leaves a commit that the next fsck reports again.
- * Limits: the set of visited object names is held in memory (one string per object).
+ * Limits: the set of visited object names is held in memory (one string per object); nothing is
+ * held per path (see the file comment).
  */
 export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckReport> {
   return repo.withLock(opts.delete ? 'exclusive' : 'shared', () => runFsck(repo, opts));
@@ -122,6 +128,8 @@ interface State {
   bad: Set<string>;
   contentQueue: Checksum[];
   contentWaiters: Array<() => void>;
+  /** The walk, waiting for room in the content queue. */
+  producerWaiters: Array<() => void>;
   walking: number;
   reads: number;
   queued: number;
@@ -137,6 +145,7 @@ async function runFsck(repo: Repo, opts: FsckOptions): Promise<FsckReport> {
     bad: new Set(),
     contentQueue: [],
     contentWaiters: [],
+    producerWaiters: [],
     walking: 0,
     reads: 0,
     queued: 0,
@@ -182,7 +191,8 @@ async function runFsck(repo: Repo, opts: FsckOptions): Promise<FsckReport> {
   st.walking++;
   const consumers = runContentConsumers(st);
   try {
-    await Promise.all(roots.map((c) => walkCommit(st, c)));
+    // One commit after the other: the walk is synchronous reads, and commits share most objects.
+    for (const c of roots) await walkCommit(st, c);
   } finally {
     st.walking--;
     wake(st);
@@ -277,52 +287,78 @@ async function verifyCommitMeta(st: State, checksum: Checksum): Promise<void> {
   progress(st);
 }
 
-async function walkDir(st: State, tree: Checksum, meta: Checksum): Promise<void> {
+/** Verify a dirmeta once (it is recorded as seen even when it fails). */
+async function checkDirMeta(st: State, meta: Checksum): Promise<void> {
   const mkey = objectKey('dirmeta', meta);
-  const jobs: Array<Promise<void>> = [];
-  if (!st.seen.has(mkey)) {
-    st.seen.add(mkey);
-    jobs.push(
-      (async () => {
-        const bytes = await loadVerifiedMetadata(st, 'dirmeta', meta);
-        progress(st);
-        if (!bytes) return;
-        try {
-          parseDirMeta(bytes);
-        } catch (e) {
-          structureError(st, 'dirmeta', meta, e);
-        }
-      })(),
-    );
+  if (st.seen.has(mkey)) return;
+  st.seen.add(mkey);
+  const bytes = await loadVerifiedMetadata(st, 'dirmeta', meta);
+  progress(st);
+  if (!bytes) return;
+  try {
+    parseDirMeta(bytes);
+  } catch (e) {
+    structureError(st, 'dirmeta', meta, e);
   }
-  const tkey = objectKey('dirtree', tree);
-  if (!st.seen.has(tkey)) {
+}
+
+/**
+ * Walk the tree under `tree` depth-first, verifying each dirtree and dirmeta not seen before
+ * and queueing each content object not seen before. A dirtree already verified (reached again
+ * through another parent or another commit) is not entered again, so the walk costs one visit
+ * per object whatever the number of paths; the stack holds the subdirectory lists of the
+ * current path, and queueing waits while the content queue is full.
+ */
+async function walkDir(st: State, tree: Checksum, meta: Checksum): Promise<void> {
+  const stack: Array<{ dirs: DirTreeDir[]; i: number }> = [];
+  const visit = async (t: Checksum, m: Checksum): Promise<void> => {
+    await checkDirMeta(st, m);
+    const tkey = objectKey('dirtree', t);
+    if (st.seen.has(tkey)) return;
     st.seen.add(tkey);
-    jobs.push(
-      (async () => {
-        const bytes = await loadVerifiedMetadata(st, 'dirtree', tree);
-        progress(st);
-        if (!bytes) return;
-        let dt;
-        try {
-          dt = _decodeDirTree(bytes, tree, { strict: true });
-        } catch (e) {
-          structureError(st, 'dirtree', tree, e);
-          return;
-        }
-        for (const f of dt.files) {
-          const fkey = objectKey('file', f.checksum);
-          if (st.seen.has(fkey)) continue;
-          st.seen.add(fkey);
-          st.contentQueue.push(f.checksum);
-          st.queued++;
-        }
-        wake(st);
-        await Promise.all(dt.dirs.map((d) => walkDir(st, d.treeChecksum, d.metaChecksum)));
-      })(),
-    );
+    const bytes = await loadVerifiedMetadata(st, 'dirtree', t);
+    progress(st);
+    if (!bytes) return;
+    let dt;
+    try {
+      dt = _decodeDirTree(bytes, t, { strict: true });
+    } catch (e) {
+      structureError(st, 'dirtree', t, e);
+      return;
+    }
+    for (const f of dt.files) {
+      const fkey = objectKey('file', f.checksum);
+      if (st.seen.has(fkey)) continue;
+      st.seen.add(fkey);
+      await enqueue(st, f.checksum);
+    }
+    wake(st);
+    if (dt.dirs.length > 0) stack.push({ dirs: dt.dirs, i: 0 });
+  };
+  await visit(tree, meta);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.i >= top.dirs.length) {
+      stack.pop();
+      continue;
+    }
+    const d = top.dirs[top.i++];
+    await visit(d.treeChecksum, d.metaChecksum);
   }
-  await Promise.all(jobs);
+}
+
+/** Content objects queued before the walk waits for the verifiers ... */
+const QUEUE_HIGH = 8192;
+/** ... and until they are down to this many. */
+const QUEUE_LOW = 2048;
+
+/** Queue a content object for verification, waiting while the queue is full. */
+async function enqueue(st: State, checksum: Checksum): Promise<void> {
+  st.contentQueue.push(checksum);
+  st.queued++;
+  if (st.contentQueue.length < QUEUE_HIGH) return;
+  wake(st);
+  while (st.contentQueue.length > QUEUE_LOW) await new Promise<void>((r) => st.producerWaiters.push(r));
 }
 
 function wake(st: State): void {
@@ -337,6 +373,7 @@ async function runContentConsumers(st: State): Promise<void> {
     for (;;) {
       // Hand out batches: per-object messages would cost more than small objects take to hash.
       const batch = st.contentQueue.splice(Math.max(0, st.contentQueue.length - BATCH), BATCH);
+      if (st.contentQueue.length <= QUEUE_LOW && st.producerWaiters.length > 0) for (const f of st.producerWaiters.splice(0)) f();
       if (batch.length === 0) {
         if (st.walking === 0) return;
         await new Promise<void>((r) => st.contentWaiters.push(r));
