@@ -9,6 +9,7 @@ import { interruptible, openRepo, UsageError } from '../context.js';
 import { toJson } from '../format.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
+import { holdYoungGeneration } from './walk-memory.js';
 
 interface CheckoutOpts {
   userMode?: boolean;
@@ -39,6 +40,7 @@ export function registerCheckout(program: Command, ctx: VerbContext): void {
       if (opts.unionAdd && opts.unionIdentical) throw new UsageError('Cannot specify both --union-add and --union-identical');
       const repo = await openRepo(opts);
       const commit = await repo.revParse(rev);
+      holdYoungGeneration();
       const bar = ctx.io.stderrIsTTY
         ? startProgress<{ files: number; dirs: number; hardlinked: number; copied: number }>(
             'Checking out {value} files, {dirs} directories ({hardlinked} hardlinked, {copied} copied)',

@@ -5,17 +5,62 @@
  * to six columns, the mode is the permission bits in five octal digits.
  */
 import type { Command } from 'commander';
-import { formatLsEntry, ls, type LsEntry } from '@larch/core-store';
+import { formatLsEntry, lsStream, type LsEntry } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
+import type { Io } from '../context.js';
 import { openRepo } from '../context.js';
-import { toJson } from '../format.js';
 import { allOptions, verb } from './common.js';
+import { holdYoungGeneration } from './walk-memory.js';
 
 interface LsOptions {
   recursive?: boolean;
   checksum?: boolean;
   dironly?: boolean;
   json?: boolean;
+}
+
+/** Output is handed to stdout in pieces of about this many characters. */
+const CHUNK = 64 * 1024;
+/** Above this much output queued in stdout, the walk waits until it is written. */
+const HIGH_WATER = 1024 * 1024;
+
+/**
+ * Hands text to stdout a chunk at a time and lets the walk wait while stdout is behind, so a
+ * listing of any length is printed as it is read, never held whole.
+ */
+class Printer {
+  private buf = '';
+  constructor(private readonly io: Io) {}
+  async write(text: string): Promise<void> {
+    this.buf += text;
+    if (this.buf.length >= CHUNK) await this.flush();
+  }
+  async flush(): Promise<void> {
+    if (this.buf.length > 0) {
+      this.io.out(this.buf);
+      this.buf = '';
+    }
+    const out = this.io.stdout as NodeJS.WritableStream & { writableLength?: number };
+    if ((out.writableLength ?? 0) > HIGH_WATER) await this.io.flush();
+  }
+}
+
+/**
+ * `toJson` of an array, one element at a time: the same bytes as `toJson(array)` (two-space
+ * indentation), without the array.
+ */
+class JsonArrayPrinter {
+  private first = true;
+  constructor(private readonly out: Printer) {}
+  async element(value: unknown): Promise<void> {
+    const body = JSON.stringify(value, null, 2).replace(/\n/g, '\n  ');
+    await this.out.write(`${this.first ? '[\n' : ',\n'}  ${body}`);
+    this.first = false;
+  }
+  async end(): Promise<void> {
+    await this.out.write(this.first ? '[]\n' : '\n]\n');
+    await this.out.flush();
+  }
 }
 
 /** Register `ls`: list paths inside a commit. */
@@ -31,13 +76,33 @@ export function registerLs(program: Command, ctx: VerbContext): void {
       const opts = allOptions<LsOptions>(cmd);
       const repo = await openRepo(opts);
       const commit = await repo.revParse(rev);
-      const all: LsEntry[] = [];
-      for (const p of paths.length > 0 ? paths : ['/']) {
-        const entries = await ls(repo, commit, p, { recursive: Boolean(opts.recursive), directoryOnly: Boolean(opts.dironly) });
-        if (opts.json) for (const e of entries) all.push(e);
-        else ctx.io.out(entries.map((e) => `${formatLsEntry(e, { checksums: Boolean(opts.checksum) })}\n`).join(''));
+      if (opts.recursive) holdYoungGeneration();
+      const printer = new Printer(ctx.io);
+      const checksums = Boolean(opts.checksum);
+      const list = paths.length > 0 ? paths : ['/'];
+      const open = (p: string): AsyncGenerator<LsEntry> => lsStream(repo, commit, p, { recursive: Boolean(opts.recursive), directoryOnly: Boolean(opts.dironly) });
+      try {
+        if (!opts.json) {
+          // Entries are printed as they are read; a path that does not exist fails after the
+          // paths before it were listed, as with ostree.
+          for (const p of list) for await (const e of open(p)) await printer.write(`${formatLsEntry(e, { checksums })}\n`);
+          return;
+        }
+        // JSON: every path is looked up before anything is printed, so a missing one prints no
+        // partial array.
+        const started: Array<[AsyncGenerator<LsEntry>, IteratorResult<LsEntry>]> = [];
+        for (const p of list) {
+          const g = open(p);
+          started.push([g, await g.next()]);
+        }
+        const json = new JsonArrayPrinter(printer);
+        for (const [g, first] of started) {
+          for (let r = first; r.done !== true; r = await g.next()) await json.element(lsJson(r.value));
+        }
+        await json.end();
+      } finally {
+        await printer.flush();
       }
-      if (opts.json) ctx.io.out(toJson(all.map(lsJson)));
     });
 }
 
