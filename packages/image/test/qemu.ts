@@ -23,20 +23,38 @@ export interface Vm {
   /** Resolves with the exit status once QEMU has exited. */
   exited: Promise<number | null>;
   console(): string;
-  /** Resolve with the elapsed ms when `re` matches the console, reject if QEMU exits first or after `backstopMs`. */
-  waitFor(re: RegExp, backstopMs: number): Promise<number>;
+  /**
+   * Resolve with the elapsed ms when `re` matches the console; reject if QEMU exits first, if
+   * `failOn` matches first, or after `backstopMs`.
+   */
+  waitFor(re: RegExp, backstopMs: number, failOn?: RegExp): Promise<number>;
   kill(): void;
 }
 
-export function bootImage(opts: { image: string; dir: string; memoryMiB?: number }): Vm {
+export interface BootOptions {
+  image: string;
+  /** Where the firmware variables and the console log go. */
+  dir: string;
+  memoryMiB?: number;
+  /** Virtual CPUs (default 2, with one host thread each: multi-threaded TCG). */
+  smp?: number;
+  /** QEMU CPU model (default max: the emulated CPU offers everything TCG can do). */
+  cpu?: string;
+}
+
+export function bootImage(opts: BootOptions): Vm {
+  const smp = opts.smp ?? 2;
   const vars = join(opts.dir, 'OVMF_VARS.fd');
   copyFileSync(OVMF_VARS, vars);
   const consolePath = join(opts.dir, 'console.log');
   const child = spawn(findTool('qemu-system-x86_64')!, [
-    '-accel', 'tcg',
+    '-accel', smp > 1 ? 'tcg,thread=multi' : 'tcg',
     '-machine', 'q35',
+    '-cpu', opts.cpu ?? 'max',
     '-m', String(opts.memoryMiB ?? 1024),
-    '-smp', '1',
+    '-smp', String(smp),
+    // No default devices: the firmware would first try the empty CD-ROM drive q35 comes with.
+    '-nodefaults',
     '-display', 'none',
     '-monitor', 'none',
     '-serial', `file:${consolePath}`,
@@ -61,10 +79,12 @@ export function bootImage(opts: { image: string; dir: string; memoryMiB?: number
     startedAt,
     exited,
     console: readConsole,
-    waitFor(re, backstopMs) {
+    waitFor(re, backstopMs, failOn) {
       return new Promise((res, rej) => {
         const tick = (): void => {
-          if (re.test(readConsole())) return res(Date.now() - startedAt);
+          const text = readConsole();
+          if (re.test(text)) return res(Date.now() - startedAt);
+          if (failOn?.test(text)) return rej(new Error(`${failOn} appeared on the console before ${re}\n${text.slice(-3000)}`));
           if (done) return rej(new Error(`QEMU exited before ${re} appeared on the console (${stderr.trim()})\n${readConsole().slice(-3000)}`));
           if (Date.now() - startedAt > backstopMs) return rej(new Error(`${re} did not appear on the console within ${backstopMs} ms\n${readConsole().slice(-3000)}`));
           setTimeout(tick, 500);
