@@ -151,7 +151,8 @@ commit_version() {
     no-init)
       mkdir "$stage/.no-init"
       echo "this initramfs has no /init" >"$stage/.no-init/no-init"
-      (cd "$stage/.no-init" && echo no-init | cpio -o -H newc --quiet) >"$initramfs"
+      # The tree's own cpio (dracut's dependency), so the host needs none.
+      chroot "$stage" /bin/sh -c 'cd /.no-init && echo no-init | cpio -o -H newc --quiet' >"$initramfs"
       rm -r "$stage/.no-init" ;;
   esac
   echo "$version" >"$stage/usr/lib/larch-test-version"
