@@ -420,6 +420,18 @@ async function ostreeSimilarFiles(
       if (st !== null) add(byStem, st, c);
     }
   }
+  // FROM files that may be paired (regular, not empty, not *.xz/*.bz2), with their sizes; looked
+  // up once each (many new files share a name: __init__.py, Makefile).
+  const eligible = new Map<Checksum, number | null>();
+  const fromSize = async (c: Checksum): Promise<number | null> => {
+    let v = eligible.get(c);
+    if (v === undefined) {
+      const o = await info(c);
+      v = (o.meta.mode & S_IFMT) !== S_IFLNK && ostreeCandidate(o.size, fromIdx.names.get(c) ?? []) ? o.size : null;
+      eligible.set(c, v);
+    }
+    return v;
+  };
   const out = new Map<Checksum, Checksum>();
   for (const f of newFiles) {
     if ((f.meta.mode & S_IFMT) === S_IFLNK) continue;
@@ -432,9 +444,9 @@ async function ostreeSimilarFiles(
       let bestSize = Infinity;
       for (const k of keys) {
         for (const c of index.get(k) ?? []) {
-          const o = await info(c);
-          if ((o.meta.mode & S_IFMT) === S_IFLNK || o.size < low || o.size > high || !ostreeCandidate(o.size, fromIdx.names.get(c) ?? [])) continue;
-          if (o.size < bestSize || (o.size === bestSize && best !== null && c < best)) [best, bestSize] = [c, o.size];
+          const size = eligible.has(c) ? eligible.get(c)! : await fromSize(c);
+          if (size === null || size < low || size > high) continue;
+          if (size < bestSize || (size === bestSize && best !== null && c < best)) [best, bestSize] = [c, size];
         }
       }
       return best;
