@@ -136,6 +136,32 @@ async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> 
   return program;
 }
 
+/** Options the program itself takes before a verb; every other option there is the verb's. */
+const PROGRAM_OPTIONS = /^(--repo(=.*)?|-v|--verbose|--version|-h|--help)$/;
+
+/**
+ * ostree hands every option on the command line to the verb, wherever it stands
+ * (`ostree --repo=R --print-metadata-key=K show REV`): move a verb's options given before the verb
+ * to the end (before a `--`), where the verb (or its sub-verb) parses them.
+ */
+export function verbOptionsAfterVerb(argv: string[]): string[] {
+  const verb = verbOf(argv);
+  if (verb === undefined) return argv;
+  const at = argv.indexOf(verb);
+  const before: string[] = [];
+  const moved: string[] = [];
+  for (let i = 0; i < at; i++) {
+    const a = argv[i];
+    if (a === '--repo') before.push(a, argv[++i]);
+    else if (PROGRAM_OPTIONS.test(a) || a === '--') before.push(a);
+    else moved.push(a);
+  }
+  if (moved.length === 0) return argv;
+  const rest = argv.slice(at);
+  const dashes = rest.indexOf('--');
+  return dashes < 0 ? [...before, ...rest, ...moved] : [...before, ...rest.slice(0, dashes), ...moved, ...rest.slice(dashes)];
+}
+
 /** Map commander's own errors to ostree's wording, one line. */
 function commanderMessage(e: CommanderError): string {
   const first = e.message.split('\n')[0].replace(/^error: /, '');
@@ -159,6 +185,7 @@ function commanderMessage(e: CommanderError): string {
 export async function runCli(argv: string[], io: Io = processIo()): Promise<number> {
   // `larch help VERB [SUB]` is `larch VERB [SUB] --help`.
   if (argv[0] === 'help') argv = argv.length > 1 ? [...argv.slice(1), '--help'] : ['--help'];
+  argv = verbOptionsAfterVerb(argv);
   // Known before parsing, so that parse errors honour it too. `summary -v` means --view.
   const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
   try {

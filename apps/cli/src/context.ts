@@ -58,7 +58,11 @@ export interface RepoOptions {
   repo?: string;
 }
 
-const DEFAULT_SYSTEM_REPO = '/sysroot/ostree/repo';
+/** The system repository: `ostree/repo` under $OSTREE_SYSROOT, or under `/`, as ostree finds it. */
+function defaultSystemRepo(): string {
+  const sysroot = process.env.OSTREE_SYSROOT;
+  return join(sysroot !== undefined && sysroot !== '' ? resolve(sysroot) : '/', 'ostree/repo');
+}
 
 async function looksLikeRepo(dir: string): Promise<boolean> {
   try {
@@ -72,13 +76,14 @@ async function looksLikeRepo(dir: string): Promise<boolean> {
 
 /**
  * Find the repository as ostree does: `--repo`, else $OSTREE_REPO, else the current directory if
- * it is a repository, else /sysroot/ostree/repo if that exists.
+ * it is a repository, else `ostree/repo` under $OSTREE_SYSROOT (default `/`) if that exists.
  */
 export async function repoPath(opts: RepoOptions): Promise<string> {
   const given = opts.repo ?? process.env.OSTREE_REPO;
   if (given !== undefined && given !== '') return resolve(given);
   if (await looksLikeRepo('.')) return resolve('.');
-  if (await looksLikeRepo(DEFAULT_SYSTEM_REPO)) return DEFAULT_SYSTEM_REPO;
+  const system = defaultSystemRepo();
+  if (await looksLikeRepo(system)) return system;
   throw new UsageError('Command requires a --repo argument');
 }
 

@@ -4,7 +4,7 @@
  * ostree 2022.7 parses these with gnulib's parse_datetime (the parser behind `date -d`), not
  * with GLib. We accept the subset that scripts use in practice, checked against the real CLI:
  *   `@SECONDS` (may be negative), `now`, `today`, `yesterday`, `tomorrow`,
- *   `YYYY-MM-DD`, optionally followed by `T` or a space and `HH:MM[:SS[.fraction]]`,
+ *   `YYYY-MM-DD` (or `October 25 1985`, `Oct 25, 1985`, `25 October 1985`), optionally followed by `T` or a space and `HH:MM[:SS[.fraction]]`,
  *   optionally followed by a zone: `Z`, `UTC`, `GMT`, `+HH`, `+HHMM`, `+HH:MM` (with or
  *   without a space before it).
  * A date without a zone is local time, as in ostree (set TZ=UTC for reproducible commits).
@@ -16,6 +16,33 @@ const DAY = 86_400n;
 
 const DATE_RE =
   /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:[.,]\d+)?)?)?\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$/i;
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** A month named in English, full or abbreviated (`October`, `Oct`, `Sept`): its number, or 0. */
+function monthNumber(word: string): number {
+  const w = word.toLowerCase().replace(/\.$/, '');
+  const i = MONTHS.findIndex((m) => w === m || (w.length >= 3 && m.startsWith(w.slice(0, 3)) && fullMonth(m).startsWith(w)));
+  return i + 1;
+}
+
+function fullMonth(abbrev: string): string {
+  return ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december'][MONTHS.indexOf(abbrev)];
+}
+
+/**
+ * `October 25 1985`, `Oct 25, 1985`, `25 October 1985` (each optionally followed by a time and a
+ * zone) as `1985-10-25…`, the calendar forms of parse_datetime that scripts use; anything else as is.
+ */
+function monthNameToIso(s: string): string {
+  const md = /^([a-z]+\.?)\s+(\d{1,2}),?\s+(\d{4})(\s.*)?$/i.exec(s);
+  const dm = /^(\d{1,2})\s+([a-z]+\.?),?\s+(\d{4})(\s.*)?$/i.exec(s);
+  const [word, day, year, rest] = md ? [md[1], md[2], md[3], md[4]] : dm ? [dm[2], dm[1], dm[3], dm[4]] : [];
+  if (word === undefined || day === undefined || year === undefined) return s;
+  const month = monthNumber(word);
+  if (month === 0) return s;
+  return `${year}-${String(month).padStart(2, '0')}-${day.padStart(2, '0')}${rest ?? ''}`;
+}
 
 export class TimestampParseError extends Error {
   constructor(readonly text: string) {
@@ -38,7 +65,7 @@ export function parseTimestamp(text: string, nowMs: number = Date.now()): bigint
     case 'tomorrow':
       return nowSecs + DAY;
   }
-  const m = DATE_RE.exec(s);
+  const m = DATE_RE.exec(monthNameToIso(s));
   if (!m) throw new TimestampParseError(text);
   const [, ys, mos, ds, hs, mis, ss, zone] = m;
   const year = Number(ys);

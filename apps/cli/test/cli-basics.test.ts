@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { symlink } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { CLI as MAIN, expectOneErrorLine, expectUsageError, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch } from './helpers.js';
 
 
@@ -176,5 +176,34 @@ describe('larch and signals', () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe('larch takes options where ostree takes them', () => {
+  it('passes options given before the verb to the verb, and keeps the remote in `refs REMOTE:PREFIX`', async () => {
+    const repo = join(dir, 'opts-before');
+    const tree = join(dir, 'opts-before-tree');
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'a'), 'a\n');
+    ok(larch(['init', `--repo=${repo}`, '--mode=archive']));
+    const c = ok(larch(['commit', `--repo=${repo}`, '-b', 'main', '--add-metadata-string=version=1.2', `--tree=dir=${tree}`])).trim();
+    expect(ok(larch([`--repo=${repo}`, '--print-metadata-key=version', 'show', 'main']))).toBe("'1.2'\n");
+    ok(larch(['refs', `--repo=${repo}`, `--create=origin:foo/bar`, c]));
+    ok(larch(['refs', `--repo=${repo}`, `--create=origin:main`, c]));
+    const out = ok(larch(['refs', `--repo=${repo}`, 'origin:foo']));
+    expect(out).toBe('origin:bar\n');
+    if (RUN_INTEROP) {
+      requireOstree();
+      expect(ok(ostree([`--repo=${repo}`, '--print-metadata-key=version', 'show', 'main']))).toBe("'1.2'\n");
+      expect(ok(ostree(['refs', `--repo=${repo}`, 'origin:foo']))).toBe(out);
+    }
+  });
+
+  it('finds the system repository under $OSTREE_SYSROOT, as ostree does', async () => {
+    const sysroot = join(dir, 'sysroot-env');
+    await mkdir(join(sysroot, 'ostree'), { recursive: true });
+    ok(larch(['init', `--repo=${join(sysroot, 'ostree/repo')}`, '--mode=bare']));
+    const r = larch(['config', 'get', 'core.mode'], { cwd: dir, env: { OSTREE_SYSROOT: sysroot } });
+    expect(r.stdout).toBe('bare\n');
   });
 });

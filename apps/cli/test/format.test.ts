@@ -18,6 +18,11 @@ describe('parseTimestamp', () => {
     ['2020-01-01 00:00:00.75Z', 1577836800n],
     ['2020-01-01 00:00:00 UTC', 1577836800n],
     ['2020-02-29 12:00:00 +0000', 1582977600n],
+    // The month-name forms of parse_datetime (values from GNU date -d, which shares its parser).
+    ['October 25 1985', 499046400n],
+    ['Oct 25, 1985 12:30:00 UTC', 499091400n],
+    ['25 October 1985', 499046400n],
+    ['Sept 3 2001', 999475200n],
   ])('parses %s as ostree does', (text, secs) => {
     expect(parseTimestamp(text, now)).toBe(secs);
   });
@@ -29,7 +34,7 @@ describe('parseTimestamp', () => {
     expect(parseTimestamp('tomorrow', now)).toBe(n + 86400n);
   });
 
-  it.each(['1600000000', 'bogus', '2020-13-01', '2021-02-29', '2020-01-01T25:00:00Z', '20200101T000000Z', '@', ''])(
+  it.each(['1600000000', 'bogus', 'Octobre 25 1985', 'October 32 1985', '2020-13-01', '2021-02-29', '2020-01-01T25:00:00Z', '20200101T000000Z', '@', ''])(
     'rejects %j with ostree wording',
     (text) => {
       expect(() => parseTimestamp(text, now)).toThrow(TimestampParseError);

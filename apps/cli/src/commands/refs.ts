@@ -85,10 +85,15 @@ function underPrefix(name: string, prefix: string): boolean {
   return name === prefix || name.startsWith(`${prefix}/`);
 }
 
-/** `refs a` prints `a/b` as `b`; a whole remote (`refs origin:`) keeps full refspecs, as ostree. */
+/**
+ * `refs a` prints `a/b` as `b`; a whole remote (`refs origin:`) keeps full refspecs, and a prefix
+ * within a remote keeps the remote (`refs origin:a` prints `origin:a/b` as `origin:b`), as ostree.
+ */
 function stripPrefix(name: string, prefix: string): string {
   if (name === prefix || prefix.endsWith(':')) return name;
-  return name.slice(prefix.length + 1);
+  const colon = prefix.indexOf(':');
+  const remote = colon >= 0 ? prefix.slice(0, colon + 1) : '';
+  return remote + name.slice(prefix.length + 1);
 }
 
 async function createRef(repo: Repo, name: string, rev: string, alias: boolean, force: boolean): Promise<void> {
