@@ -48,6 +48,7 @@ export { readXattrs, writeAllSync } from './objects/content-io.js';
 export { Repo, WriteBatch, StagedFileWriter, modeConfigString, DEFAULT_ZLIB_LEVEL, type ContentSource, type OpenedContent } from './repo.js';
 export { parseRefspec, formatRefspec, setRefAlias, type ParsedRefspec, type RefKind } from './repo-refs.js';
 export { DEFAULT_LOCK_TIMEOUT_SECS, type LockKind, type LockHandle } from './repo-lock.js';
+export { StagingDir, STAGING_PREFIX, bootId, type CleanupTmpOptions } from './repo-staging.js';
 export { commitTree, defaultCommitTimestamp, SMALL_FILE_MAX, DEFAULT_COMMIT_CONCURRENCY, type CommitTreeOptions, type CommitTreeResult } from './repo-commit.js';
 // Part B modules (traverse, checkout, fsck, prune, summary, diff, log, ls) are exported below, one line each.
 export { traverseCommit, objectKey, readTree, readMeta, type ObjectRef } from './repo-traverse.js';

@@ -23,10 +23,13 @@
  * - Hardlinked inputs are hashed once (dev+ino map); identical contents are stored once.
  * - At most `concurrency` compressions or large-file copies (or worker threads) are in flight.
  *
- * Crash and error guarantees: all objects are staged in `tmp/` and published as one batch (one
- * syncfs, link into `objects/`, fsync of each touched directory); the commit object is written
- * after that and the branch ref last. On any error (unreadable file, unsupported file type,
- * abort) every staged temporary file is removed and the ref is untouched.
+ * Crash and error guarantees: all objects are staged in a locked staging directory of `tmp/`
+ * and published as one batch (one syncfs, link into `objects/`, fsync of each touched
+ * directory); the commit object is written after that and the branch ref last. On any error
+ * (unreadable file, unsupported file type, abort) every staged temporary file is removed and the
+ * ref is untouched. A commit killed midway leaves its staging directory unlocked: the next
+ * commit of this boot takes it over and empties it, and prune (or a commit after a reboot)
+ * removes it.
  *
  * Locking: holds the shared repo lock for the whole operation, so concurrent commits run together
  * and prune waits.
@@ -41,6 +44,7 @@ import { Writable } from 'node:stream';
 import { Variant } from '@larch/gvariant';
 import { LarchError, ioError } from './errors.js';
 import type { Repo, WriteBatch } from './repo.js';
+import type { StagingDir } from './repo-staging.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirTreeDir, type DirTreeFile, type FileMeta, type Xattr } from './types.js';
 import { validateName } from './validate.js';
 import { HashCounter, readXattrs, stageContent, stageBytesSync, compressForArchive } from './objects/content-io.js';
@@ -193,8 +197,28 @@ function readSmall(abs: string, expected: number): Buffer {
   }
 }
 
+/**
+ * The transaction around a commit, as ostree's prepare/commit_transaction: every file is staged
+ * in a locked `tmp/staging-<BOOTID>-XXXXXX` directory (a dead writer's directory of this boot is
+ * taken over and emptied), which is removed at the end, published or not; then `tmp/` is
+ * cleaned of what crashed writers left (repo-staging.ts).
+ */
 async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<CommitTreeResult> {
+  const stage = await repo.allocateStagingDir();
+  let result: CommitTreeResult;
+  try {
+    result = await commitStaged(repo, opts, stage);
+  } catch (e) {
+    await stage.remove().catch(() => undefined);
+    await repo.cleanupTmp().catch(() => 0);
+    throw e;
+  }
+  await stage.remove();
   await repo.cleanupTmp();
+  return result;
+}
+
+async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingDir): Promise<CommitTreeResult> {
   const canonical = opts.canonicalPermissions === true || repo.mode === 'bare-user-only';
   const withXattrs = !canonical && opts.noXattrs !== true;
   const limit = Math.max(1, opts.concurrency ?? DEFAULT_COMMIT_CONCURRENCY);
@@ -275,7 +299,7 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
       bytesDone += size;
       const checksum = hash.digest('hex');
       if (claim('file', checksum)) {
-        const tmp = repo.newTmpPath();
+        const tmp = stage.newTmpPath();
         let r;
         try {
           r = await stageContent({ mode: repo.mode, meta, size, payload: fh.createReadStream({ autoClose: false, start: 0 }), tmpPath: tmp, zlibLevel: repo.zlibLevel, what: `Reading ${f.abs}` });
@@ -401,7 +425,7 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
       }
       const checksum = contentHasher(meta).digest('hex');
       if (claim('file', checksum)) {
-        const tmp = repo.newTmpPath();
+        const tmp = stage.newTmpPath();
         const r = stageBytesSync(repo.mode, meta, null, tmp, null);
         record(tmp, 'file', checksum, r);
       }
@@ -416,12 +440,12 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
         if (repo.mode === 'archive') {
           await launch(async () => {
             const z = await compressForArchive(data, repo.zlibLevel);
-            const tmp = repo.newTmpPath();
+            const tmp = stage.newTmpPath();
             const written = stageBytesSync(repo.mode, meta, data, tmp, z);
             record(tmp, 'file', checksum, written);
           });
         } else {
-          const tmp = repo.newTmpPath();
+          const tmp = stage.newTmpPath();
           record(tmp, 'file', checksum, stageBytesSync(repo.mode, meta, data, tmp, null));
         }
       }
@@ -458,7 +482,7 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
   const writeMetaSync = (type: 'dirtree' | 'dirmeta', bytes: Uint8Array): Checksum => {
     const checksum = createHash('sha256').update(bytes).digest('hex');
     if (claim(type, checksum)) {
-      const tmp = repo.newTmpPath('m');
+      const tmp = stage.newTmpPath('m');
       repo.writeTmpSync(tmp, bytes);
       record(tmp, type, checksum, bytes.length);
     }
@@ -501,7 +525,7 @@ async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<Commit
       workerCount = Math.max(1, Math.min(limit, availableParallelism()));
       pool = new ArchiveStoreWorkers(workerCount, {
         objectsDir: join(repo.path, 'objects'),
-        tmpDir: repo.tmpPath,
+        tmpDir: stage.path,
         level: repo.zlibLevel,
         maxSmall: SMALL_FILE_MAX,
       });

@@ -12,7 +12,10 @@
  * reaches is deleted, so a crash never leaves a "complete" commit with missing objects; its
  * detached metadata goes with it, then the tombstone is written (when enabled) and the partial
  * marker removed. Content and tree objects are deleted only after the reachable set is complete.
- * Static deltas whose target commit no longer exists are removed at the end.
+ * Static deltas whose target commit no longer exists are removed at the end, and so is what
+ * crashed writers left in `tmp/`: every staging directory whose lock nobody holds (of any boot,
+ * unlike a commit's cleanup, which keeps this boot's for reuse), and every other entry older
+ * than `core.tmp-expiry-secs` (repo-staging.ts).
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -181,7 +184,12 @@ async function runPrune(repo: Repo, opts: PruneOptions): Promise<PruneResult> {
     opts.onProgress?.({ phase: 'delete', done: ++done, total: doomed.length });
   }
 
-  if (!opts.noPrune) await pruneStaticDeltas(repo);
+  if (!opts.noPrune) {
+    await pruneStaticDeltas(repo);
+    // What crashed writers left in tmp/: with the exclusive lock held no writer of ours is
+    // between allocating and locking a staging directory, so every unlocked one can go.
+    await repo.cleanupTmp({ allBoots: true });
+  }
   return { total, deleted, bytesFreed };
 }
 

@@ -324,13 +324,17 @@ describe('metadata objects', () => {
     expect(await repo.isCommitPartial(c)).toBe(false);
   });
 
-  it('cleans staging files older than core.tmp-expiry-secs only', async () => {
+  it('cleans tmp/ entries older than core.tmp-expiry-secs only, and never cache/', async () => {
     const repo = await Repo.init({ path: fresh(), mode: 'bare' });
     writeFileSync(join(repo.tmpPath, 'larch-obj-old'), 'x');
     writeFileSync(join(repo.tmpPath, 'other-tool-file'), 'x');
+    mkdirSync(join(repo.tmpPath, 'summary-abc'));
+    writeFileSync(join(repo.tmpPath, 'summary-abc', 'summary'), 'x');
     expect(await repo.cleanupTmp()).toBe(0);
-    expect(await repo.cleanupTmp(Date.now() + 86401 * 1000)).toBe(1);
-    expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache', 'other-tool-file']);
+    expect(await repo.cleanupTmp({ now: Date.now() + 3600 * 1000 })).toBe(0);
+    // As ostree's cleanup_tmpdir: anything but cache/ once older than the expiry (one day).
+    expect(await repo.cleanupTmp({ now: Date.now() + 86401 * 1000 })).toBe(3);
+    expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache']);
   });
 
   it('enforces the metadata size limit before reading', async () => {

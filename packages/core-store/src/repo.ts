@@ -32,6 +32,7 @@ import { contentHasher } from './objects/file-header.js';
 import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, writeAllSync, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
+import { allocateStagingDir, cleanupTmp, type CleanupTmpOptions, type StagingDir } from './repo-staging.js';
 
 export type { ContentSource, OpenedContent } from './objects/content-io.js';
 
@@ -755,34 +756,24 @@ export class Repo {
   }
 
   /**
-   * Remove staging files this library left in `tmp/` (after a crash) that are older than
-   * `core.tmp-expiry-secs`. Files of running writers are younger and stay. Returns the count.
+   * Remove what crashed writers left in `tmp/`, with OSTree's rules (repo-staging.ts): staging
+   * directories whose lock nobody holds, of other boots (of every boot with `allBoots`), and
+   * every other entry but `cache` older than `core.tmp-expiry-secs`. A staging directory of a
+   * running writer is never touched. Returns the number of entries removed.
+   * Locking: none of its own; call it at the start or end of a transaction (under the shared
+   * lock), or with `allBoots` under the exclusive lock (prune).
    */
-  async cleanupTmp(now = Date.now()): Promise<number> {
-    let names: string[];
-    try {
-      names = await fsp.readdir(this.tmpPath);
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) return 0;
-      throw ioError(e, 'Listing', this.tmpPath);
-    }
-    const cutoff = now - this.tmpExpirySecs * 1000;
-    let removed = 0;
-    for (const n of names) {
-      if (!n.startsWith('larch-')) continue;
-      const p = join(this.tmpPath, n);
-      try {
-        // ctime: staged bare objects carry mtime 0 on purpose
-        const st = await fsp.lstat(p);
-        if (st.ctimeMs < cutoff) {
-          await fsp.rm(p, { force: true });
-          removed++;
-        }
-      } catch {
-        // vanished meanwhile
-      }
-    }
-    return removed;
+  cleanupTmp(opts: CleanupTmpOptions = {}): Promise<number> {
+    return cleanupTmp(this, opts);
+  }
+
+  /**
+   * A locked staging directory for one transaction's files, `tmp/staging-<BOOTID>-XXXXXX` (a
+   * dead writer's directory of this boot is taken over and emptied). Stage with its
+   * `newTmpPath`, and call its `remove` when the transaction ends, published or not.
+   */
+  allocateStagingDir(): Promise<StagingDir> {
+    return allocateStagingDir(this);
   }
 
   /** Start a batch of object writes published together (see {@link WriteBatch}). */
