@@ -162,6 +162,32 @@ export function verbOptionsAfterVerb(argv: string[]): string[] {
   return dashes < 0 ? [...before, ...rest, ...moved] : [...before, ...rest.slice(0, dashes), ...moved, ...rest.slice(dashes)];
 }
 
+/**
+ * GLib's option parser takes `--flag=VALUE` for an option without a value and ignores the value
+ * (`pull-local --gpg-verify=true` turns verification on): drop such values where no loaded command
+ * has an option of that name that takes a value.
+ */
+export function flagValuesDropped(program: Command, argv: string[]): string[] {
+  const flags = new Set<string>();
+  const valued = new Set<string>();
+  const visit = (cmd: Command): void => {
+    for (const o of cmd.options) {
+      if (o.long === undefined || o.negate) continue;
+      (o.required || o.optional ? valued : flags).add(o.long);
+    }
+    for (const c of cmd.commands) visit(c);
+  };
+  visit(program);
+  const end = argv.indexOf('--');
+  return argv.map((a, i) => {
+    if ((end >= 0 && i > end) || !a.startsWith('--')) return a;
+    const eq = a.indexOf('=');
+    if (eq < 0) return a;
+    const name = a.slice(0, eq);
+    return flags.has(name) && !valued.has(name) ? name : a;
+  });
+}
+
 /** Map commander's own errors to ostree's wording, one line. */
 function commanderMessage(e: CommanderError): string {
   const first = e.message.split('\n')[0].replace(/^error: /, '');
@@ -190,7 +216,7 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<numb
   const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
   try {
     const program = await buildProgram({ io }, argv);
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(flagValuesDropped(program, argv), { from: 'user' });
     await io.flush();
     return 0;
   } catch (e) {

@@ -207,3 +207,25 @@ describe('larch takes options where ostree takes them', () => {
     expect(r.stdout).toBe('bare\n');
   });
 });
+
+describe('flags with a value', () => {
+  it('takes --flag=VALUE for an option without a value and ignores the value, as GLib does', async () => {
+    const src = join(dir, 'flagval-src');
+    const dst = join(dir, 'flagval-dst');
+    const tree = join(dir, 'flagval-tree');
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'a'), 'a\n');
+    ok(larch(['init', `--repo=${src}`, '--mode=archive']));
+    ok(larch(['init', `--repo=${dst}`, '--mode=archive']));
+    ok(larch(['commit', `--repo=${src}`, '-b', 'main', `--tree=dir=${tree}`]));
+    ok(larch(['remote', 'add', `--repo=${dst}`, '--no-gpg-verify', 'origin', `file://${src}`]));
+    // Verification on (the value is ignored): the unsigned commit is refused, as by ostree.
+    const r = larch(['pull-local', `--repo=${dst}`, '--remote=origin', '--gpg-verify=true', src, 'main']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: .*(signature|GPG)/im);
+    if (RUN_INTEROP) {
+      requireOstree();
+      expect(ostree(['pull-local', `--repo=${dst}`, '--remote=origin', '--gpg-verify=true', src, 'main']).code).toBe(1);
+    }
+  });
+});
