@@ -11,6 +11,7 @@ import { encode } from '@larch/gvariant';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Repo } from '../src/repo.js';
 import { checkout } from '../src/repo-checkout.js';
+import { ls } from '../src/repo-ls.js';
 import { LarchError } from '../src/errors.js';
 import { cleanup, tmp } from './helpers.js';
 
@@ -104,6 +105,37 @@ describe('checkout of hostile dirtrees', () => {
     const commit = await rawCommit(repo, tree, meta);
     await expect(checkout(repo, { commit, dest: path.join(repo.path, '..', 'dest') })).rejects.toBeInstanceOf(LarchError);
     expect(existsSync(path.join(repo.path, '..', 'dest'))).toBe(false);
+  });
+
+  it('a dirtree that contains itself is reported as corrupted before anything is written; ls -R says the same', async () => {
+    const { d, repo, file, meta } = await setup();
+    // Stored under a name that is not its hash (only a corrupted repository can hold one).
+    const loop = 'ee'.repeat(32);
+    const p = repo.objectPath('dirtree', loop);
+    mkdirSync(path.dirname(p), { recursive: true });
+    writeFileSync(p, rawDirTree([['f', file]], [['again', loop, meta]]));
+    const commit = await rawCommit(repo, loop, meta);
+    const dest = path.join(d, 'dest');
+    for (const opts of [{}, { userMode: true }, { noHardlinks: true }]) {
+      await expect(checkout(repo, { commit, dest, ...opts })).rejects.toMatchObject({ code: 'OBJECT_CORRUPTED', data: { dirtree: loop, name: 'again' } });
+      expect(existsSync(dest)).toBe(false);
+    }
+    await expect(ls(repo, commit, '/', { recursive: true })).rejects.toMatchObject({ code: 'OBJECT_CORRUPTED', data: { dirtree: loop } });
+  });
+
+  it('a tree whose paths would pass PATH_MAX is refused before anything is written', async () => {
+    const { d, repo, file, meta } = await setup();
+    // 1,400 nested directories named "dd": paths of 4,200 bytes and more.
+    let tree = await putRaw(repo, 'dirtree', rawDirTree([['f', file]], []));
+    for (let i = 0; i < 1400; i++) tree = await putRaw(repo, 'dirtree', rawDirTree([], [['dd', tree, meta]]));
+    const commit = await rawCommit(repo, tree, meta);
+    const dest = path.join(d, 'dest');
+    await expect(checkout(repo, { commit, dest, userMode: true })).rejects.toMatchObject({ code: 'LIMIT_EXCEEDED', data: { limit: 4096 } });
+    expect(existsSync(dest)).toBe(false);
+    // A subpath short enough is fine.
+    const sub = Array<string>(1200).fill('dd').join('/');
+    await checkout(repo, { commit, dest, userMode: true, subpath: sub });
+    expect(readFileSync(path.join(dest, ...Array<string>(200).fill('dd'), 'f'), 'utf8')).toBe('pwned\n');
   });
 
   it('the same repository checks out fine with valid names (control)', async () => {
