@@ -204,18 +204,7 @@ function readSmall(abs: string, expected: number): Buffer {
  * cleaned of what crashed writers left (repo-staging.ts).
  */
 async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<CommitTreeResult> {
-  const stage = await repo.allocateStagingDir();
-  let result: CommitTreeResult;
-  try {
-    result = await commitStaged(repo, opts, stage);
-  } catch (e) {
-    await stage.remove().catch(() => undefined);
-    await repo.cleanupTmp().catch(() => 0);
-    throw e;
-  }
-  await stage.remove();
-  await repo.cleanupTmp();
-  return result;
+  return repo.withStagingDir((stage) => commitStaged(repo, opts, stage));
 }
 
 async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingDir): Promise<CommitTreeResult> {

@@ -91,6 +91,31 @@ describe('staging directories', () => {
     expect(readdirSync(repo.tmpPath)).toEqual(['cache']);
   });
 
+  it('withStagingDir sends newTmpPath into its directory for the length of the call, then removes it', async () => {
+    const repo = await freshRepo();
+    expect(repo.newTmpPath('x').startsWith(`${repo.tmpPath}/larch-x-`)).toBe(true);
+    const other = await freshRepo();
+    let seen = '';
+    const out = await repo.withStagingDir(async (stage) => {
+      await new Promise((r) => setImmediate(r));
+      const p = repo.newTmpPath('pull');
+      expect(p.startsWith(`${stage.path}/larch-pull-`)).toBe(true);
+      // Another repository is not affected.
+      expect(other.newTmpPath('x').startsWith(`${other.tmpPath}/larch-x-`)).toBe(true);
+      writeFileSync(p, 'staged');
+      seen = stage.path;
+      return 42;
+    });
+    expect(out).toBe(42);
+    expect(existsSync(seen)).toBe(false);
+    expect(readdirSync(repo.tmpPath)).toEqual(['cache']);
+    await expect(repo.withStagingDir(async () => {
+      writeFileSync(repo.newTmpPath(), 'x');
+      throw new Error('boom');
+    })).rejects.toThrow('boom');
+    expect(readdirSync(repo.tmpPath)).toEqual(['cache']);
+  });
+
   it("keeps a staging directory's lock file with it, and entries from the future", async () => {
     const repo = await freshRepo();
     deadDir(repo, 'staging-thisboot-AAAAAA');

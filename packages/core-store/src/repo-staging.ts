@@ -30,6 +30,7 @@
  * transaction could take a directory we are taking over; ostree, for its part, does not see our
  * flocks at all. A native OFD lock would close both gaps.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, promises as fsp, readFileSync, rmSync, unlinkSync, utimesSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
@@ -207,6 +208,39 @@ export async function allocateStagingDir(repo: Repo): Promise<StagingDir> {
     if (lock !== null) return new StagingDir(path, lock, false);
     if (attempt >= 100) throw new LarchError('IO_ERROR', `Could not lock a new staging directory in ${tmpDir}`, { path: tmpDir });
   }
+}
+
+/** The staging directory of the transaction running in this async context, per repository path. */
+const active = new AsyncLocalStorage<ReadonlyMap<string, StagingDir>>();
+
+/** The staging directory {@link withStagingDir} set up for `repoPath` in this async context. */
+export function _activeStagingDir(repoPath: string): StagingDir | undefined {
+  return active.getStore()?.get(repoPath);
+}
+
+/**
+ * Run `fn` as one transaction's staging: allocate a staging directory, make every
+ * `repo.newTmpPath()` (and so `writeTmpFile`) called within `fn`'s async context create its file
+ * there, and when `fn` ends, published or not, remove the directory and clean `tmp/`
+ * ({@link cleanupTmp}). Locking: the caller holds the repository's shared lock around it.
+ * Crash: a killed process leaves an unlocked directory that the next transaction of this boot
+ * takes over and empties, and that prune removes.
+ */
+export async function withStagingDir<T>(repo: Repo, fn: (stage: StagingDir) => Promise<T>): Promise<T> {
+  const stage = await allocateStagingDir(repo);
+  const map = new Map(active.getStore() ?? []);
+  map.set(repo.path, stage);
+  let result: T;
+  try {
+    result = await active.run(map, () => fn(stage));
+  } catch (e) {
+    await stage.remove().catch(() => undefined);
+    await cleanupTmp(repo).catch(() => 0);
+    throw e;
+  }
+  await stage.remove();
+  await cleanupTmp(repo);
+  return result;
 }
 
 export interface CleanupTmpOptions {

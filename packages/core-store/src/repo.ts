@@ -32,7 +32,7 @@ import { contentHasher } from './objects/file-header.js';
 import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, writeAllSync, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
-import { allocateStagingDir, cleanupTmp, type CleanupTmpOptions, type StagingDir } from './repo-staging.js';
+import { _activeStagingDir, allocateStagingDir, cleanupTmp, withStagingDir, type CleanupTmpOptions, type StagingDir } from './repo-staging.js';
 
 export type { ContentSource, OpenedContent } from './objects/content-io.js';
 
@@ -715,8 +715,13 @@ export class Repo {
 
   // ---------------------------------------------------------------- write-path internals
 
-  /** A fresh, unused path in `tmp/` for staging. */
+  /**
+   * A fresh, unused path for staging: in the staging directory of the transaction running in
+   * this async context ({@link withStagingDir}), else in `tmp/`.
+   */
   newTmpPath(prefix = 'obj'): string {
+    const stage = _activeStagingDir(this.path);
+    if (stage !== undefined) return stage.newTmpPath(prefix);
     return join(this.tmpPath, `larch-${prefix}-${process.pid}-${(tmpCounter++).toString(36)}-${randomBytes(4).toString('hex')}`);
   }
 
@@ -774,6 +779,15 @@ export class Repo {
    */
   allocateStagingDir(): Promise<StagingDir> {
     return allocateStagingDir(this);
+  }
+
+  /**
+   * Run `fn` as a transaction's staging (repo-staging.ts): its `newTmpPath` files go into a
+   * fresh locked staging directory, which is removed when `fn` ends (published or not), and
+   * `tmp/` is cleaned of what crashed writers left. Call it just inside the shared lock.
+   */
+  withStagingDir<T>(fn: (stage: StagingDir) => Promise<T>): Promise<T> {
+    return withStagingDir(this, fn);
   }
 
   /** Start a batch of object writes published together (see {@link WriteBatch}). */
