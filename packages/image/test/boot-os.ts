@@ -64,6 +64,10 @@ export interface BootReport {
   facts: Map<string, string>;
   /** Milliseconds from QEMU's start to the end of start-up (the OS's LARCH-TEST-STARTED line). */
   multiUserMs: number;
+  /** Milliseconds from QEMU's start to the report's end. */
+  reportMs: number;
+  /** Milliseconds from QEMU's start to its exit (after the report and the power-off). */
+  offMs: number;
   exit: number | null;
   console: string;
 }
@@ -74,13 +78,17 @@ export async function bootToReport(image: string, dir: string, vms: Vm[]): Promi
   vms.push(vm);
   // Generous backstops: TCG on a shared 2-core machine is slow; the waits end on the markers.
   const multiUserMs = await vm.waitFor(/LARCH-TEST-STARTED /, 40 * MINUTE, BOOT_FAILED);
-  await vm.waitFor(/LARCH-TEST-END/, 45 * MINUTE);
+  const reportMs = await vm.waitFor(/LARCH-TEST-END/, 45 * MINUTE);
   const exit = await Promise.race([vm.exited, vm.waitFor(/reboot: Power down/, 50 * MINUTE).then(() => vm.exited)]);
+  const offMs = Date.now() - vm.startedAt;
   const text = vm.console();
-  return { facts: report(text), multiUserMs, exit, console: text };
+  return { facts: report(text), multiUserMs, reportMs, offMs, exit, console: text };
 }
 
 /** One line for the test log: where the boot's time went. */
 export function bootTimes(label: string, b: BootReport): string {
-  return `${label}: power-on to multi-user ${(b.multiUserMs / 1000).toFixed(1)} s; systemd: ${b.facts.get('startup')}\n${analysis(b.console)}`;
+  return (
+    `${label}: power-on to multi-user ${(b.multiUserMs / 1000).toFixed(1)} s, to the report's end ${(b.reportMs / 1000).toFixed(1)} s, to power-off ${(b.offMs / 1000).toFixed(1)} s; ` +
+    `systemd: ${b.facts.get('startup')}\n${analysis(b.console)}`
+  );
 }
