@@ -55,6 +55,17 @@ export interface PullOptions {
   refs?: string[];
   /** Commit checksums to pull without writing a ref. */
   commits?: string[];
+  /**
+   * `ostree pull REMOTE REF@CHECKSUM`: pull this commit for the ref (which must be in `refs`) and
+   * point the ref at it, whatever the remote's ref says. As in OSTree the ref is not looked up on
+   * the remote and the timestamp check applies only with `timestampCheck` (this is how a pinned
+   * or older commit is pulled); the commit's ref bindings, if any, must still name the ref.
+   */
+  overrideCommits?: Record<string, string>;
+  /** `ostree pull -T`: apply the timestamp check to `overrideCommits` too (it always applies to other refs unless `allowDowngrade`). */
+  timestampCheck?: boolean;
+  /** Base URL to use instead of the remote's `url` for this pull (`--url`); content follows unless `contenturl` is set. */
+  url?: string;
   /** Parents to follow: 0 (default), N, or -1 for the whole history. */
   depth?: number;
   /** Write `refs/heads/REF` instead of `refs/remotes/REMOTE/REF`, and copy summary + summary.sig. */
@@ -117,6 +128,9 @@ const optionsSchema = z.object({
   remote: z.string().min(1),
   refs: z.array(z.string().min(1)).optional(),
   commits: z.array(z.string().regex(/^[0-9a-f]{64}$/, { message: 'Invalid checksum' })).optional(),
+  overrideCommits: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/, { message: 'Invalid checksum' })).optional(),
+  url: z.string().min(1).optional(),
+  timestampCheck: z.boolean().optional(),
   depth: z.number().int().min(-1).optional(),
   mirror: z.boolean().optional(),
   commitMetadataOnly: z.boolean().optional(),
@@ -209,7 +223,14 @@ async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null)
 export async function pull(opts: PullOptions): Promise<PullResult> {
   checkOptions(opts);
   const { repo } = opts;
-  const cfg = getRemote(repo, opts.remote);
+  const configured = getRemote(repo, opts.remote);
+  if (opts.url !== undefined && !URL.canParse(opts.url)) {
+    throw new LarchError('INVALID_ARGUMENT', `Invalid URL ${opts.url}: URI is not absolute, and no base URI was provided`, { url: opts.url });
+  }
+  const cfg =
+    opts.url === undefined
+      ? configured
+      : { ...configured, url: opts.url, contentUrl: configured.options['contenturl'] !== undefined ? configured.contentUrl : opts.url };
   const policy = verificationPolicy(cfg);
   assertVerifierAvailable(opts.remote, policy, opts.verifier);
   const subpath = parseSubpath(opts.subpath);
@@ -272,7 +293,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         // the commits refs will point to, the timestamp against the local ref (downgrade check).
         const refspecOf = (ref: string): string => (opts.mirror ? ref : `${opts.remote}:${ref}`);
         const refsByCommit = new Map<Checksum, string[]>();
-        for (const t of targets) if (t.ref !== null) refsByCommit.set(t.checksum, [...(refsByCommit.get(t.checksum) ?? []), t.ref]);
+        const overridden = new Set(opts.timestampCheck ? [] : Object.keys(opts.overrideCommits ?? {}));
+        for (const t of targets) if (t.ref !== null && !overridden.has(t.ref)) refsByCommit.set(t.checksum, [...(refsByCommit.get(t.checksum) ?? []), t.ref]);
         const checkDowngrade = !opts.allowDowngrade && refsByCommit.size > 0;
         const verifyCommit = async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null): Promise<void> => {
           if (policy.commit.length > 0) await opts.verifier!.verifyCommit(bytes, meta, { ...verifyCtx, required: policy.commit, checksum });
@@ -453,6 +475,11 @@ async function resolveTargets(opts: PullOptions, branches: string[], summary: Su
     seen.add(name);
     if (isChecksum(name)) {
       targets.push({ checksum: name, ref: null, maxSize: limits.maxMetadataSize });
+      continue;
+    }
+    const pinned = opts.overrideCommits?.[name];
+    if (pinned !== undefined) {
+      targets.push({ checksum: pinned, ref: name, maxSize: limits.maxMetadataSize });
       continue;
     }
     if (summary !== null) {
