@@ -1,7 +1,8 @@
 /**
  * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [--allow-downgrade]
- * [--json] REMOTE [REF…]`: fetch refs (or commit checksums) from a configured remote, as
- * `ostree pull`. Signatures are enforced as the remote's config asks (`gpg-verify`, on by
+ * [--url=URL] [--network-retries=N] [--json] REMOTE [REF[@CHECKSUM]…]`: fetch refs (or commit
+ * checksums) from a configured remote, as `ostree pull`; `REF@CHECKSUM` pulls that commit and
+ * points the ref at it (timestamp-checked only with -T, as in ostree). Signatures are enforced as the remote's config asks (`gpg-verify`, on by
  * default, `gpg-verify-summary`, `sign-verify`, `sign-verify-summary`) by @larch/signing's
  * verifier, before a commit is stored; a ref never moves to an older commit unless
  * --allow-downgrade is given (OSTree's timestamp check, always on here; -T is accepted). Progress goes to
@@ -29,6 +30,8 @@ interface PullOpts {
   timestampCheck?: boolean;
   disableStaticDeltas?: boolean;
   requireStaticDeltas?: boolean;
+  url?: string;
+  networkRetries?: string;
 }
 
 /** Register `pull`. */
@@ -45,14 +48,31 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
     .option('--disable-static-deltas', 'Do not use static deltas')
     .option('--require-static-deltas', 'Require static deltas')
+    .option('--url <url>', 'Pull objects from this URL instead of the one from the remote config')
+    .option('--network-retries <n>', 'Specifies how many times each download should be retried upon error (default: 5)')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
       // ostree also accepts `pull REMOTE:REF`.
       const colon = first.indexOf(':');
       const remote = colon < 0 ? first : first.slice(0, colon);
-      const refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
+      let refs = colon < 0 ? rest : [first.slice(colon + 1), ...rest];
       if (remote === '' || (colon >= 0 && refs[0] === '')) throw new UsageError(`Invalid refspec ${first}`);
+      // `REMOTE REF@CHECKSUM` (not with `REMOTE:REF`, as in ostree): that commit for the ref.
+      const overrideCommits: Record<string, string> = {};
+      if (colon < 0) {
+        refs = refs.map((arg) => {
+          const at = arg.lastIndexOf('@');
+          if (at < 0) return arg;
+          const ref = arg.slice(0, at);
+          const checksum = arg.slice(at + 1);
+          if (!/^[0-9a-f]{64}$/.test(checksum)) throw new UsageError(`Invalid rev ${checksum}`);
+          if (ref === '') throw new UsageError(`Invalid ref name ${ref}`);
+          overrideCommits[ref] = checksum;
+          return ref;
+        });
+      }
+      const retries = opts.networkRetries === undefined ? undefined : parseOption(integer('--network-retries', { min: 0 }), opts.networkRetries);
       if (opts.allowDowngrade && opts.timestampCheck) throw new UsageError('--allow-downgrade and --timestamp-check are mutually exclusive');
       if (opts.disableStaticDeltas && opts.requireStaticDeltas) throw new UsageError('Cannot specify both --disable-static-deltas and --require-static-deltas');
       const repo = await openRepo(opts);
@@ -66,6 +86,10 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           mirror: Boolean(opts.mirror),
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
+          ...(Object.keys(overrideCommits).length > 0 ? { overrideCommits } : {}),
+          ...(opts.url !== undefined ? { url: opts.url } : {}),
+          timestampCheck: Boolean(opts.timestampCheck),
+          ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,
           allowDowngrade: Boolean(opts.allowDowngrade),
           disableStaticDeltas: Boolean(opts.disableStaticDeltas),
