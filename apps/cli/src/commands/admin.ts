@@ -221,6 +221,11 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       const l = await lib();
       const i = opts.deploymentIndex === undefined ? 0 : index(opts.deploymentIndex);
       const edits = (opts.append?.length ?? 0) + (opts.delete?.length ?? 0) + (opts.replace?.length ?? 0);
+      // Bare `admin kargs` is a usage error, as in ostree (whose only sub-verb is edit-in-place);
+      // with any of its own options it shows or edits the kernel arguments.
+      if (edits === 0 && opts.sysroot === undefined && opts.json === undefined && opts.deploymentIndex === undefined && process.env.OSTREE_SYSROOT === undefined) {
+        throw new SubcommandError('No "admin kargs" subcommand specified', cmd);
+      }
       let kargs: string;
       if (edits === 0) {
         const s = await l.sysrootStatus(sysrootOf(opts));
@@ -232,7 +237,7 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       }
       ctx.io.out(opts.json ? toJson({ kargs }) : `${kargs}\n`);
     });
-  // Without a sub-verb, `admin kargs` shows or edits the kernel arguments (a Larch addition).
+  // Without a sub-verb but with its options, `admin kargs` shows or edits the kernel arguments (a Larch addition).
   OWN_ACTION.add(kargs);
 
   sub(kargs, 'edit-in-place', 'Set new kernel command line arguments in place (applies to all deployments by default)')
