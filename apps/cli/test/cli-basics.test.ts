@@ -70,6 +70,8 @@ describe('larch (global behaviour)', () => {
 
   it('rejects extra arguments with ostree wording', () => {
     expect(expectOneErrorLine(larch(['rev-parse', `--repo=${dir}/none`, 'a', 'b']))).toBe('Too many arguments given');
+    ok(larch(['init', `--repo=${dir}/toomany`]));
+    expect(expectOneErrorLine(larch(['config', `--repo=${dir}/toomany`, 'get', '--group=core', 'mode', 'extra']))).toBe('Too many arguments given');
   });
 
   it('needs a repository', () => {

@@ -30,7 +30,7 @@ export function registerConfig(program: Command, ctx: VerbContext): void {
       if (op !== 'get' && op !== 'set' && op !== 'unset') throw new UsageError(`Unknown operation ${op}`);
       if (key === undefined) throw new UsageError('KEY must be specified');
       const [group, name] = splitKey(key, opts.group);
-      if (op !== 'set' && value !== undefined) throw new UsageError(`Too many arguments for ${op}`);
+      if (op !== 'set' && value !== undefined) throw new UsageError('Too many arguments given');
       const repo = await openRepo(opts);
       if (op === 'get') {
         const v = getValue(repo, group, name);
