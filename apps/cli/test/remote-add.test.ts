@@ -65,6 +65,20 @@ describeInterop('remote add (against ostree)', () => {
     expect(config).toContain('[remote "all"]\nurl=http://override.example/\nbranches=main;other/branch;\ncontenturl=http://content.example/\ncustom-backend=ostree-rs-ext\n');
   });
 
+  it('takes any URL as ostree does (a pull refuses one it cannot fetch), metalink= as the metalink key', async () => {
+    const p = repos();
+    expectSame(['remote', 'add', '--repo={R}', 'relative', 'repo'], p);
+    expectSame(['remote', 'add', '--repo={R}', 'ftp', 'ftp://example.com/repo'], p);
+    expectSame(['remote', 'add', '--repo={R}', 'ml', 'metalink=http://example.com/metalink.xml'], p);
+    expectSame(['remote', 'add', '--repo={R}', 'mirrors', 'mirrorlist=http://example.com/mirrors'], p);
+    expect(await expectSameConfig(p)).toContain('[remote "ml"]\nmetalink=http://example.com/metalink.xml\n');
+    expect(expectSame(['remote', 'show-url', '--repo={R}', 'relative'], p).stdout).toBe('repo\n');
+    expect(expectSame(['remote', 'show-url', '--repo={R}', 'ml'], p).error).toBe('error: No "url" option in remote "ml"');
+    const pulled = larch(['pull', `--repo=${p.R!.larch}`, 'ftp', 'main']);
+    expect(pulled.code).toBe(1);
+    expect(pulled.stderr).toMatch(/^error: Unsupported URL scheme in 'ftp:\/\/example\.com\/repo'/);
+  });
+
   it('refuses a duplicate, leaves it alone with --if-not-exists, replaces it with --force', async () => {
     const p = repos();
     expectSame(['remote', 'add', '--repo={R}', 'a', 'http://a.example/', 'main'], p);

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmod, cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ok, ostree, requireOstree, RUN_INTEROP, scratch } from './helpers.js';
+import { expectOneErrorLine, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch } from './helpers.js';
 import { expectSame, runBoth, startTrivialHttpd, type Places } from './remote-compare.js';
 
 const describeInterop = RUN_INTEROP ? describe : describe.skip;
@@ -129,5 +129,10 @@ describeInterop('remote refs and summary (against ostree)', () => {
       `error: opendir(${join(dir, 'no-such-dir')}): No such file or directory`,
     );
     expect(expectSame(['remote', 'summary', '--repo={R}'], p).error).toBe('error: NAME must be specified');
+    // Larch does not fetch through a metalink (ostree does): it says so.
+    ok(larch(['remote', 'add', `--repo=${p.R!.larch}`, 'ml', `metalink=${httpd!.url}/metalink.xml`]));
+    expect(expectOneErrorLine(larch(['remote', 'refs', `--repo=${p.R!.larch}`, 'ml']))).toBe(
+      `Remote "ml" is a metalink remote (metalink=${httpd!.url}/metalink.xml), which larch does not fetch from`,
+    );
   });
 });

@@ -25,10 +25,11 @@
  * + fsync of the directory, under the repo's exclusive lock, and the config is re-read from disk
  * inside the lock, so two concurrent `remote add` calls cannot lose each other's update.
  *
- * Deliberate differences: `addRemote` refuses what OSTree would only trip over when pulling
- * (a URL that is not http(s):// or file://, credentials in a URL, mirrorlist=/metalink=, a
- * boolean key that is not a boolean); a custom-backend remote's URL is not checked, as nothing
- * here fetches from it.
+ * Deliberate differences: by default `addRemote` refuses what OSTree would only trip over when
+ * pulling (a URL that is not http(s):// or file://, credentials in a URL, mirrorlist=/metalink=,
+ * a boolean key that is not a boolean); with `checkUrls: false` (what `larch remote add` passes,
+ * to take what `ostree remote add` takes) URLs are written as given and `getRemote` refuses them
+ * when fetching. A custom-backend remote's URL is never checked, as nothing here fetches from it.
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -274,17 +275,17 @@ function signTypes(kf: KeyFile, group: string, key: string): string[] {
 }
 
 /**
- * Parse and check one remote's group (URLs are checked unless the remote has a custom backend;
- * the collection ID only when `checkCollectionId`).
+ * Parse and check one remote's group (URLs are checked when `checkUrls` and the remote has no
+ * custom backend; the collection ID only when `checkCollectionId`).
  */
-function parseRemote(kf: KeyFile, name: string, checkCollectionId = true): RemoteConfig {
+function parseRemote(kf: KeyFile, name: string, checkCollectionId = true, checkUrls = true): RemoteConfig {
   const g = groupName(name);
-  const custom = kf.get(g, 'custom-backend') !== undefined;
+  const skipUrls = !checkUrls || kf.get(g, 'custom-backend') !== undefined;
   const url = kf.get(g, 'url');
-  if (url === undefined && !custom) throw new LarchError('BAD_CONFIG', `No "url" option in remote "${name}"`, { remote: name });
-  if (url !== undefined && !custom) checkUrl(url, 'url');
+  if (url === undefined && !skipUrls) throw new LarchError('BAD_CONFIG', `No "url" option in remote "${name}"`, { remote: name });
+  if (url !== undefined && !skipUrls) checkUrl(url, 'url');
   const contentUrl = kf.get(g, 'contenturl') ?? url ?? '';
-  if (kf.get(g, 'contenturl') !== undefined && !custom) checkUrl(contentUrl, 'contenturl');
+  if (kf.get(g, 'contenturl') !== undefined && !skipUrls) checkUrl(contentUrl, 'contenturl');
   const options: Record<string, string> = {};
   for (const k of kf.keys(g)) options[k] = kf.get(g, k) ?? '';
   const collectionId = kf.get(g, 'collection-id')?.trim() || null;
@@ -310,12 +311,16 @@ function parseRemote(kf: KeyFile, name: string, checkCollectionId = true): Remot
  * fetched by OSTree's rules, in OSTree's pull wording (`remote unconfigured-state: TEXT`,
  * `Cannot fetch via libostree - remote 'NAME' uses custom backend 'B'`, `No "url" option in
  * remote "NAME"`), for a malformed boolean or a name defined twice; INVALID_ARGUMENT for a URL
- * this package cannot fetch. Locking: none (reads `repo.config` as opened, and the files).
+ * this package cannot fetch. With `fetchable: false` (a caller that only needs the remote's
+ * keys, such as pull-local's `--remote` for keyrings) none of the fetch checks are made and `url`
+ * is whatever the remote has (`''` when none). Locking: none (reads `repo.config` as opened,
+ * and the files).
  */
-export function getRemote(repo: Repo, name: string, scope?: RemotesScope): RemoteConfig {
+export function getRemote(repo: Repo, name: string, scope?: RemotesScope, opts: { fetchable?: boolean } = {}): RemoteConfig {
   validateRemoteName(name);
   const kf = mergedGroup(remoteSet(repo, scope), name);
   if (kf === null) throw notFound(name);
+  if (opts.fetchable === false) return parseRemote(kf, name, false, false);
   const g = groupName(name);
   const unconfigured = kf.get(g, 'unconfigured-state');
   if (unconfigured !== undefined) throw new LarchError('BAD_CONFIG', `remote unconfigured-state: ${unconfigured}`, { remote: name, reason: 'unconfigured' });
@@ -382,6 +387,11 @@ export interface AddRemoteOptions {
   force?: boolean;
   /** Where the repo's remotes live (default: see {@link RemotesScope}). */
   scope?: RemotesScope;
+  /**
+   * Refuse URLs this package cannot fetch (default true). False takes any URL as `ostree remote
+   * add` does, and, as it, writes `metalink=URL` as the `metalink` key.
+   */
+  checkUrls?: boolean;
 }
 
 const addRemoteSchema = z.object({
@@ -395,12 +405,14 @@ const addRemoteSchema = z.object({
   collectionId: z.string().optional(),
   ifNotExists: z.boolean().optional(),
   force: z.boolean().optional(),
+  checkUrls: z.boolean().optional(),
 });
 
 /** The keys `ostree remote add` writes for these options, in its order (`ot_remote_builtin_add`). */
 function addedKeys(opts: AddRemoteOptions): Array<[string, OptionValue]> {
   const keys: Array<[string, OptionValue]> = [];
-  if (opts.url !== null) keys.push(['url', opts.url]);
+  if (opts.url !== null && opts.checkUrls === false && opts.url.startsWith('metalink=')) keys.push(['metalink', opts.url.slice('metalink='.length)]);
+  else if (opts.url !== null) keys.push(['url', opts.url]);
   if (opts.branches && opts.branches.length > 0) keys.push(['branches', opts.branches]);
   if (opts.contentUrl !== undefined) keys.push(['contenturl', opts.contentUrl]);
   if (opts.customBackend !== undefined) keys.push(['custom-backend', opts.customBackend]);
@@ -503,7 +515,8 @@ function copyGroup(from: KeyFile, to: KeyFile, group: string): void {
  */
 export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<boolean> {
   validateRemoteName(opts.name);
-  const parsed = addRemoteSchema.safeParse({ ...opts, url: opts.customBackend !== undefined && opts.url !== null ? null : opts.url });
+  const unchecked = opts.customBackend !== undefined || opts.checkUrls === false;
+  const parsed = addRemoteSchema.safeParse({ ...opts, url: unchecked ? null : opts.url });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new LarchError('INVALID_ARGUMENT', `${issue?.message ?? 'Invalid remote options'}${issue?.path.length ? ` (${issue.path.join('.')})` : ''}`, { remote: opts.name });
@@ -517,7 +530,7 @@ export async function addRemote(repo: Repo, opts: AddRemoteOptions): Promise<boo
   // Validate what is about to be written (bad URLs and booleans...) before it reaches disk. As
   // ostree, a collection ID is taken as given (`ostree remote add --collection-id example-id`);
   // a pull refuses an invalid one.
-  parseRemote(group, opts.name, false);
+  parseRemote(group, opts.name, false, opts.checkUrls !== false);
   return editRemotes(repo, opts.scope, ({ config, own, scope }) => {
     const existing = own.get(opts.name);
     if (existing && opts.ifNotExists) return { result: false, configChanged: false };

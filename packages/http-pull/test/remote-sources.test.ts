@@ -129,6 +129,17 @@ describe('remotes that cannot be fetched', () => {
     expect(() => getRemote(repo, 'un')).toThrow('remote unconfigured-state: Subscribe first');
   });
 
+  it('takes any URL with checkUrls: false, refusing it only when fetching; a key lookup needs no fetchable URL', async () => {
+    const repo = await fresh();
+    await expect(addRemote(repo, { name: 'rel', url: 'repo' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await addRemote(repo, { name: 'rel', url: 'repo', checkUrls: false, gpgVerify: false });
+    await addRemote(repo, { name: 'ml', url: 'metalink=http://m/metalink.xml', checkUrls: false });
+    expect(repo.config.get('remote "ml"', 'metalink')).toBe('http://m/metalink.xml');
+    expect(() => getRemote(repo, 'rel')).toThrow("Invalid URL 'repo'");
+    expect(getRemote(repo, 'rel', undefined, { fetchable: false })).toMatchObject({ url: 'repo', gpgVerify: false });
+    expect(getRemote(repo, 'ml', undefined, { fetchable: false })).toMatchObject({ url: '', options: { metalink: 'http://m/metalink.xml' } });
+  });
+
   it('takes a collection ID as given, and refuses an invalid one only when fetching', async () => {
     const repo = await fresh();
     await addRemote(repo, { name: 'c', url: 'http://x/', collectionId: 'example-id' });

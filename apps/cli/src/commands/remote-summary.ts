@@ -12,8 +12,9 @@
  *
  * Transient failures (network errors, HTTP 408 and 5xx) are retried up to 5 times, OSTree's
  * default `n-network-retries`; every body is bounded by the pull's metadata limit. Unlike OSTree
- * nothing is cached in `tmp/cache/summaries` (`--cache-dir` is checked and otherwise unused), and
- * the remote's cookie jar is not sent yet (see @larch/http-pull remote-cookies).
+ * nothing is cached in `tmp/cache/summaries` (`--cache-dir` is checked and otherwise unused),
+ * metalink= remotes are refused, and the remote's cookie jar is not sent yet (@larch/http-pull's
+ * remote-cookies is not exported yet).
  */
 import { stat } from 'node:fs/promises';
 import { DEFAULT_PULL_LIMITS, DefaultFetcher, getRemote, joinUrl, remoteUrl, TransportError, verificationPolicy, type Fetcher, type RemoteConfig } from '@larch/http-pull';
@@ -110,7 +111,13 @@ export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cache
     if (st === null || !st.isDirectory()) throw new CommandError(`opendir(${opts.cacheDir}): ${st === null ? 'No such file or directory' : 'Not a directory'}`);
   }
   // The URL first, unchecked (`No "url" option in remote "NAME"`), then the fetchable view.
-  remoteUrl(repo, name);
+  try {
+    remoteUrl(repo, name);
+  } catch (e) {
+    const metalink = getRemote(repo, name, undefined, { fetchable: false }).options.metalink;
+    if (metalink !== undefined) throw new CommandError(`Remote "${name}" is a metalink remote (metalink=${metalink}), which larch does not fetch from`);
+    throw e;
+  }
   const config = getRemote(repo, name);
   const policy = verificationPolicy(config);
   const fetcher = new DefaultFetcher();

@@ -223,6 +223,8 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
         ...(opts.ifNotExists ? { ifNotExists: true } : {}),
         ...(opts.force ? { force: true } : {}),
         ...(scope !== undefined ? { scope } : {}),
+        // As ostree: any URL is taken (a pull refuses one it cannot fetch).
+        checkUrls: false,
       });
       // As ostree: the keys are imported whether or not --if-not-exists left an existing remote alone.
       if (source !== null) {
