@@ -109,6 +109,17 @@ describe('parent repo remotes', () => {
     expect(getRemote(child, 'p')).toMatchObject({ url: 'http://child/', branches: ['main'], gpgVerify: false });
   });
 
+  it('stops at a core.parent cycle instead of following it for ever', async () => {
+    const a = await fresh();
+    const b = await fresh();
+    a.config.set('core', 'parent', b.path);
+    await a.saveConfig();
+    b.config.set('core', 'parent', a.path);
+    await b.saveConfig();
+    await addRemote(b, { name: 'fromb', url: 'http://b/' });
+    expect(listRemotes(await Repo.open(a.path)).map((r) => r.name)).toEqual(['fromb']);
+  });
+
   it('names a missing parent repo', async () => {
     const child = await fresh();
     child.config.set('core', 'parent', tmp.join('no-such-parent'));
