@@ -49,7 +49,7 @@
  * again in phase 2 rather than keeping decoded dirtrees: keeping them made the checkout of
  * 200,000 files larger by about 20 MB and no faster.
  */
-import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import path from 'node:path';
@@ -115,6 +115,8 @@ interface Ctx {
   emptyByMeta: Map<string, Checksum>;
   /** Every dirtree and dirmeta is read into this one buffer (see `_ReadBuffer`). */
   readBuf: _ReadBuffer;
+  /** Small archive objects are read into this one buffer (see readSmallArchive). */
+  objBuf: Buffer;
   /** The last `user.ostreemeta` looked up in emptyByMeta, and its answer. */
   lastMeta: Buffer | null;
   lastEmpty: Checksum;
@@ -152,6 +154,7 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     lastMeta: null,
     lastEmpty: '',
     readBuf: new _ReadBuffer(),
+    objBuf: Buffer.allocUnsafeSlow(65536),
   };
   checkAbort(opts.signal);
   const commit = await repo.readCommit(opts.commit);
@@ -358,7 +361,9 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
           ctx.stats.files++;
           report(ctx, false);
         } else await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
-      } else await start(dir, () => copyFile(ctx, dir.path, name, csum));
+      } else if (!(ctx.repo.mode === 'archive' && !ctx.anyUnion && copySmallArchiveSync(ctx, dir.path, name, csum))) {
+        await start(dir, () => copyFile(ctx, dir.path, name, csum));
+      }
       if ((++n & 1023) === 0) {
         // Lets job completions, progress and an abort in.
         await new Promise<void>((r) => setImmediate(r));
@@ -602,10 +607,54 @@ async function copyFile(ctx: Ctx, dir: string, name: string, csum: Checksum): Pr
   report(ctx, false);
 }
 
+/**
+ * The copy path's common case done synchronously: a small archive object (regular file or
+ * symlink) checked out without a union mode. False when the object is too large to read whole
+ * (the caller streams it with {@link copyFile}). Same checks and errors as copyFile; being
+ * synchronous, it leaves nothing alive across event-loop turns, which keeps a long copy
+ * checkout's memory flat.
+ */
+function copySmallArchiveSync(ctx: Ctx, dir: string, name: string, csum: Checksum): boolean {
+  checkAbort(ctx.opts.signal);
+  const obj = readSmallArchive(ctx, csum);
+  if (obj === null) return false;
+  const meta = obj.meta;
+  const type = meta.mode & S_IFMT;
+  if (type !== S_IFREG && type !== S_IFLNK) {
+    throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${csum}: invalid mode 0${meta.mode.toString(8)}`, { type: 'file', checksum: csum });
+  }
+  const target = path.join(dir, name);
+  try {
+    if (type === S_IFLNK) symlinkSync(meta.symlinkTarget, target);
+    else {
+      const fd = openSync(target, CREATE_EXCL_NOFOLLOW, 0o600);
+      try {
+        writeAllSync(fd, obj.payload!);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new LarchError('EXISTS', `Copying ${csum}.file to ${sanitize(name)}: File exists`, { path: target, checksum: csum });
+    }
+    throw ioErr(e, 'Creating', target);
+  }
+  try {
+    applyMetaSync(ctx, target, meta);
+  } catch (e) {
+    throw ioErr(e, 'Setting metadata of', target);
+  }
+  ctx.stats.copied++;
+  ctx.stats.files++;
+  report(ctx, false);
+  return true;
+}
+
 /** An opened content object; `payload` is set when the whole (small) content is in memory. */
 type OpenedFile = Awaited<ReturnType<Repo['openFile']>> & { payload?: Buffer };
 
-/** Archive objects up to this size are read and inflated in one go instead of streamed. */
+/** Archive objects up to this size, on disk and inflated, are read and inflated in one go instead of streamed. */
 const SMALL_ARCHIVE_OBJECT = 1024 * 1024;
 
 /**
@@ -627,7 +676,10 @@ function readSmallArchive(ctx: Ctx, csum: Checksum): OpenedFile | null {
   try {
     const size = fstatSync(fd).size;
     if (size > SMALL_ARCHIVE_OBJECT) return null;
-    buf = Buffer.allocUnsafe(size);
+    // Read into one reused buffer: only the header (copied out by its parser) and the
+    // inflated payload (a buffer of its own) outlive this call.
+    if (ctx.objBuf.length < size) ctx.objBuf = Buffer.allocUnsafeSlow(Math.max(size, 2 * ctx.objBuf.length));
+    buf = ctx.objBuf;
     let off = 0;
     while (off < size) {
       const n = readSync(fd, buf, off, size - off, off);
@@ -650,9 +702,14 @@ function readSmallArchive(ctx: Ctx, csum: Checksum): OpenedFile | null {
   }
   let payload: Buffer = Buffer.alloc(0);
   if ((h.meta.mode & S_IFMT) === S_IFREG) {
+    // A well-compressed large file is small on disk: stream it rather than inflate it whole.
+    if (h.size > SMALL_ARCHIVE_OBJECT) return null;
     try {
-      payload = inflateRawSync(buf.subarray(8 + hlen));
+      // One output chunk of the declared size, and never more than it: a payload that inflates
+      // past its header's size fails here instead of filling memory.
+      payload = inflateRawSync(buf.subarray(8 + hlen), { chunkSize: h.size + 64, maxOutputLength: Math.max(1, h.size) });
     } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad(`payload inflates past the ${h.size} bytes its header declares`, e);
       throw bad(`decompression failed: ${(e as Error).message}`, e);
     }
     if (payload.length !== h.size) throw bad(`payload is ${payload.length} bytes, header says ${h.size}`);
@@ -702,6 +759,10 @@ async function createEntry(ctx: Ctx, obj: OpenedFile, p: string): Promise<boolea
 
 /** Owner, xattrs and mode of a file this checkout just created (metadata syscalls, done inline). */
 async function applyMeta(ctx: Ctx, p: string, meta: FileMeta): Promise<void> {
+  applyMetaSync(ctx, p, meta);
+}
+
+function applyMetaSync(ctx: Ctx, p: string, meta: FileMeta): void {
   const isLink = (meta.mode & S_IFMT) === S_IFLNK;
   if (!ctx.userMode) {
     lchownSync(p, meta.uid, meta.gid);
