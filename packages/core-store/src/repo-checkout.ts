@@ -31,9 +31,9 @@
  * Memory (hostile or just large trees): nothing is held per path. Phase 1 visits each distinct
  * dirtree once (a tree reached through many parents, as in a DAG of 40 levels that each point
  * twice at the next, is read once) and keeps only a number per distinct dirtree. Phase 2 walks
- * the paths depth-first like ostree's checkout_tree_at_recurse, with no memo, holding one decoded
- * dirtree per level of the current path and a bounded number of copies in flight; a directory
- * gets its metadata as soon as its last entry is written. So a tree whose paths outnumber its
+ * the paths depth-first like ostree's checkout_tree_at_recurse, with no memo, holding the
+ * subdirectory list of each level of the current path and a bounded number of copies in flight;
+ * a directory gets its metadata as soon as its last entry is written. So a tree whose paths outnumber its
  * objects by any factor is written in constant memory, file after file, as ostree writes it.
  * Phase 1 also computes the longest path the checkout would create: a tree too deep for the
  * kernel's PATH_MAX (every call here takes a full path) is refused before anything is written,
@@ -44,7 +44,9 @@
  * Performance and memory: the hardlink path makes its link(2) and lgetxattr(2) calls
  * synchronously, in the walk; each is a few microseconds, less than a thread-pool round trip,
  * and no worker thread is started (one costs about 12 MB). The copy path runs at most
- * `concurrency` copies at once. Dirtrees are read into one reused buffer and walked in place
+ * `concurrency` copies at once, and copies small archive objects synchronously (read into one
+ * reused buffer, inflated to at most their declared size). Dirtrees are read into one reused
+ * buffer and walked in place
  * (dirtree-cursor.ts), so a file costs a few short-lived strings. Phase 1 reads the same bytes
  * again in phase 2 rather than keeping decoded dirtrees: keeping them made the checkout of
  * 200,000 files larger by about 20 MB and no faster.
