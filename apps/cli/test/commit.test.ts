@@ -135,7 +135,7 @@ describe('larch commit', () => {
 });
 
 describe('larch commit interrupted', () => {
-  it('stops cleanly on SIGINT: exit 1, one error line, no ref, no staged files', async () => {
+  it('stops cleanly on SIGINT: exit 130 as a process SIGINT ended, no error line, no ref, no staged files', async () => {
     const big = join(dir, 'big');
     for (let d = 0; d < 30; d++) {
       await mkdir(join(big, `d${d}`), { recursive: true });
@@ -159,10 +159,9 @@ describe('larch commit interrupted', () => {
       // The machine was fast enough to finish first: then the commit must be complete.
       expect(ok(larch(['rev-parse', `--repo=${repo}`, 'big']))).toBe(stdout);
     } else {
-      expect(code).toBe(1);
+      expect(code).toBe(130);
       expect(stdout).toBe('');
-      expect(stderr.split('\n').filter(Boolean)).toHaveLength(1);
-      expect(stderr).toMatch(/^error: /);
+      expect(stderr).not.toMatch(/^error: /m);
       expectOneErrorLine(larch(['rev-parse', `--repo=${repo}`, 'big']));
       expect((await readdir(join(repo, 'tmp'))).filter((n) => n !== 'cache')).toEqual([]);
     }
