@@ -8,7 +8,8 @@
  * grub2-generate prints the GRUB 2 menu entries of the BLS entries, as the helper script
  * ostree's GRUB integration runs expects (it needs `GRUB2_BOOT_DEVICE_ID` and
  * `GRUB2_PREPARE_ROOT_CACHE`; ostree aborts without them, larch says so). selinux-ensure-labeled
- * reports a deployment without a policy as ostree does; relabelling itself is not implemented.
+ * reports a deployment without a policy as ostree does; a deployment with a SELinux policy is refused
+ * in one line (Larch does not relabel files).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
