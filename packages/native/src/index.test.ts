@@ -1,9 +1,9 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, openSync, closeSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { flock, lgetxattr, llistxattr, lremovexattr, lsetxattr, NativeError, syncfs } from './index.js';
+import { flock, lgetxattr, llistxattr, lremovexattr, lsetxattr, mknod, NativeError, S_IFCHR, syncfs } from './index.js';
 
 let dir: string;
 beforeAll(() => {
@@ -127,5 +127,27 @@ describe('syncfs', () => {
       closeSync(fd);
     }
     expect(() => syncfs(987654)).toThrowError(/EBADF/);
+  });
+});
+
+describe('mknod', () => {
+  it('creates the character device 0:0 (an overlayfs whiteout) and refuses an existing name', () => {
+    const p = join(dir, 'wh');
+    mknod(p, S_IFCHR | 0o600);
+    const st = lstatSync(p);
+    expect(st.isCharacterDevice()).toBe(true);
+    expect(st.rdev).toBe(0);
+    // stat(1) agrees on the type and the device numbers
+    expect(execFileSync('stat', ['-c', '%F %t:%T', p]).toString().trim()).toBe('character special file 0:0');
+    const link = join(dir, 'wh-link');
+    symlinkSync(join(dir, 'elsewhere'), link);
+    expect(() => mknod(link, S_IFCHR | 0o600)).toThrowError(/EEXIST/);
+    expect(() => mknod(p, S_IFCHR | 0o600)).toThrowError(/mknod '.*wh': EEXIST/);
+  });
+
+  it('encodes major and minor numbers as makedev does', () => {
+    const p = join(dir, 'null-copy');
+    mknod(p, S_IFCHR | 0o600, 1, 3);
+    expect(execFileSync('stat', ['-c', '%t:%T', p]).toString().trim()).toBe('1:3');
   });
 });

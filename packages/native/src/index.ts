@@ -2,7 +2,7 @@
  * The few Linux system calls Node's `fs` lacks, behind one small module.
  *
  * Why koffi into libc rather than a purpose-built addon: one prebuilt, widely used FFI binary
- * gives us every call we need (the no-follow `l*xattr` family, `flock`, `syncfs`) with the
+ * gives us every call we need (the no-follow `l*xattr` family, `flock`, `syncfs`, `mknod`) with the
  * exact libc semantics, so there is a single native dependency to audit. Symlink xattrs matter
  * to OSTree (archive and bare commits record them), which rules out the follow-only APIs.
  *
@@ -54,6 +54,7 @@ interface Libc {
   lremovexattr: (path: string, name: string) => number;
   flock: (fd: number, op: number) => number;
   syncfs: ((fd: number) => number) & { async: (fd: number, cb: (err: unknown, res: number) => void) => void };
+  mknod: (path: string, mode: number, dev: bigint) => number;
 }
 
 let libc: Libc | undefined;
@@ -67,6 +68,7 @@ function lib(): Libc {
     lremovexattr: l.func('int lremovexattr(const char *path, const char *name)'),
     flock: l.func('int flock(int fd, int operation)'),
     syncfs: l.func('int syncfs(int fd)'),
+    mknod: l.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
   } as Libc;
   return libc;
 }
@@ -188,4 +190,22 @@ export function syncfsAsync(fd: number): Promise<void> {
       }
     });
   });
+}
+
+/** File type bits of a character device, for {@link mknod}. */
+export const S_IFCHR = 0o020000;
+
+/**
+ * mknod(2): create a device node or FIFO at `path` (never through a final symlink: an existing
+ * entry of any kind fails with EEXIST). `mode` holds the type (`S_IFCHR`, ...) and the
+ * permission bits, which the process umask reduces as for any new file; `major`/`minor` name the
+ * device. Creating a character device needs CAP_MKNOD, except the 0:0 device that overlayfs uses
+ * as a whiteout, which unprivileged users may create on recent kernels.
+ */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  // glibc's makedev() layout of a 64-bit dev_t.
+  const M = BigInt(major);
+  const m = BigInt(minor);
+  const dev = ((M & 0xfffff000n) << 32n) | ((M & 0xfffn) << 8n) | ((m & 0xffffff00n) << 12n) | (m & 0xffn);
+  if (lib().mknod(path, mode, dev) !== 0) fail('mknod', path);
 }
