@@ -61,8 +61,8 @@ export interface EngineOptions {
   /** Follow this many parents (-1: all). */
   depth: number;
   commitMetadataOnly: boolean;
-  /** Only this directory (path components) of each tree; the commit stays partial. */
-  subpath: string[] | null;
+  /** Only these paths (each as path components) of each tree; the commit stays partial. */
+  subpath: string[][] | null;
   /** The remote's `collection-id`: every commit must carry a matching `ostree.collection-binding` (repo-format.md 3.4). */
   collectionId?: string | null;
   /** Called with the exact commit bytes and detached metadata before the commit is stored. */
@@ -228,6 +228,7 @@ export class PullEngine {
         return false;
       }
     });
+    progress.commitMetaRequested(meta?.bytes.length ?? 0);
     const detached = meta !== null && meta.value ? meta.bytes : null;
     const present = repo.hasObjectSync('commit', checksum);
     let bytes: Uint8Array;
@@ -315,9 +316,9 @@ export class PullEngine {
     });
   }
 
-  private walkTree(tree: Checksum, meta: Checksum, sub: string[] | null): void {
+  private walkTree(tree: Checksum, meta: Checksum, sub: string[][] | null): void {
     this.ensureMeta(meta);
-    const key = `dirtree:${tree}:${sub === null ? '*' : sub.join('/')}`;
+    const key = `dirtree:${tree}:${sub === null ? '*' : JSON.stringify(sub)}`;
     if (this.scheduled.has(key)) return;
     this.scheduled.add(key);
     const { repo, source, limits, progress, group } = this.o;
@@ -338,11 +339,17 @@ export class PullEngine {
           progress.objectDone('metadata', bytes.length);
         }
         for (const f of dt.files) {
-          if (sub === null || (sub.length === 1 && sub[0] === f.name)) this.ensureContent(f.checksum);
+          if (sub === null || sub.some((p) => p.length === 1 && p[0] === f.name)) this.ensureContent(f.checksum);
         }
         for (const d of dt.dirs) {
-          if (sub === null) this.walkTree(d.treeChecksum, d.metaChecksum, null);
-          else if (d.name === sub[0]) this.walkTree(d.treeChecksum, d.metaChecksum, sub.length === 1 ? null : sub.slice(1));
+          if (sub === null) {
+            this.walkTree(d.treeChecksum, d.metaChecksum, null);
+            continue;
+          }
+          const below = sub.filter((p) => p[0] === d.name);
+          if (below.length === 0) continue;
+          // A path that ends here takes the whole directory; otherwise only the deeper paths.
+          this.walkTree(d.treeChecksum, d.metaChecksum, below.some((p) => p.length === 1) ? null : below.map((p) => p.slice(1)));
         }
       } finally {
         progress.openScans--;
@@ -379,12 +386,17 @@ export class PullEngine {
           this.contentQueue = this.contentQueue.slice(this.contentHead);
           this.contentHead = 0;
         }
-        const n = await source.content(checksum, (input) =>
-          input.kind === 'filez'
-            ? stageFilez(repo, this.proxy, checksum, input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
-            : stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream),
-        );
+        let size = 0;
+        const n = await source.content(checksum, async (input) => {
+          const staged =
+            input.kind === 'filez'
+              ? await stageFilez(repo, this.proxy, checksum, input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
+              : await stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream);
+          size = staged.size;
+          return staged.written;
+        });
         progress.outstanding--;
+        progress.contentBytesWritten += size;
         progress.objectDone('content', n);
       }
     } finally {

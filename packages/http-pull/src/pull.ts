@@ -72,8 +72,8 @@ export interface PullOptions {
   mirror?: boolean;
   /** Fetch commit objects (and detached metadata) only; the commits stay partial. */
   commitMetadataOnly?: boolean;
-  /** Fetch only this directory of the tree (e.g. `/usr/share`); the commit stays partial. */
-  subpath?: string;
+  /** Fetch only this directory of the tree (e.g. `/usr/share`), or these paths; the commit stays partial. */
+  subpath?: string | string[];
   /** Transport; default: undici for http(s), the file fetcher for file:// URLs. */
   fetcher?: Fetcher;
   /** Signature checks (from the signing package); required when the remote asks for verification. */
@@ -134,7 +134,7 @@ const optionsSchema = z.object({
   depth: z.number().int().min(-1).optional(),
   mirror: z.boolean().optional(),
   commitMetadataOnly: z.boolean().optional(),
-  subpath: z.string().optional(),
+  subpath: z.union([z.string(), z.array(z.string())]).optional(),
   allowDowngrade: z.boolean().optional(),
   disableStaticDeltas: z.boolean().optional(),
   requireStaticDeltas: z.boolean().optional(),
@@ -157,6 +157,13 @@ export function parseSubpath(subpath: string | undefined): string[] | null {
     if (p === '.' || p === '..') throw new LarchError('INVALID_ARGUMENT', `Invalid subpath ${subpath}`, { subpath });
   }
   return parts.length === 0 ? null : parts;
+}
+
+/** Several `--subpath`s, as {@link parseSubpath} each; null (the whole tree) when any is `/`. */
+function parseSubpaths(subpath: string | string[] | undefined): string[][] | null {
+  if (subpath === undefined) return null;
+  const paths = (Array.isArray(subpath) ? subpath : [subpath]).map(parseSubpath);
+  return paths.length === 0 || paths.some((p) => p === null) ? null : (paths as string[][]);
 }
 
 /** Dispatch by URL scheme: file:// to {@link FileFetcher}, the rest to one lazily created {@link UndiciFetcher}. */
@@ -233,7 +240,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       : { ...configured, url: opts.url, contentUrl: configured.options['contenturl'] !== undefined ? configured.contentUrl : opts.url };
   const policy = verificationPolicy(cfg);
   assertVerifierAvailable(opts.remote, policy, opts.verifier);
-  const subpath = parseSubpath(opts.subpath);
+  const subpath = parseSubpaths(opts.subpath);
   for (const r of opts.refs ?? []) if (!isChecksum(r)) validateRefName(r);
   const limits = resolveLimits(opts.limits);
   const ownFetcher = opts.fetcher === undefined;
@@ -288,6 +295,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         // 3. What to pull.
         progress.phase = 'commits';
         const targets = await resolveTargets(opts, cfg.branches, summary, source, limits);
+        progress.objectsBegin();
         // 4. Commits and trees. Each commit is checked before it is stored and before any of its
         // tree is fetched: signatures first (as OSTree does when the commit arrives), then, for
         // the commits refs will point to, the timestamp against the local ref (downgrade check).

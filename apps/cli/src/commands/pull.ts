@@ -16,7 +16,7 @@ import { pull, type PullProgress, type PullResult, type PullVerifier } from '@la
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { formatSize, toJson } from '../format.js';
-import { integer, parseOption } from '../options.js';
+import { collect, integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
 
@@ -24,7 +24,7 @@ interface PullOpts {
   depth?: string;
   mirror?: boolean;
   commitMetadataOnly?: boolean;
-  subpath?: string;
+  subpath?: string[];
   json?: boolean;
   allowDowngrade?: boolean;
   timestampCheck?: boolean;
@@ -42,7 +42,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--depth <depth>', 'Traverse DEPTH parents (-1=infinite) (default: 0)')
     .option('--mirror', 'Write refs suitable for a mirror and fetch all refs if none provided')
     .option('--commit-metadata-only', 'Fetch only the commit metadata')
-    .option('--subpath <subpath>', 'Only pull the provided subpath')
+    .option('--subpath <subpath>', 'Only pull the provided subpath (may be given more than once)', collect)
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to')
     .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
@@ -171,10 +171,26 @@ export function progressSink(io: Io, json: boolean): ProgressSink | null {
   );
 }
 
-/** ostree's closing line: `N metadata, M content objects fetched; SIZE transferred in S seconds`. */
+/**
+ * ostree's closing line, printed when the pull succeeds: `N metadata, M content objects fetched`
+ * (`P delta parts, L loose fetched` when static delta parts were applied), then
+ * `; X B|KiB transferred in S seconds` when anything was received (bytes below 1 KiB, whole KiB
+ * above), then `; SIZE content written` (the uncompressed size of the new files, in GLib's
+ * decimal units). ostree prints it alone when its output is not a terminal, and as the last line
+ * of its progress display when it is: either way it ends up as the last line on stdout.
+ */
 export function summaryLine(r: PullResult): string {
   const p = r.progress;
-  return `${p.metadataFetched} metadata, ${p.contentFetched} content objects fetched; ${formatSize(p.bytesDone)} transferred in ${Math.round(p.elapsedMs / 1000)} seconds\n`;
+  let line =
+    p.deltaPartsDone > 0
+      ? `${p.deltaPartsDone} delta parts, ${p.metadataFetched + p.contentFetched} loose fetched`
+      : `${p.metadataFetched} metadata, ${p.contentFetched} content objects fetched`;
+  const bytes = p.bytesTransferred;
+  if (bytes > 0) {
+    const amount = bytes < 1024 ? `${bytes} B` : `${Math.floor(bytes / 1024)} KiB`;
+    line += `; ${amount} transferred in ${Math.floor(p.elapsedMs / 1000)} seconds`;
+  }
+  return `${line}; ${formatSize(p.contentBytesWritten)} content written\n`;
 }
 
 /** Print the result: the summary line, or with --json a final `{ event: "done", ... }` line. */
