@@ -60,9 +60,15 @@ export class HttpSource implements ObjectSource {
     return transfer(this.ctx, { url: joinUrl(this.url, rel), object: rel, maxBytes, optional, high: true }, collect);
   }
 
+  /**
+   * As OSTree's `start_fetch`: every object comes from `contenturl`, metadata included, except a
+   * commit's detached metadata (its signatures), which comes from `url` with the summary, so a
+   * content mirror never supplies what a commit is verified with.
+   */
   metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null> {
     const rel = objectRelPath(checksum, type);
-    return transfer(this.ctx, { url: joinUrl(this.url, rel), object: `${checksum}.${type}`, maxBytes, optional, high: true }, async (body) => {
+    const base = type === 'commitmeta' ? this.url : this.contentUrl;
+    return transfer(this.ctx, { url: joinUrl(base, rel), object: `${checksum}.${type}`, maxBytes, optional, high: true }, async (body) => {
       const bytes = await collect(body);
       return { bytes, value: check(bytes) };
     });
