@@ -22,6 +22,13 @@ export interface PullProgress {
   objectsSkipped: number;
   /** Bytes received (all attempts, as transferred on the wire). */
   bytesDone: number;
+  /**
+   * Bytes received for objects and static deltas only (the summary, its signature, the remote's
+   * config and ref files left out): what ostree's closing line calls "transferred".
+   */
+  bytesTransferred: number;
+  /** Uncompressed size of the regular files among the content objects written (ostree's "content written"). */
+  contentBytesWritten: number;
   /** Estimated bytes in total; null while estimating. */
   bytesTotal: number | null;
   bytesTotalIsEstimate: boolean;
@@ -50,6 +57,9 @@ export class ProgressTracker {
   /** Dirtrees and commits not yet processed: while > 0 the total is unknown. */
   openScans = 0;
   bytesDone = 0;
+  /** Bytes received before the object walk began (summary, config, refs): not "transferred" in ostree's sense. */
+  bytesBeforeObjects = 0;
+  contentBytesWritten = 0;
   /** Bytes of completed object downloads (for the mean object size). */
   bytesOfDoneObjects = 0;
   requests = 0;
@@ -87,6 +97,21 @@ export class ProgressTracker {
     this.tick();
   }
 
+  /**
+   * A detached-metadata request ended, found or not: ostree counts every such request among the
+   * metadata fetched, so the closing line does too.
+   */
+  commitMetaRequested(bytes: number): void {
+    this.metadataFetched++;
+    this.bytesOfDoneObjects += bytes;
+    this.tick();
+  }
+
+  /** Mark the start of the object walk: what was received so far is not counted as transferred. */
+  objectsBegin(): void {
+    this.bytesBeforeObjects = this.bytesDone;
+  }
+
   snapshot(): PullProgress {
     const t = this.now();
     const estimating = this.openScans > 0 || this.phase === 'summary' || this.phase === 'commits';
@@ -116,6 +141,8 @@ export class ProgressTracker {
       contentFetched: this.contentFetched,
       objectsSkipped: this.objectsSkipped,
       bytesDone: this.bytesDone,
+      bytesTransferred: this.bytesDone - this.bytesBeforeObjects,
+      contentBytesWritten: this.contentBytesWritten,
       bytesTotal,
       bytesTotalIsEstimate: true,
       bytesPerSecond: Math.round(rate),

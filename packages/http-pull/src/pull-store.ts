@@ -153,9 +153,17 @@ export const SMALL_FILEZ_MAX = 256 * 1024;
 /** ...and only when their declared uncompressed size is at most this. */
 const SMALL_INFLATED_MAX = 4 * 1024 * 1024;
 
+/** What staging a content object did. */
+export interface StagedContent {
+  /** Bytes written to disk (the `.filez` bytes kept, in an archive repository). */
+  written: number;
+  /** The file's uncompressed size, 0 for a symlink (ostree's "content written" adds these). */
+  size: number;
+}
+
 /**
- * Verify a `.filez` stream and stage it into `batch` in the repo's mode. Returns the number of
- * bytes written to disk. Throws OBJECT_CORRUPTED on any mismatch, with nothing staged.
+ * Verify a `.filez` stream and stage it into `batch` in the repo's mode. Returns the bytes
+ * written to disk and the file's size. Throws OBJECT_CORRUPTED on any mismatch, with nothing staged.
  * `sizeHint` (the Content-Length, untrusted) only selects the in-memory path for small objects;
  * the bytes actually received are what is checked.
  */
@@ -167,7 +175,7 @@ export async function stageFilez(
   sizeHint: number | null = null,
   maxSize: number = Number.MAX_SAFE_INTEGER,
   workers: ReceiveWorkers | null = null,
-): Promise<number> {
+): Promise<StagedContent> {
   if (sizeHint !== null && sizeHint <= SMALL_FILEZ_MAX) {
     const parts: Buffer[] = [];
     let n = 0;
@@ -184,8 +192,11 @@ export async function stageFilez(
       // deflate stream (see the top of this file), found here by one more inflate: for a small
       // object that costs microseconds, far less than the file creation left to the worker.
       const end = repo.mode === 'archive' ? deflateEnd(whole) : null;
+      // The header's first field is the size (the workers take regular files only); read
+      // before the bytes are handed over.
+      const size = whole.length >= 16 ? Number(whole.readBigUInt64BE(8)) : 0;
       const done = await workers.stage(checksum, end === null ? whole : whole.subarray(0, end), batch, maxSize);
-      if (done !== null) return done;
+      if (done !== null) return { written: done, size };
     }
     const small = stageSmallFilez(repo, batch, checksum, whole, maxSize);
     if (small !== null) return small;
@@ -202,7 +213,7 @@ export async function stageFilez(
   const isLink = (meta.mode & S_IFMT) === S_IFLNK;
   if (repo.mode !== 'archive') {
     // A symlink is its header: whatever follows is not read (the transfer releases the body).
-    if (isLink) return repo.writeFile(meta, { bytes: new Uint8Array(0) }, { expectedChecksum: checksum, batch }).then(() => 0);
+    if (isLink) return repo.writeFile(meta, { bytes: new Uint8Array(0) }, { expectedChecksum: checksum, batch }).then(() => ({ written: 0, size: 0 }));
     const inflater = createInflateRaw({ chunkSize: INFLATE_CHUNK });
     const src = Readable.from(untilInflated(reader.rest(), inflater));
     const piped = pipeline(src, inflater).catch((e: unknown) => {
@@ -214,7 +225,7 @@ export async function stageFilez(
       src.destroy();
       await piped;
     }
-    return header.size;
+    return { written: header.size, size: header.size };
   }
   // Archive: keep the received bytes, verified through inflate + hash before publishing.
   const tmp = repo.newTmpPath('pull');
@@ -266,7 +277,7 @@ export async function stageFilez(
     throw e;
   }
   batch.add(tmp, 'file', checksum);
-  return written;
+  return { written, size: isLink ? 0 : header.size };
 }
 
 /**
@@ -275,7 +286,7 @@ export async function stageFilez(
  * the received bytes into `tmp/`. Per-object stream and thread-pool overhead dominated pulls of
  * many small files. Returns null when the object does not qualify (then it is streamed).
  */
-function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole: Buffer, maxSize: number): Promise<number> | number | null {
+function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole: Buffer, maxSize: number): StagedContent | null {
   if (whole.length < 8) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: truncated header`, { checksum });
   const len = whole.readUInt32BE(0);
   if (len === 0 || len > whole.length - 8) throw new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: invalid header length ${len}`, { checksum });
@@ -314,11 +325,11 @@ function stageSmallFilez(repo: Repo, batch: WriteBatch, checksum: string, whole:
     const tmp = repo.newTmpPath('pull');
     repo.writeTmpSync(tmp, kept, 0o644);
     batch.add(tmp, 'file', checksum);
-    return kept.length;
+    return { written: kept.length, size: payload.length };
   }
   // Verified above from these exact bytes: staged synchronously, published by the batch.
   repo.stageVerifiedFileSync(meta, payload, checksum, batch);
-  return payload.length;
+  return { written: payload.length, size: payload.length };
 }
 
 /**
@@ -360,8 +371,8 @@ async function* untilInflated(src: AsyncIterable<Buffer>, inflater: NodeJS.Reada
 }
 
 /** Stage a content object given as plain metadata + payload stream (pull-local from a bare repo). */
-export async function stagePlain(repo: Repo, batch: WriteBatch, checksum: string, meta: FileMeta, size: number, stream: NodeJS.ReadableStream): Promise<number> {
+export async function stagePlain(repo: Repo, batch: WriteBatch, checksum: string, meta: FileMeta, size: number, stream: NodeJS.ReadableStream): Promise<StagedContent> {
   const isLink = (meta.mode & S_IFMT) === S_IFLNK;
   await repo.writeFile(meta, isLink ? { bytes: new Uint8Array(0) } : { stream, size }, { expectedChecksum: checksum, batch });
-  return size;
+  return { written: size, size: isLink ? 0 : size };
 }
