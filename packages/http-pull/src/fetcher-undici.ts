@@ -13,9 +13,19 @@
  * an async iterator holds it, and the parser then pauses at the high-water mark for good), and
  * a body larger than the limit must never be read further, so neither is attempted.
  * `close()` always settles: it waits a short while for requests in flight, then destroys them.
+ *
+ * Proxies and TLS follow the remote's keys and the environment as OSTree's curl fetcher does
+ * (fetcher-proxy.ts, fetcher-tls.ts): requests that go direct share the one Agent; each proxy in
+ * use gets its own ProxyAgent with the same pool settings. An http:// URL goes to an HTTP proxy
+ * as an absolute-URI request (as libcurl sends it, so the proxy sees and logs each GET); an
+ * https:// URL is tunnelled with CONNECT. The TLS settings apply to the server's connection,
+ * never to the proxy's own (OSTree sets no proxy CA either). A redirect is followed through the
+ * dispatcher the first URL chose.
  */
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, buildConnector, interceptors, Pool, ProxyAgent, request, type Dispatcher } from 'undici';
 import { TransportError, type FetchOptions, type FetchResponse, type Fetcher } from './fetcher.js';
+import { proxyForUrl } from './fetcher-proxy.js';
+import { certificateError, loadTls, nameChecked, type LoadedTls, type RemoteTransport } from './fetcher-tls.js';
 
 /** Options of {@link UndiciFetcher}. */
 export interface UndiciFetcherOptions {
@@ -25,6 +35,10 @@ export interface UndiciFetcherOptions {
   socketTimeoutMs?: number;
   /** User-Agent header (default `larch-http-pull`). */
   userAgent?: string;
+  /** The remote's proxy and TLS keys ({@link remoteTransport}); default none. */
+  transport?: RemoteTransport;
+  /** Where `http_proxy`, `https_proxy`, `all_proxy` and `no_proxy` are read (default `process.env`). */
+  env?: Record<string, string | undefined>;
 }
 
 /** Bytes of response body buffered before undici applies backpressure (see get()). */
@@ -44,32 +58,76 @@ export class UndiciFetcher implements Fetcher {
   private readonly agent: Agent;
   private readonly dispatcher: Dispatcher;
   private readonly userAgent: string;
+  private readonly poolOptions: Agent.Options;
+  private readonly tls: LoadedTls;
+  private readonly transport: RemoteTransport;
+  private readonly env: Record<string, string | undefined>;
+  /** One ProxyAgent per proxy URL in use, and its redirect-following dispatcher. */
+  private readonly proxies = new Map<string, { agent: ProxyAgent; dispatcher: Dispatcher }>();
 
+  /** Throws LarchError BAD_CONFIG when a TLS file of `opts.transport` cannot be read or parsed. */
   constructor(opts: UndiciFetcherOptions = {}) {
     const t = opts.socketTimeoutMs ?? 60_000;
-    this.agent = new Agent({
+    this.transport = opts.transport ?? {};
+    this.env = opts.env ?? process.env;
+    this.tls = loadTls(this.transport);
+    this.poolOptions = {
       connections: opts.connections ?? 8,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       headersTimeout: t,
       bodyTimeout: t,
-    });
+    };
+    this.agent = new Agent({ ...this.poolOptions, connect: nameChecked(buildConnector({ ...this.tls.options }), this.tls.permissive) });
     this.dispatcher = this.agent.compose(interceptors.redirect({ maxRedirections: 5 }));
     this.userAgent = opts.userAgent ?? 'larch-http-pull';
+  }
+
+  /** The dispatcher for `url`: direct, or through the proxy the remote or the environment names. */
+  private dispatcherFor(url: string): { dispatcher: Dispatcher; proxy: string | null } {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return { dispatcher: this.dispatcher, proxy: null }; // undici reports the bad URL
+    }
+    const proxy = proxyForUrl(target, this.transport.proxy, this.env);
+    if (proxy === null) return { dispatcher: this.dispatcher, proxy: null };
+    let entry = this.proxies.get(proxy);
+    if (entry === undefined) {
+      const permissive = this.tls.permissive;
+      const agent = new ProxyAgent({
+        ...this.poolOptions,
+        uri: proxy,
+        requestTls: { ...this.tls.options },
+        proxyTunnel: false,
+        // The pool of each server behind the proxy: its connector (the CONNECT tunnel plus TLS)
+        // gets the same name check as direct connections.
+        factory: (origin, o) => {
+          const po = o as Pool.Options;
+          return new Pool(origin, { ...po, ...(typeof po.connect === 'function' ? { connect: nameChecked(po.connect, permissive) } : {}) });
+        },
+      });
+      entry = { agent, dispatcher: agent.compose(interceptors.redirect({ maxRedirections: 5 })) };
+      this.proxies.set(proxy, entry);
+    }
+    return { dispatcher: entry.dispatcher, proxy };
   }
 
   async get(url: string, opts: FetchOptions): Promise<FetchResponse> {
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...(opts.headers ?? {}) };
     if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end ?? ''}`;
+    const { dispatcher, proxy } = this.dispatcherFor(url);
     let res: Dispatcher.ResponseData;
     try {
       // A large high-water mark keeps undici's HTTP/1 parser from pausing under a briefly slow
       // consumer: undici 7 asserts (and the process dies) when a server closes the connection
       // while the parser is paused (nodejs/undici#5360, fixed only in releases that need Node 22).
-      res = await request(url, { method: 'GET', headers, signal: opts.signal, dispatcher: this.dispatcher, highWaterMark: BODY_HIGH_WATER_MARK });
+      res = await request(url, { method: 'GET', headers, signal: opts.signal, dispatcher, highWaterMark: BODY_HIGH_WATER_MARK });
     } catch (e) {
       if (opts.signal.aborted) throw opts.signal.reason ?? e;
-      throw new TransportError((e as Error).message ?? String(e), { cause: e });
+      const msg = (e as Error).message ?? String(e);
+      throw certificateError(e) ?? new TransportError(proxy === null ? msg : `${msg} (through proxy ${redactUrl(proxy)})`, { cause: e });
     }
     const h: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(res.headers)) h[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
@@ -89,7 +147,8 @@ export class UndiciFetcher implements Fetcher {
     const graceOver = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), CLOSE_GRACE_MS);
     });
-    const closed = this.agent.close().then(
+    const agents: Dispatcher[] = [this.agent, ...[...this.proxies.values()].map((p) => p.agent)];
+    const closed = Promise.all(agents.map((a) => a.close())).then(
       () => 'closed' as const,
       () => 'closed' as const,
     );
@@ -98,8 +157,15 @@ export class UndiciFetcher implements Fetcher {
     } finally {
       clearTimeout(timer);
     }
-    await this.agent.destroy(new TransportError('fetcher closed')).catch(() => undefined);
+    await Promise.all(agents.map((a) => a.destroy(new TransportError('fetcher closed')).catch(() => undefined)));
   }
+}
+
+/** A proxy URL without its password, for messages. */
+function redactUrl(u: string): string {
+  const url = new URL(u);
+  if (url.password !== '') url.password = '***';
+  return url.toString();
 }
 
 type UndiciBody = Dispatcher.ResponseData['body'];

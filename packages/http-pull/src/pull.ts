@@ -34,7 +34,8 @@ import {
 } from '@larch/core-store';
 import { fetchError } from './errors.js';
 import { FileFetcher } from './fetcher-file.js';
-import { UndiciFetcher } from './fetcher-undici.js';
+import { UndiciFetcher, type UndiciFetcherOptions } from './fetcher-undici.js';
+import { remoteTransport } from './fetcher-tls.js';
 import { joinUrl, type FetchOptions, type FetchResponse, type Fetcher } from './fetcher.js';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
@@ -166,13 +167,17 @@ function parseSubpaths(subpath: string | string[] | undefined): string[][] | nul
   return paths.length === 0 || paths.some((p) => p === null) ? null : (paths as string[][]);
 }
 
-/** Dispatch by URL scheme: file:// to {@link FileFetcher}, the rest to one lazily created {@link UndiciFetcher}. */
+/**
+ * Dispatch by URL scheme: file:// to {@link FileFetcher}, the rest to one lazily created
+ * {@link UndiciFetcher} made with `httpOptions` (a remote's proxy and TLS keys).
+ */
 export class DefaultFetcher implements Fetcher {
   private http: UndiciFetcher | null = null;
   private readonly file = new FileFetcher();
+  constructor(private readonly httpOptions: UndiciFetcherOptions = {}) {}
   get(url: string, opts: FetchOptions): Promise<FetchResponse> {
     if (url.startsWith('file:')) return this.file.get(url, opts);
-    this.http ??= new UndiciFetcher();
+    this.http ??= new UndiciFetcher(this.httpOptions);
     return this.http.get(url, opts);
   }
   async close(): Promise<void> {
@@ -244,7 +249,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   for (const r of opts.refs ?? []) if (!isChecksum(r)) validateRefName(r);
   const limits = resolveLimits(opts.limits);
   const ownFetcher = opts.fetcher === undefined;
-  const fetcher = opts.fetcher ?? new DefaultFetcher();
+  const fetcher = opts.fetcher ?? new DefaultFetcher({ transport: remoteTransport(cfg) });
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
   const ctx: TransferContext = { fetcher, limits, progress, semaphore: new PrioritySemaphore(limits.concurrency), signal: group.signal };
