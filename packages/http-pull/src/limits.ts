@@ -3,11 +3,21 @@
  * overridable through `PullOptions.limits`. No limit trusts a size the server announces: sizes
  * are enforced on the bytes actually received.
  */
-import { MAX_METADATA_SIZE } from '@larch/core-store';
+
+/**
+ * Largest metadata object, summary or detached metadata a pull accepts by default: ostree
+ * 2022.7's OSTREE_MAX_METADATA_SIZE (10 MiB; later ostree releases raised it to 128 MiB). In
+ * ostree only the library's `max-metadata-size` pull option changes it (no remote option, no
+ * environment variable); here `PullOptions.limits.maxMetadataSize`.
+ */
+export const PULL_MAX_METADATA_SIZE = 10 * 1024 * 1024;
 
 /** Every limit and timer of a pull (see the defaults in {@link DEFAULT_PULL_LIMITS}). */
 export interface PullLimits {
-  /** Largest metadata object accepted (OSTree: 128 MiB). A commit is further capped by the summary's commit_size. */
+  /**
+   * Largest metadata object accepted (ostree 2022.7: 10 MiB); 0 removes the limit, as ostree's
+   * `max-metadata-size` of 0 does. A commit is further capped by the summary's commit_size.
+   */
   maxMetadataSize: number;
   /** Largest content object accepted, both as downloaded and as declared uncompressed (default 64 GiB; streamed, never buffered). */
   maxContentSize: number;
@@ -29,9 +39,9 @@ export interface PullLimits {
   batchSize: number;
 }
 
-/** The defaults of every limit (OSTree: 5 retries, 128 MiB metadata). */
+/** The defaults of every limit (ostree 2022.7: 5 retries, 10 MiB metadata). */
 export const DEFAULT_PULL_LIMITS: Readonly<PullLimits> = Object.freeze({
-  maxMetadataSize: MAX_METADATA_SIZE,
+  maxMetadataSize: PULL_MAX_METADATA_SIZE,
   maxContentSize: 64 * 1024 * 1024 * 1024,
   retries: 5,
   retryBaseDelayMs: 250,
@@ -50,5 +60,6 @@ export function resolveLimits(over: Partial<PullLimits> | undefined): PullLimits
     if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new RangeError(`Invalid pull limit ${k}: ${String(v)}`);
   }
   if (l.concurrency < 1 || l.batchSize < 1) throw new RangeError('concurrency and batchSize must be at least 1');
+  if (l.maxMetadataSize === 0) l.maxMetadataSize = Number.MAX_SAFE_INTEGER;
   return l;
 }

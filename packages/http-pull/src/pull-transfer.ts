@@ -10,10 +10,14 @@
  * in flight holding a pooled connection.
  *
  * The `consume` callback verifies and stages the object from the body stream; it is re-run
- * from scratch on each attempt and must clean up after itself when it throws. For large content
- * objects a body that breaks off after some bytes continues with `Range: bytes=N-` when the
- * server answers 206 with the matching Content-Range (these resumes count against the same
- * retry limit); otherwise the object is fetched again from the start.
+ * from scratch on each attempt and must clean up after itself when it throws. For objects (whose
+ * name is their checksum, or the commit's detached metadata) a body that breaks off after some
+ * bytes continues with `Range: bytes=N-` when the server answers 206 with the matching
+ * Content-Range (these resumes count against the same retry limit); otherwise the object is
+ * fetched again from the start. Other files (summary, refs) are always fetched whole: a resume
+ * could splice two versions of a file that changes. A body that ends before its Content-Length
+ * fails, once retries are spent, in the wording of ostree's curl fetcher: `Transferred a partial
+ * file`.
  */
 import { setMaxListeners } from 'node:events';
 import { LarchError } from '@larch/core-store';
@@ -145,8 +149,13 @@ export interface TransferRequest {
   optional: boolean;
   /** Metadata requests jump the queue. */
   high: boolean;
-  /** A body that breaks off may continue with a Range request (large content objects). */
+  /** A body that breaks off may continue with a Range request (default: true for objects, see {@link isObjectName}). */
   resumable?: boolean;
+}
+
+/** `CHECKSUM.commit`, `.dirtree`, `.dirmeta`, `.filez`, `.commitmeta`: a repository object. */
+export function isObjectName(object: string): boolean {
+  return /^[0-9a-f]{64}\.(commit|dirtree|dirmeta|filez|file|commitmeta)$/.test(object);
 }
 
 function sleepAbortable(ms: number, signal: AbortSignal): Promise<void> {
@@ -306,7 +315,7 @@ async function attemptOnce<T>(
     }
     // A body of known length that breaks off can continue with a Range request; the consumer
     // sees one uninterrupted stream, and the object's checksum still covers every byte.
-    const resumable = req.resumable === true && contentLength !== null && res.status === 200;
+    const resumable = (req.resumable ?? isObjectName(req.object)) && contentLength !== null && res.status === 200;
     const progress = ctx.progress;
     let received = 0;
     const body = (async function* limited(): AsyncIterable<Uint8Array> {
@@ -323,7 +332,10 @@ async function attemptOnce<T>(
             }
           } catch (e) {
             void it.return?.()?.catch(() => undefined);
-            const err = classify(ctx, req, ex.timedOut(), e);
+            const err =
+              contentLength !== null && received < contentLength && e instanceof TransportError && ex.timedOut() === null && !ctx.signal.aborted
+                ? fetchError('IO_ERROR', 'network', req.object, req.url, `Transferred a partial file (${received} of ${contentLength} bytes)`, {}, e)
+                : classify(ctx, req, ex.timedOut(), e);
             const canResume = resumable && received > 0 && budget.used < ctx.limits.retries && isRetryable(err) && Date.now() - budget.started < ctx.limits.objectTimeBudgetMs;
             if (!canResume) throw err;
             const delay = backoff(ctx, budget.used++);
