@@ -23,3 +23,15 @@ export { DEFAULT_PULL_LIMITS, resolveLimits, type PullLimits } from './limits.js
 export type { PullProgress } from './progress.js';
 export { verificationPolicy, type PullVerifier, type VerifyContext, type VerificationPolicy } from './verifier.js';
 export { isRetryable, type PullFailureReason } from './errors.js';
+export { withRemoteCookies, loadRemoteCookies, cookieHeader, CookieJarFetcher, type JarCookie } from './remote-cookies.js';
+export {
+  fetchSummaryWithCache,
+  pruneSummaryCache,
+  summaryCacheRoot,
+  ConditionalFetcher,
+  SUMMARY_CACHE_DIR,
+  type CachedFetchResult,
+  type SummaryFileFetch,
+  type SummaryPair,
+  type SummaryCacheFetchOptions,
+} from './summary-cache.js';

@@ -44,6 +44,8 @@ import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
 import { checkNotDowngrade } from './timestamp-check.js';
+import { fetchSummaryWithCache, summaryCacheRoot, transferSummaryFetch } from './summary-cache.js';
+import { withRemoteCookies } from './remote-cookies.js';
 import { findDelta, pullDelta, type DeltaPullResult } from './pull-delta.js';
 import { assertVerifierAvailable, verificationPolicy, type PullVerifier } from './verifier.js';
 
@@ -77,6 +79,8 @@ export interface PullOptions {
   subpath?: string | string[];
   /** Transport; default: undici for http(s), the file fetcher for file:// URLs. */
   fetcher?: Fetcher;
+  /** Summary cache dir instead of `REPO/tmp/cache` (`ostree pull --cache-dir`); see summary-cache.ts. */
+  cacheDir?: string;
   /** Signature checks (from the signing package); required when the remote asks for verification. */
   verifier?: PullVerifier;
   /**
@@ -249,7 +253,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   for (const r of opts.refs ?? []) if (!isChecksum(r)) validateRefName(r);
   const limits = resolveLimits(opts.limits);
   const ownFetcher = opts.fetcher === undefined;
-  const fetcher = opts.fetcher ?? new DefaultFetcher({ transport: remoteTransport(cfg) });
+  // As ostree, every request carries the remote's cookie jar (`remote add-cookie`).
+  const fetcher = await withRemoteCookies(opts.fetcher ?? new DefaultFetcher({ transport: remoteTransport(cfg) }), repo.path, opts.remote);
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
   const ctx: TransferContext = { fetcher, limits, progress, semaphore: new PrioritySemaphore(limits.concurrency), signal: group.signal };
@@ -259,12 +264,18 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     return await repo.withLock(
       'shared',
       async () => {
-        // 1. summary.sig (only when it is verified or mirrored: one request less than OSTree
-        // otherwise), then summary.
-        const wantSig = policy.summary.length > 0 || Boolean(opts.mirror);
-        const sig = wantSig ? await source.file('summary.sig', limits.maxMetadataSize, true) : null;
-        const summaryBytes = await source.file('summary', limits.maxMetadataSize, true);
-        if (policy.summary.length > 0) {
+        // 1. summary.sig, then summary, through the summary cache (summary-cache.ts; without a
+        // cache summary.sig is fetched only when it is verified or mirrored).
+        const { summary: summaryBytes, signatures: sig } = await fetchSummaryWithCache({
+          repo,
+          remote: opts.remote,
+          cacheRoot: cfg.url.startsWith('file:') ? null : summaryCacheRoot(repo, opts.cacheDir),
+          fetch: transferSummaryFetch(ctx, cfg.url),
+          wantSignatures: policy.summary.length > 0 || Boolean(opts.mirror),
+          retryStaleCache: true,
+          ...(policy.summary.length > 0 ? { verify: (s: Uint8Array, g: Uint8Array) => opts.verifier!.verifySummary(s, g, { ...verifyCtx, required: policy.summary }) } : {}),
+        });
+        if (policy.summary.length > 0 && (summaryBytes === null || sig === null)) {
           if (summaryBytes === null) {
             // OSTree's wording for each policy key.
             const msg = policy.summary.includes('gpg-verify-summary')

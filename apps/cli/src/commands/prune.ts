@@ -11,6 +11,7 @@ import { openRepo } from '../context.js';
 import { formatSize, toJson } from '../format.js';
 import { integer, parseOption, timestamp } from '../options.js';
 import { allOptions, verb } from './common.js';
+import { pruneSummaryCacheOf } from './remote-summary.js';
 
 interface PruneOpts {
   prune: boolean;
@@ -43,6 +44,7 @@ export function registerPrune(program: Command, ctx: VerbContext): void {
         ...(keepYoungerThan !== undefined ? { keepYoungerThan } : {}),
         ...(deleteCommit !== undefined ? { deleteCommit } : {}),
       });
+      await pruneSummaryCacheOf(repo); // cached summaries of deleted remotes, as ostree's prune
       if (opts.json) {
         ctx.io.out(toJson({ ...result, dryRun: !opts.prune }));
         return;

@@ -19,6 +19,7 @@ import { formatSize, toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
+import { checkCacheDir } from './remote-summary.js';
 
 interface PullOpts {
   depth?: string;
@@ -32,6 +33,7 @@ interface PullOpts {
   requireStaticDeltas?: boolean;
   url?: string;
   networkRetries?: string;
+  cacheDir?: string;
 }
 
 /** Register `pull`. */
@@ -49,6 +51,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--disable-static-deltas', 'Do not use static deltas')
     .option('--require-static-deltas', 'Require static deltas')
     .option('--url <url>', 'Pull objects from this URL instead of the one from the remote config')
+    .option('--cache-dir <dir>', 'Use custom cache dir')
     .option('--network-retries <n>', 'Specifies how many times each download should be retried upon error (default: 5)')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
@@ -76,6 +79,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       if (opts.allowDowngrade && opts.timestampCheck) throw new UsageError('--allow-downgrade and --timestamp-check are mutually exclusive');
       if (opts.disableStaticDeltas && opts.requireStaticDeltas) throw new UsageError('Cannot specify both --disable-static-deltas and --require-static-deltas');
       const repo = await openRepo(opts);
+      if (opts.cacheDir !== undefined) await checkCacheDir(opts.cacheDir);
       const verifier = signatureVerifier(repo.path);
       await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
         pull({
@@ -88,6 +92,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
           ...(Object.keys(overrideCommits).length > 0 ? { overrideCommits } : {}),
           ...(opts.url !== undefined ? { url: opts.url } : {}),
+          ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
           timestampCheck: Boolean(opts.timestampCheck),
           ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,

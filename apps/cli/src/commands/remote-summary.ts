@@ -11,13 +11,29 @@
  *                           signature(s):` and each signature as `ostree show` describes it
  *
  * Transient failures (network errors, HTTP 408 and 5xx) are retried up to 5 times, OSTree's
- * default `n-network-retries`; every body is bounded by the pull's metadata limit. Unlike OSTree
- * nothing is cached in `tmp/cache/summaries` (`--cache-dir` is checked and otherwise unused),
- * metalink= remotes are refused, and the remote's cookie jar is not sent yet (@larch/http-pull's
- * remote-cookies is not exported yet).
+ * default `n-network-retries`; every body is bounded by the pull's metadata limit. The pair goes
+ * through the summary cache (`tmp/cache/summaries/NAME`, or `--cache-dir`; @larch/http-pull's
+ * summary-cache.ts), as in OSTree, and requests carry the remote's cookie jar
+ * (`remote add-cookie`). Unlike OSTree, metalink= remotes are refused.
  */
 import { stat } from 'node:fs/promises';
-import { DEFAULT_PULL_LIMITS, DefaultFetcher, getRemote, joinUrl, remoteUrl, TransportError, verificationPolicy, type Fetcher, type RemoteConfig } from '@larch/http-pull';
+import {
+  ConditionalFetcher,
+  DEFAULT_PULL_LIMITS,
+  DefaultFetcher,
+  fetchSummaryWithCache,
+  getRemote,
+  joinUrl,
+  listRemotes,
+  pruneSummaryCache,
+  remoteUrl,
+  summaryCacheRoot,
+  TransportError,
+  verificationPolicy,
+  withRemoteCookies,
+  type Fetcher,
+  type RemoteConfig,
+} from '@larch/http-pull';
 import { LarchError, readSummary, type Repo } from '@larch/core-store';
 import { CommandError } from '../context.js';
 import { summaryBytesText } from '../summary-dump.js';
@@ -106,10 +122,7 @@ async function fetchFile(fetcher: Fetcher, base: string, rel: string, maxBytes: 
  * "NAME"`, a fetch failure, or a verification error. Locking: none.
  */
 export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cacheDir?: string } = {}): Promise<FetchedSummary> {
-  if (opts.cacheDir !== undefined) {
-    const st = await stat(opts.cacheDir).catch(() => null);
-    if (st === null || !st.isDirectory()) throw new CommandError(`opendir(${opts.cacheDir}): ${st === null ? 'No such file or directory' : 'Not a directory'}`);
-  }
+  if (opts.cacheDir !== undefined) await checkCacheDir(opts.cacheDir);
   // The URL first, unchecked (`No "url" option in remote "NAME"`), then the fetchable view.
   try {
     remoteUrl(repo, name);
@@ -120,15 +133,34 @@ export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cache
   }
   const config = getRemote(repo, name);
   const policy = verificationPolicy(config);
-  const fetcher = new DefaultFetcher();
+  const fetcher = await withRemoteCookies(new DefaultFetcher(), repo.path, name);
   let summary: Uint8Array | null;
   let signatures: Uint8Array | null;
   try {
     const max = DEFAULT_PULL_LIMITS.maxMetadataSize;
-    signatures = await fetchFile(fetcher, config.url, 'summary.sig', max);
-    summary = await fetchFile(fetcher, config.url, 'summary', max);
+    const conditional = new ConditionalFetcher(fetcher);
+    ({ summary, signatures } = await fetchSummaryWithCache({
+      repo,
+      remote: name,
+      cacheRoot: summaryCacheRoot(repo, opts.cacheDir),
+      wantSignatures: true,
+      retryStaleCache: false,
+      ...(policy.summary.length > 0
+        ? {
+            verify: async (s: Uint8Array, g: Uint8Array) => {
+              const { signatureVerifier } = await import('./pull.js');
+              await signatureVerifier(repo.path).verifySummary(s, g, { remote: name, config, required: policy.summary });
+            },
+          }
+        : {}),
+      fetch: async (file, ifModifiedSince) => {
+        conditional.ifModifiedSince = ifModifiedSince;
+        const bytes = await fetchFile(conditional, config.url, file, max);
+        return { bytes, notModified: conditional.notModified, lastModified: conditional.lastModified };
+      },
+    }));
   } finally {
-    await fetcher.close();
+    await fetcher.close?.();
   }
   if (policy.summary.includes('gpg-verify-summary')) {
     if (summary === null) throw new CommandError('GPG verification enabled, but no summary found (check that the configured URL in remote config is correct)');
@@ -138,11 +170,23 @@ export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cache
     if (summary === null) throw new CommandError('Signature verification enabled, but no summary found (check that the configured URL in remote config is correct)');
     if (signatures === null) throw new CommandError('Signature verification enabled, but no summary signatures found (use sign-verify-summary=false in remote config to disable)');
   }
-  if (policy.summary.length > 0 && summary !== null) {
+  // A pair with both files was verified on its way through the cache.
+  if (policy.summary.length > 0 && summary !== null && signatures === null) {
     const { signatureVerifier } = await import('./pull.js');
     await signatureVerifier(repo.path).verifySummary(summary, signatures, { remote: name, config, required: policy.summary });
   }
   return { config, summary, signatures };
+}
+
+/** `--cache-dir=DIR` must name a directory, as ostree opens it (`opendir(DIR): …`). */
+export async function checkCacheDir(dir: string): Promise<void> {
+  const st = await stat(dir).catch(() => null);
+  if (st === null || !st.isDirectory()) throw new CommandError(`opendir(${dir}): ${st === null ? 'No such file or directory' : 'Not a directory'}`);
+}
+
+/** Remove the cached summaries of remotes the repo no longer has (what `ostree prune` does). */
+export async function pruneSummaryCacheOf(repo: Repo): Promise<void> {
+  await pruneSummaryCache(summaryCacheRoot(repo), listRemotes(repo).map((r) => r.name));
 }
 
 /** The text of `remote refs NAME`: `NAME:REF` per ref of the summary, sorted by bytes. */
