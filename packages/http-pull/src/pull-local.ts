@@ -145,7 +145,7 @@ function verificationContext(opts: PullLocalOptions): { verifier: PullVerifier; 
   if (opts.verifier === undefined) {
     throw new LarchError('BAD_CONFIG', `Signature verification requested for pull-local from ${opts.src}, but no signature verifier is available`, { remote: opts.remote, reason: 'verification' });
   }
-  return { verifier: opts.verifier, ctx: { remote: opts.remote, config: getRemote(opts.repo, opts.remote) } };
+  return { verifier: opts.verifier, ctx: { remote: opts.remote, config: getRemote(opts.repo, opts.remote, undefined, { fetchable: false }) } };
 }
 
 async function optionalFile(path: string): Promise<Uint8Array | null> {

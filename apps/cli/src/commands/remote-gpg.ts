@@ -16,7 +16,8 @@ export async function gpgListKeysText(repo: Repo, name: string | undefined): Pro
   const signing = await import('@larch/signing');
   let ring;
   if (name !== undefined) {
-    const remote = getRemote(repo, name); // Remote "NAME" not found
+    // Only the keys matter here: a remote whose URL cannot be fetched still has a keyring.
+    const remote = getRemote(repo, name, undefined, { fetchable: false }); // Remote "NAME" not found
     const keypath = remote.options.gpgkeypath;
     ring = await signing.collectRemoteGpgKeys({
       repoPath: repo.path,
