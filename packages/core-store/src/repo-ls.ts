@@ -105,7 +105,14 @@ function dirEntry(path: string, tree: Checksum, meta: Checksum, m: DirMeta): LsE
 }
 
 async function fileEntry(repo: Repo, path: string, checksum: Checksum): Promise<LsEntry> {
-  const f = await repo.openFile(checksum);
+  let f;
+  try {
+    f = await repo.openFile(checksum);
+  } catch (e) {
+    // A file left out of a partial commit (pull --subpath): ostree_repo_load_file's wording.
+    if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Couldn't find file object '${checksum}'`, { ...e.data, path }, { cause: e });
+    throw e;
+  }
   const isLink = (f.meta.mode & S_IFMT) === S_IFLNK;
   const e: LsEntry = {
     path,

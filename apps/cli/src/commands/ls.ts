@@ -5,7 +5,7 @@
  * to six columns, the mode is the permission bits in five octal digits.
  */
 import type { Command } from 'commander';
-import { formatLsEntry, lsStream, type LsEntry } from '@larch/core-store';
+import { formatLsEntry, LarchError, lsStream, type LsEntry } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import type { Io } from '../context.js';
 import { openRepo } from '../context.js';
@@ -80,7 +80,11 @@ export function registerLs(program: Command, ctx: VerbContext): void {
       const printer = new Printer(ctx.io);
       const checksums = Boolean(opts.checksum);
       const list = paths.length > 0 ? paths : ['/'];
-      const open = (p: string): AsyncGenerator<LsEntry> => lsStream(repo, commit, p, { recursive: Boolean(opts.recursive), directoryOnly: Boolean(opts.dironly) });
+      // As ostree, an error under a path given on the command line names it ("Inspecting path '/x': …").
+      const open = (p: string): AsyncGenerator<LsEntry> => {
+        const g = lsStream(repo, commit, p, { recursive: Boolean(opts.recursive), directoryOnly: Boolean(opts.dironly) });
+        return paths.length > 0 ? inspecting(p, g) : g;
+      };
       try {
         if (!opts.json) {
           // Entries are printed as they are read; a path that does not exist fails after the
@@ -104,6 +108,15 @@ export function registerLs(program: Command, ctx: VerbContext): void {
         await printer.flush();
       }
     });
+}
+
+async function* inspecting(path: string, entries: AsyncGenerator<LsEntry>): AsyncGenerator<LsEntry> {
+  try {
+    yield* entries;
+  } catch (e) {
+    if (e instanceof LarchError) throw new LarchError(e.code, `Inspecting path '${path}': ${e.message}`, e.data, { cause: e });
+    throw e;
+  }
 }
 
 function lsJson(e: LsEntry): Record<string, unknown> {
