@@ -6,7 +6,9 @@
  *
  * Contract: `get` resolves once the status and headers are known; the caller then reads the
  * body to its end or calls `dump()`, on every path, errors included. A fetcher reports
- * transport failures by rejecting (the puller classifies and retries them); it must honour
+ * transport failures by rejecting with a TransportError (the puller classifies and retries
+ * them), and failures no retry can cure with a LarchError whose `data.reason` says why (`tls`
+ * for a refused server certificate, BAD_CONFIG for unreadable TLS files); it must honour
  * `signal` promptly, both before the headers and while the body streams. `maxBytes` is advisory
  * for the fetcher (it may fail early on a larger Content-Length); the puller enforces it again
  * on the bytes it actually receives.

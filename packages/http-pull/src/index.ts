@@ -18,6 +18,7 @@ export {
 } from './remote-config.js';
 export { joinUrl, TransportError, type Fetcher, type FetchOptions, type FetchResponse } from './fetcher.js';
 export { UndiciFetcher, type UndiciFetcherOptions } from './fetcher-undici.js';
+export { remoteTransport, type RemoteTransport } from './fetcher-tls.js';
 export { FileFetcher } from './fetcher-file.js';
 export { DEFAULT_PULL_LIMITS, resolveLimits, type PullLimits } from './limits.js';
 export type { PullProgress } from './progress.js';
