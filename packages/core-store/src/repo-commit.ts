@@ -34,7 +34,7 @@
  * Locking: holds the shared repo lock for the whole operation, so concurrent commits run together
  * and prune waits.
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, fstatSync, linkSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync, rmdirSync, rmSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -55,6 +55,7 @@ import { serializeCommit } from './objects/commit.js';
 import { fileHeader } from './objects/file-header.js';
 import { serializeArchiveHeader } from './objects/archive-header.js';
 import { ArchiveStoreWorkers, type BatchOutcome, type SmallFileJob } from './commit-workers.js';
+import { MutableTree } from './mutable-tree.js';
 
 /** Files up to this size are read into memory once; larger ones are streamed. */
 export const SMALL_FILE_MAX = 1024 * 1024;
@@ -67,9 +68,22 @@ const WORKER_MIN_BYTES = 32 * 1024 * 1024;
 const BATCH_FILES = 256;
 const BATCH_BYTES = 4 * 1024 * 1024;
 
+/** One source overlaid into the commit's tree, in order (`ostree commit --tree=KIND=VALUE`). */
+export type CommitSource = { dir: string } | { ref: string } | { tar: string };
+
+/** `--statoverride` lines: `+MODE /path` adds mode bits, `=MODE /path` sets the permission bits. */
+export interface StatOverrides {
+  add: Map<string, number>;
+  set: Map<string, number>;
+}
+
 export interface CommitTreeOptions {
-  /** Directory to commit. */
-  tree: string;
+  /** Directory to commit (the same as `trees: [{ dir: tree }]`). */
+  tree?: string;
+  /** Sources overlaid in order into the tree (after `base`); default `[{ dir: tree }]`. */
+  trees?: CommitSource[];
+  /** Start from this commit's tree (a rev); no modifier applies to it, as ostree's --base. */
+  base?: string;
   /** Branch to move to the new commit (and to bind the commit to). */
   branch?: string;
   subject?: string;
@@ -78,18 +92,34 @@ export interface CommitTreeOptions {
   parent?: Checksum | null;
   /** Seconds since the epoch; default SOURCE_DATE_EPOCH, else now. */
   timestamp?: bigint;
-  /** Commit metadata, kept in this order; bindings are appended after it. */
+  /** Commit metadata, kept in this order; kept keys, bindings and sizes are appended after it. */
   metadata?: Array<[string, Variant]>;
-  /** Append `ostree.ref-binding` ([branch], or [] without a branch, as ostree does) and `ostree.collection-binding` when the repo has a collection id; default true. */
+  /** Copy these keys (after `metadata`) from the parent's metadata; a missing key fails. */
+  keepMetadata?: string[];
+  /** Append `ostree.ref-binding` ([branch, ...bindRefs] sorted) and `ostree.collection-binding` when the repo has a collection id (and `metadata` does not set it); default true. */
   bindings?: boolean;
+  /** More refs for `ostree.ref-binding`. */
+  bindRefs?: string[];
   ownerUid?: number;
   ownerGid?: number;
   /** Paths to leave out, as `ostree commit --skip-list` lines: `/dir/file` relative to the tree root. Unmatched entries fail the commit. */
   skipList?: string[];
+  /** Mode changes by path (`/dir/file`, `/` for the root). Unmatched entries fail the commit. */
+  statOverrides?: StatOverrides;
+  /** Drop the write bits of executable regular files (`--mode-ro-executables`). */
+  modeRoExecutables?: boolean;
   /** Force uid/gid 0, drop xattrs, mask files and dirs with 0755 (always on in bare-user-only). */
   canonicalPermissions?: boolean;
   /** Do not record extended attributes. */
   noXattrs?: boolean;
+  /** Delete each `dir` source once the commit is written; in bare and bare-user-only repos new regular files are moved in rather than copied. */
+  consume?: boolean;
+  /** When the tree equals the parent's, write no commit and return the parent (`skipped`). */
+  skipIfUnchanged?: boolean;
+  /** `tar` sources: create missing parent directories (0755, owned like the member) instead of failing. */
+  tarAutocreateParents?: boolean;
+  /** Add `ostree.sizes` (archive repos only), as `ostree commit --generate-sizes`. */
+  generateSizes?: boolean;
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (p: { filesDone: number; filesTotal?: number; bytesDone: number; bytesWritten: number }) => void;
@@ -99,28 +129,45 @@ export interface CommitTreeResult {
   commit: Checksum;
   rootTree: Checksum;
   rootMeta: Checksum;
+  /** True when `skipIfUnchanged` found the tree unchanged: `commit` is the parent. */
+  skipped: boolean;
   stats: { files: number; newObjects: number; bytesWritten: number };
 }
 
 interface FileNode {
   name: string;
   abs: string;
+  rel: string;
   st: Stats;
   checksum?: Checksum;
 }
 interface DirNode {
   name: string;
   abs: string;
+  rel: string;
   st: Stats;
   files: FileNode[];
   dirs: DirNode[];
+  /** Skip-list entries found here (removed too by `consume`). */
+  skipped: string[];
 }
 
-/** Default commit timestamp: SOURCE_DATE_EPOCH when set (and valid), else now. */
+/**
+ * Default commit timestamp: SOURCE_DATE_EPOCH when set, else now. The variable is read as
+ * ostree reads it (strtoll in base 10: leading blanks and a sign allowed, trailing text ignored);
+ * no digits at all, or a value outside a signed 64-bit integer, is an error as in ostree.
+ */
 export function defaultCommitTimestamp(): bigint {
   const sde = process.env.SOURCE_DATE_EPOCH;
-  if (sde !== undefined && /^\d+$/.test(sde.trim())) return BigInt(sde.trim());
-  return BigInt(Math.floor(Date.now() / 1000));
+  if (sde === undefined) return BigInt(Math.floor(Date.now() / 1000));
+  const m = /^[ \t\n\v\f\r]*([+-]?)(\d+)/.exec(sde);
+  if (m === null) throw new LarchError('INVALID_ARGUMENT', 'Failed to convert SOURCE_DATE_EPOCH', {});
+  const v = BigInt(m[1] === '-' ? `-${m[2]}` : m[2]);
+  if (v > 0x7fffffffffffffffn || v < -0x8000000000000000n) {
+    throw new LarchError('INVALID_ARGUMENT', 'Parsing SOURCE_DATE_EPOCH: Numerical result out of range', {});
+  }
+  // A negative time is stored as its 64-bit two's complement, as ostree's guint64 does.
+  return BigInt.asUintN(64, v);
 }
 
 /**
@@ -140,15 +187,16 @@ function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<strin
   } catch (e) {
     throw ioError(e, 'Reading directory', abs);
   }
-  const node: DirNode = { name, abs, st, files: [], dirs: [] };
+  const node: DirNode = { name, abs, rel, st, files: [], dirs: [], skipped: [] };
   for (const child of names) {
     const childRel = `${rel}/${child}`;
+    const childAbs = join(abs, child);
     if (skip.size && skip.has(childRel)) {
       matched.add(childRel);
+      node.skipped.push(childAbs);
       continue;
     }
     validateName(child);
-    const childAbs = join(abs, child);
     let cst: Stats;
     try {
       cst = lstatSync(childAbs);
@@ -157,12 +205,41 @@ function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<strin
     }
     if (cst.isDirectory()) node.dirs.push(walk(childAbs, child, childRel, cst, skip, matched, out));
     else if (cst.isFile() || cst.isSymbolicLink()) {
-      node.files.push({ name: child, abs: childAbs, st: cst });
+      node.files.push({ name: child, abs: childAbs, rel: childRel, st: cst });
       out.files++;
       out.bytes += cst.size;
     } else throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${childAbs}`, { path: childAbs });
   }
   return node;
+}
+
+/** `--consume`: remove what the walk of a `dir` source found (its root too, unless given as "."). */
+function consumeWalked(d: DirNode, removeSelf: boolean): void {
+  for (const f of d.files) rmSync(f.abs, { force: true });
+  for (const s of d.skipped) rmSync(s, { recursive: true, force: true });
+  for (const c of d.dirs) consumeWalked(c, true);
+  if (removeSelf) {
+    try {
+      rmdirSync(d.abs);
+    } catch (e) {
+      throw ioError(e, 'Removing consumed directory', d.abs);
+    }
+  }
+}
+
+/** The `ostree.sizes` entry of one object: raw checksum, varint archived size, varint unpacked size, object type. */
+function sizeEntry(checksum: Checksum, archived: number, unpacked: number, type: number): Uint8Array {
+  const out: number[] = [...Buffer.from(checksum, 'hex')];
+  for (let v of [BigInt(archived), BigInt(unpacked)]) {
+    do {
+      let b = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v > 0n) b |= 0x80;
+      out.push(b);
+    } while (v > 0n);
+  }
+  out.push(type);
+  return Uint8Array.from(out);
 }
 
 /** Read a whole small file through one descriptor opened without following symlinks. */
@@ -211,14 +288,49 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   const canonical = opts.canonicalPermissions === true || repo.mode === 'bare-user-only';
   const withXattrs = !canonical && opts.noXattrs !== true;
   const limit = Math.max(1, opts.concurrency ?? DEFAULT_COMMIT_CONCURRENCY);
+  const sources: CommitSource[] = opts.trees ?? [{ dir: opts.tree ?? '.' }];
+  if (sources.length === 0) throw new LarchError('INVALID_ARGUMENT', 'Nothing to commit: no tree given', {});
   const skip = new Set<string>();
   for (const raw of opts.skipList ?? []) {
     const s = raw.trim().replace(/\/+$/, '');
     if (s !== '') skip.add(s);
   }
   const matched = new Set<string>();
+  // Unmatched statoverride entries fail the commit; each is taken off when its path is seen.
+  const overAdd = new Map(opts.statOverrides?.add ?? []);
+  const overSet = new Map(opts.statOverrides?.set ?? []);
+  const overPending = new Set([...overAdd.keys(), ...overSet.keys()]);
+  // As ostree: any of these makes a commit "modified", so a --tree=ref source is rewritten file by file.
+  const modified =
+    canonical ||
+    opts.noXattrs === true ||
+    opts.ownerUid !== undefined ||
+    opts.ownerGid !== undefined ||
+    opts.statOverrides !== undefined ||
+    opts.skipList !== undefined ||
+    opts.modeRoExecutables === true ||
+    opts.consume === true ||
+    opts.generateSizes === true;
+  const sizes = opts.generateSizes === true && repo.mode === 'archive' ? new Map<Checksum, { type: number; unpacked: number; archived?: number }>() : null;
   const stats = { files: 0, newObjects: 0, bytesWritten: 0 };
   let bytesDone = 0;
+
+  // The parent is known before anything is written, so --keep-metadata fails early.
+  let parent: Checksum | null = null;
+  if (opts.parent !== undefined) parent = opts.parent;
+  else if (opts.branch !== undefined) parent = await repo.resolveRef(opts.branch);
+  const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
+  if (opts.keepMetadata !== undefined && opts.keepMetadata.length > 0) {
+    if (parent === null) throw new LarchError('INVALID_ARGUMENT', 'Either --branch or --parent must be specified when using --keep-metadata', {});
+    const pc = await repo.readCommit(parent);
+    for (const key of opts.keepMetadata) {
+      let found: Variant | undefined;
+      for (const [k, v] of pc.metadata) if (k === key) found = v;
+      if (found === undefined) throw new LarchError('INVALID_ARGUMENT', `Missing metadata key '${key}' from commit '${parent}'`, { key, commit: parent });
+      metadata.push([key, found]);
+    }
+  }
+
   const batch = repo.beginBatch();
   const staged = new Set<string>(); // `${checksum}.${type}` staged in this commit
   const hardlinks = new Map<string, Promise<Checksum> | Checksum>();
@@ -229,7 +341,33 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     if (failure !== null) throw failure;
     if (opts.signal?.aborted) throw new LarchError('ABORTED', 'Commit aborted', {});
   };
-  const owner = (uid: number, gid: number): [number, number] => (canonical ? [0, 0] : [opts.ownerUid ?? uid, opts.ownerGid ?? gid]);
+  /**
+   * The commit filter, in ostree's order: --owner-uid/gid, --mode-ro-executables (regular files),
+   * --statoverride (add, else set), then canonical permissions. `rel` is `/path` (`/` for the root).
+   */
+  const modify = (rel: string, mode: number, uid: number, gid: number): { mode: number; uid: number; gid: number } => {
+    if (opts.ownerUid !== undefined) uid = opts.ownerUid;
+    if (opts.ownerGid !== undefined) gid = opts.ownerGid;
+    const fmt = mode & S_IFMT;
+    if (opts.modeRoExecutables && fmt === S_IFREG && (mode & 0o111) !== 0) mode &= ~0o222;
+    const add = overAdd.get(rel);
+    const set = overSet.get(rel);
+    if (add !== undefined) {
+      mode = (mode | add) >>> 0;
+      overPending.delete(rel);
+    } else if (set !== undefined) {
+      mode = (fmt | set) >>> 0;
+      overPending.delete(rel);
+    }
+    if (canonical) {
+      if (fmt === S_IFREG) mode &= S_IFREG | 0o755;
+      else if (fmt === S_IFDIR) mode &= S_IFDIR | 0o755;
+      uid = 0;
+      gid = 0;
+    }
+    return { mode, uid, gid };
+  };
+  const rootRel = (rel: string): string => (rel === '' ? '/' : rel);
   const xattrsOf = (abs: string): Xattr[] => {
     if (!withXattrs) return [];
     try {
@@ -251,6 +389,9 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     stats.newObjects++;
     stats.bytesWritten += written;
   };
+  const sizeOfFile = (checksum: Checksum, unpacked: number): void => {
+    if (sizes !== null && !sizes.has(checksum)) sizes.set(checksum, { type: 1, unpacked });
+  };
   const launch = async (job: () => Promise<void>): Promise<void> => {
     while (inflight.size >= limit) await Promise.race(inflight);
     checkAbort();
@@ -264,10 +405,29 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   const progress = (): void => opts.onProgress?.({ filesDone: stats.files, filesTotal, bytesDone, bytesWritten: stats.bytesWritten });
 
   const metaFor = (f: FileNode): FileMeta => {
-    const isLink = (f.st.mode & S_IFMT) === S_IFLNK;
-    const [uid, gid] = owner(f.st.uid, f.st.gid);
-    const mode = canonical && !isLink ? f.st.mode & (S_IFREG | 0o755) : f.st.mode;
-    return { uid, gid, mode, symlinkTarget: '', xattrs: xattrsOf(f.abs) };
+    const m = modify(f.rel, f.st.mode, f.st.uid, f.st.gid);
+    return { uid: m.uid, gid: m.gid, mode: m.mode, symlinkTarget: '', xattrs: xattrsOf(f.abs) };
+  };
+  /**
+   * `consume` in bare and bare-user-only repos: a new regular file is moved into the repository
+   * (hard-linked into the staging directory, published from there) instead of copied, as ostree
+   * adopts it; only when its stored form is the file itself (bare: metadata unmodified).
+   */
+  const adoptable = (f: FileNode, meta: FileMeta): boolean => {
+    if (opts.consume !== true || !f.st.isFile()) return false;
+    if (repo.mode === 'bare-user-only') return true;
+    return repo.mode === 'bare' && withXattrs && meta.uid === f.st.uid && meta.gid === f.st.gid && meta.mode === f.st.mode;
+  };
+  const adopt = (f: FileNode, meta: FileMeta, checksum: Checksum): boolean => {
+    const tmp = stage.newTmpPath();
+    try {
+      if (repo.mode === 'bare-user-only') chmodSync(f.abs, meta.mode & 0o755);
+      linkSync(f.abs, tmp);
+    } catch {
+      return false; // another filesystem, or not ours to change: copy instead
+    }
+    record(tmp, 'file', checksum, 0);
+    return true;
   };
 
   const processLarge = async (f: FileNode, meta: FileMeta): Promise<Checksum> => {
@@ -287,7 +447,8 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
       }
       bytesDone += size;
       const checksum = hash.digest('hex');
-      if (claim('file', checksum)) {
+      sizeOfFile(checksum, size);
+      if (claim('file', checksum) && !(adoptable(f, meta) && adopt(f, meta, checksum))) {
         const tmp = stage.newTmpPath();
         let r;
         try {
@@ -314,7 +475,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   let pending: { jobs: SmallFileJob[]; files: FileNode[]; bytes: number } = { jobs: [], files: [], bytes: 0 };
   const batches = new Set<Promise<void>>();
   const firstByInode = new Map<string, FileNode>();
-  const aliases: Array<[FileNode, FileNode]> = [];
+  let aliases: Array<[FileNode, FileNode]> = [];
   const headerCache = new Map<string, { header: Uint8Array; archiveHeader: Uint8Array }>();
 
   const headersFor = (meta: FileMeta, size: number): { header: Uint8Array; archiveHeader: Uint8Array } => {
@@ -333,6 +494,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
       files[i].checksum = r.checksum;
       bytesDone += r.read;
       stats.files++;
+      sizeOfFile(r.checksum, r.read);
       const key = `${r.checksum}.file`;
       if (r.tmp !== null && staged.has(key)) {
         try {
@@ -373,8 +535,10 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   const processFile = async (f: FileNode): Promise<void> => {
     checkAbort();
     const st = f.st;
-    const hlKey = st.nlink > 1 && st.isFile() ? `${st.dev}:${st.ino}` : null;
+    // Hardlinked inputs share one object, unless per-path mode overrides could tell them apart.
+    const hlKey = st.nlink > 1 && st.isFile() && opts.statOverrides === undefined ? `${st.dev}:${st.ino}` : null;
     if (pool !== null && st.isFile()) {
+      const meta = metaFor(f);
       if (hlKey !== null) {
         const first = firstByInode.get(hlKey);
         if (first !== undefined) {
@@ -384,7 +548,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
         }
         firstByInode.set(hlKey, f);
       }
-      const h = headersFor(metaFor(f), st.size);
+      const h = headersFor(meta, st.size);
       const job = { path: f.abs, size: st.size, header: h.header, archiveHeader: h.archiveHeader };
       if (st.size > SMALL_FILE_MAX) {
         // Streamed by the worker a chunk at a time; sent alone so the workers stay balanced.
@@ -397,6 +561,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
       if (pending.jobs.length >= BATCH_FILES || pending.bytes >= BATCH_BYTES) await flush();
       return;
     }
+    const meta = metaFor(f);
     if (hlKey !== null) {
       const known = hardlinks.get(hlKey);
       if (known !== undefined) {
@@ -405,7 +570,6 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
         return;
       }
     }
-    const meta = metaFor(f);
     if (st.isSymbolicLink()) {
       try {
         meta.symlinkTarget = readlinkSync(f.abs);
@@ -413,6 +577,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
         throw ioError(e, 'Reading symlink', f.abs);
       }
       const checksum = contentHasher(meta).digest('hex');
+      sizeOfFile(checksum, Buffer.byteLength(meta.symlinkTarget));
       if (claim('file', checksum)) {
         const tmp = stage.newTmpPath();
         const r = stageBytesSync(repo.mode, meta, null, tmp, null);
@@ -424,8 +589,9 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
       bytesDone += data.length;
       const checksum = contentHasher(meta).update(data).digest('hex');
       f.checksum = checksum;
+      sizeOfFile(checksum, data.length);
       if (hlKey !== null) hardlinks.set(hlKey, checksum);
-      if (claim('file', checksum)) {
+      if (claim('file', checksum) && !(adoptable(f, meta) && adopt(f, meta, checksum))) {
         if (repo.mode === 'archive') {
           await launch(async () => {
             const z = await compressForArchive(data, repo.zlibLevel);
@@ -470,6 +636,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
 
   const writeMetaSync = (type: 'dirtree' | 'dirmeta', bytes: Uint8Array): Checksum => {
     const checksum = createHash('sha256').update(bytes).digest('hex');
+    if (sizes !== null && !sizes.has(checksum)) sizes.set(checksum, { type: type === 'dirtree' ? 2 : 3, unpacked: bytes.length, archived: bytes.length });
     if (claim(type, checksum)) {
       const tmp = stage.newTmpPath('m');
       repo.writeTmpSync(tmp, bytes);
@@ -478,39 +645,85 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     return checksum;
   };
 
-  const buildDir = (d: DirNode): { tree: Checksum; meta: Checksum } => {
-    const files: DirTreeFile[] = d.files.map((f) => ({ name: f.name, checksum: f.checksum! }));
-    const dirs: DirTreeDir[] = d.dirs.map((c) => {
-      const r = buildDir(c);
-      return { name: c.name, treeChecksum: r.tree, metaChecksum: r.meta };
-    });
-    const [uid, gid] = owner(d.st.uid, d.st.gid);
-    const mode = canonical ? d.st.mode & (S_IFDIR | 0o755) : d.st.mode;
-    const tree = writeMetaSync('dirtree', serializeDirTree({ files, dirs }));
-    const meta = writeMetaSync('dirmeta', serializeDirMeta({ uid, gid, mode, xattrs: xattrsOf(d.abs) }));
-    return { tree, meta };
+  /** Overlay a walked directory into the tree: its dirmeta, its files, its subdirectories. */
+  const overlayDir = async (d: DirNode, t: MutableTree): Promise<void> => {
+    const m = modify(rootRel(d.rel), d.st.mode, d.st.uid, d.st.gid);
+    t.setMeta(writeMetaSync('dirmeta', serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: xattrsOf(d.abs) })));
+    await t.load(repo);
+    for (const f of d.files) t.replaceFile(f.name, f.checksum!);
+    for (const c of d.dirs) await overlayDir(c, t.ensureDir(c.name));
   };
 
-  let root: { tree: Checksum; meta: Checksum };
-  try {
+  /** Overlay a directory of the repository (`--tree=ref`); with a modifier every entry is rewritten. */
+  const overlayRepoDir = async (treeCk: Checksum, metaCk: Checksum, t: MutableTree, rel: string): Promise<void> => {
+    checkAbort();
+    if (!modified) {
+      if (t.isEmpty) {
+        t.fillLazy(treeCk, metaCk);
+        return;
+      }
+      t.setMeta(metaCk);
+    } else {
+      const dm = await repo.readDirMeta(metaCk);
+      const m = modify(rootRel(rel), dm.mode, dm.uid, dm.gid);
+      t.setMeta(writeMetaSync('dirmeta', serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: withXattrs ? dm.xattrs : [] })));
+    }
+    await t.load(repo);
+    const dt = await repo.readDirTree(treeCk);
+    for (const f of dt.files) {
+      const childRel = `${rel}/${f.name}`;
+      if (skip.has(childRel)) {
+        matched.add(childRel);
+        continue;
+      }
+      t.replaceFile(f.name, modified ? await rewriteRepoFile(f.checksum, childRel) : f.checksum);
+      stats.files++;
+    }
+    for (const d of dt.dirs) {
+      const childRel = `${rel}/${d.name}`;
+      if (skip.has(childRel)) {
+        matched.add(childRel);
+        continue;
+      }
+      await overlayRepoDir(d.treeChecksum, d.metaChecksum, t.ensureDir(d.name), childRel);
+    }
+  };
+
+  /** A content object of the repository with the commit's modifier applied (stored anew when it changes). */
+  const rewriteRepoFile = async (checksum: Checksum, rel: string): Promise<Checksum> => {
+    const oc = await repo.openFile(checksum);
+    const m = modify(rel, oc.meta.mode, oc.meta.uid, oc.meta.gid);
+    const meta: FileMeta = { ...oc.meta, uid: m.uid, gid: m.gid, mode: m.mode, xattrs: withXattrs ? oc.meta.xattrs : [] };
+    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+    const same = meta.uid === oc.meta.uid && meta.gid === oc.meta.gid && meta.mode === oc.meta.mode && meta.xattrs.length === oc.meta.xattrs.length;
+    if (same) {
+      sizeOfFile(checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : oc.size);
+      return checksum;
+    }
+    const tmp = stage.newTmpPath();
+    const r = await stageContent({ mode: repo.mode, meta, size: isLink ? 0 : oc.size, payload: isLink ? null : oc.open(), tmpPath: tmp, zlibLevel: repo.zlibLevel, what: `Reading object ${checksum}` });
+    sizeOfFile(r.checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : oc.size);
+    if (claim('file', r.checksum)) record(tmp, 'file', r.checksum, r.written);
+    else await fsp.rm(tmp, { force: true });
+    return r.checksum;
+  };
+
+  /** Walk and store one `dir` source, then overlay it into the tree. */
+  const commitDir = async (path: string, mtree: MutableTree): Promise<DirNode> => {
     let rootSt: Stats;
     let rootPath: string;
     try {
       // The tree argument may itself be a symlink to the directory, as with ostree.
-      rootPath = realpathSync(opts.tree);
+      rootPath = realpathSync(path);
       rootSt = statSync(rootPath);
     } catch (e) {
-      throw ioError(e, 'Reading', opts.tree);
+      throw ioError(e, 'Reading', path);
     }
-    if (!rootSt.isDirectory()) throw new LarchError('INVALID_ARGUMENT', `Not a directory: ${opts.tree}`, { path: opts.tree });
+    if (!rootSt.isDirectory()) throw new LarchError('INVALID_ARGUMENT', `Not a directory: ${path}`, { path });
     const counts = { files: 0, bytes: 0 };
     const top = walk(rootPath, '', '', rootSt, skip, matched, counts);
-    filesTotal = counts.files;
-    const unmatched = [...skip].filter((s) => !matched.has(s));
-    if (unmatched.length) {
-      throw new LarchError('INVALID_ARGUMENT', `Unmatched skip-list paths: ${unmatched.join(', ')}`, { unmatched });
-    }
-    if (repo.mode === 'archive' && (counts.files >= WORKER_MIN_FILES || counts.bytes >= WORKER_MIN_BYTES)) {
+    filesTotal = (filesTotal ?? 0) + counts.files;
+    if (pool === null && repo.mode === 'archive' && (counts.files >= WORKER_MIN_FILES || counts.bytes >= WORKER_MIN_BYTES)) {
       workerCount = Math.max(1, Math.min(limit, availableParallelism()));
       pool = new ArchiveStoreWorkers(workerCount, {
         objectsDir: join(repo.path, 'objects'),
@@ -530,7 +743,69 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     while (inflight.size) await Promise.all(inflight);
     checkAbort();
     for (const [f, first] of aliases) f.checksum = first.checksum;
-    root = buildDir(top);
+    aliases = [];
+    await overlayDir(top, mtree);
+    return top;
+  };
+
+  /** Serialize the tree bottom-up; an unchanged directory keeps its dirtree. */
+  const writeTree = (t: MutableTree): { tree: Checksum; meta: Checksum } => {
+    if (t.meta === null) throw new LarchError('INVALID_ARGUMENT', "Can't commit an empty tree", {});
+    if (t.contents !== null) return { tree: t.contents, meta: t.meta };
+    const files: DirTreeFile[] = [...t.files].map(([name, checksum]) => ({ name, checksum }));
+    const dirs: DirTreeDir[] = [...t.dirs].map(([name, c]) => {
+      const r = writeTree(c);
+      return { name, treeChecksum: r.tree, metaChecksum: r.meta };
+    });
+    t.contents = writeMetaSync('dirtree', serializeDirTree({ files, dirs }));
+    return { tree: t.contents, meta: t.meta };
+  };
+
+  let root: { tree: Checksum; meta: Checksum };
+  const consumed: Array<{ top: DirNode; path: string }> = [];
+  try {
+    let mtree = new MutableTree();
+    if (opts.base !== undefined) {
+      const c = await repo.readCommit(await repo.revParse(opts.base));
+      mtree = MutableTree.fromRepo(c.rootTree, c.rootMeta);
+    }
+    for (const src of sources) {
+      checkAbort();
+      // As ostree, each source starts the size table afresh: only the last one's objects (and the
+      // dirtrees written at the end) are listed.
+      sizes?.clear();
+      if ('dir' in src) {
+        const top = await commitDir(src.dir, mtree);
+        if (opts.consume === true) consumed.push({ top, path: src.dir });
+      } else if ('ref' in src) {
+        const c = await repo.readCommit(await repo.revParse(src.ref));
+        await overlayRepoDir(c.rootTree, c.rootMeta, mtree, '');
+      } else {
+        const { commitTar } = await import('./commit-tar.js');
+        await commitTar(src.tar, mtree, {
+          repo,
+          stage,
+          modify,
+          withXattrs,
+          skip,
+          matched,
+          claim,
+          record,
+          sizeOfFile,
+          writeDirMeta: (bytes) => writeMetaSync('dirmeta', bytes),
+          autocreateParents: opts.tarAutocreateParents === true,
+          ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
+        });
+      }
+    }
+    const unmatched = [...skip].filter((s) => !matched.has(s));
+    if (unmatched.length) {
+      throw new LarchError('INVALID_ARGUMENT', `Unmatched skip-list paths: ${unmatched.join(', ')}`, { unmatched });
+    }
+    if (overPending.size) {
+      throw new LarchError('INVALID_ARGUMENT', `Unmatched statoverride paths: ${[...overPending].join(', ')}`, { unmatched: [...overPending] });
+    }
+    root = writeTree(mtree);
   } catch (e) {
     if (failure === null) failure = e;
     // Let every in-flight job finish so that no temporary file appears after cleanup.
@@ -539,20 +814,47 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     await batch.abort();
     throw failure;
   } finally {
-    await pool?.close();
+    await (pool as ArchiveStoreWorkers | null)?.close();
   }
   await batch.commit();
 
-  let parent: Checksum | null = null;
-  if (opts.parent !== undefined) parent = opts.parent;
-  else if (opts.branch !== undefined) parent = await repo.resolveRef(opts.branch);
-  const metadata: Array<[string, Variant]> = [...(opts.metadata ?? [])];
+  const consume = (): void => {
+    for (const c of consumed) consumeWalked(c.top, c.path !== '.');
+  };
+  if (opts.skipIfUnchanged === true && parent !== null) {
+    const pc = await repo.readCommit(parent);
+    if (pc.rootTree === root.tree && pc.rootMeta === root.meta) {
+      consume();
+      progress();
+      return { commit: parent, rootTree: root.tree, rootMeta: root.meta, skipped: true, stats };
+    }
+  }
+
   if (opts.bindings !== false) {
-    // As `ostree commit`: the ref binding (an empty list for a commit made without a branch),
-    // then the collection binding when the repo has a collection id.
-    metadata.push(['ostree.ref-binding', new Variant('as', opts.branch !== undefined ? [opts.branch] : [])]);
+    // As `ostree commit`: the ref binding (the branch and every --bind-ref, sorted; an empty list
+    // for a commit made without either), then the collection binding when the repo has a
+    // collection id and the caller's metadata does not set one.
+    const refs = [...(opts.branch !== undefined ? [opts.branch] : []), ...(opts.bindRefs ?? [])].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    metadata.push(['ostree.ref-binding', new Variant('as', refs)]);
     const cid = repo.collectionId;
-    if (cid !== null) metadata.push(['ostree.collection-binding', new Variant('s', cid)]);
+    if (cid !== null && !metadata.some(([k]) => k === 'ostree.collection-binding')) metadata.push(['ostree.collection-binding', new Variant('s', cid)]);
+  }
+  if (sizes !== null && sizes.size > 0) {
+    // Sorted by checksum; a content object's archived size is that of its stored .filez.
+    const entries: Uint8Array[] = [];
+    for (const ck of [...sizes.keys()].sort()) {
+      const e = sizes.get(ck)!;
+      let archived = e.archived;
+      if (archived === undefined) {
+        try {
+          archived = lstatSync(repo.objectPath('file', ck)).size;
+        } catch (err) {
+          throw ioError(err, 'Reading', repo.objectPath('file', ck));
+        }
+      }
+      entries.push(sizeEntry(ck, archived, e.unpacked, e.type));
+    }
+    metadata.push(['ostree.sizes', new Variant('aay', entries)]);
   }
   const commitBytes = serializeCommit({
     metadata,
@@ -570,8 +872,9 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     stats.bytesWritten += commitBytes.length;
   }
   if (opts.branch !== undefined) await repo.setRef(opts.branch, commit);
+  consume();
   progress();
-  return { commit, rootTree: root.tree, rootMeta: root.meta, stats };
+  return { commit, rootTree: root.tree, rootMeta: root.meta, skipped: false, stats };
 }
 
 export type { WriteBatch };

@@ -12,7 +12,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startProgress, type Progress } from '../progress.js';
-import { commitTree, validateRefName } from '@larch/core-store';
+import { commitTree, defaultCommitTimestamp, LarchError, validateRefName, type CommitTreeOptions } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { checksum, collect, keyValue, parseOption, timestamp, uidGid } from '../options.js';
@@ -25,7 +25,20 @@ interface CommitOptions extends SigningOptions {
   branch?: string;
   subject?: string;
   body?: string;
+  bodyFile?: string;
+  bindRef?: string[];
+  base?: string;
   tree?: string[];
+  keepMetadata?: string[];
+  addDetachedMetadataString?: string[];
+  modeRoExecutables?: boolean;
+  linkCheckoutSpeedup?: boolean;
+  devinoCanonical?: boolean;
+  tarAutocreateParents?: boolean;
+  skipIfUnchanged?: boolean;
+  statoverride?: string;
+  consume?: boolean;
+  generateSizes?: boolean;
   timestamp?: string;
   parent?: string;
   ownerUid?: string;
@@ -47,15 +60,28 @@ export function registerCommit(program: Command, ctx: VerbContext): void {
     .option('-b, --branch <branch>', 'Branch')
     .option('-s, --subject <subject>', 'One line subject')
     .option('-m, --body <body>', 'Full description')
-    .option('--tree <spec>', 'Overlay the given argument as a tree (dir=PATH)', collect)
+    .option('-F, --body-file <file>', 'Commit message from FILE path')
+    .option('--bind-ref <branch>', 'Add a ref to ref binding commit metadata', collect)
+    .option('--base <rev>', 'Start from the given commit as a base (no modifiers apply)')
+    .option('--tree <spec>', 'Overlay the given argument as a tree (dir=PATH, tar=TARFILE or ref=COMMIT; repeatable)', collect)
     .option('--timestamp <timestamp>', 'Override the timestamp of the commit (@SECONDS, ISO 8601, ...)')
     .option('--parent <commit>', 'Parent commit checksum, or "none"')
     .option('--owner-uid <uid>', 'Set file ownership user id')
     .option('--owner-gid <gid>', 'Set file ownership group id')
     .option('--add-metadata-string <key=value>', 'Add a key/value pair to metadata', collect)
     .option('--add-metadata <key=value>', 'Add a key/value pair to metadata, VALUE in GVariant text format', collect)
+    .option('--keep-metadata <key>', 'Keep metadata KEY and its associated VALUE from parent', collect)
+    .option('--add-detached-metadata-string <key=value>', 'Add a key/value pair to detached metadata', collect)
     .option('--bootable', 'Flag this commit as a bootable OSTree (needs usr/lib/modules/VERSION/vmlinuz)')
+    .option('--mode-ro-executables', 'Ensure executable files are not writable')
+    .option('--link-checkout-speedup', 'Optimize for commits of trees composed of hardlinks into the repository')
+    .option('-I, --devino-canonical', 'Assume hardlinked objects are unmodified (implies --link-checkout-speedup)')
+    .option('--tar-autocreate-parents', 'When loading tar archives, automatically create parent directories as needed')
+    .option('--skip-if-unchanged', 'If the contents are unchanged from previous commit, do nothing')
+    .option('--statoverride <file>', 'File containing list of modifications to make to permissions')
     .option('--skip-list <file>', 'File containing list of files to skip')
+    .option('--consume', 'Consume (delete) content after commit (for local directories)')
+    .option('--generate-sizes', 'Generate size information along with commit metadata')
     .option('--no-bindings', 'Do not write any ref bindings')
     .option('--canonical-permissions', 'Canonicalize permissions as bare-user does')
     .option('--no-xattrs', 'Do not import extended attributes')
@@ -74,18 +100,30 @@ export function registerCommit(program: Command, ctx: VerbContext): void {
 }
 
 async function runCommit(io: Io, positional: string | undefined, opts: CommitOptions & { repo?: string }): Promise<void> {
+  // Read first, as ostree does: a bad --statoverride or --skip-list file fails before anything else.
+  const statOverrides = opts.statoverride === undefined ? undefined : parseStatOverrides(await readListFile(opts.statoverride));
+  const skipList = opts.skipList === undefined ? undefined : await readSkipList(opts.skipList);
   if (opts.branch === undefined && !opts.orphan) {
     throw new UsageError('A branch must be specified with --branch, or use --orphan');
   }
   if (opts.branch !== undefined) validateRefName(opts.branch);
-  const tree = treeDir(positional, opts.tree);
-  const ts = opts.timestamp === undefined ? undefined : parseOption(timestamp, opts.timestamp);
+  for (const r of opts.bindRef ?? []) validateRefName(r);
+  const trees = treeSources(positional, opts.tree);
+  const ts = opts.timestamp === undefined ? undefined : BigInt.asUintN(64, parseOption(timestamp, opts.timestamp));
+  // SOURCE_DATE_EPOCH is checked up front too (commitTree would refuse it only after storing the files).
+  if (ts === undefined) defaultCommitTimestamp();
   let parent: string | null | undefined;
   if (opts.parent !== undefined) {
     parent = opts.parent === 'none' ? null : parseOption(checksum, opts.parent, `Invalid rev ${opts.parent}`);
   }
   const ownerUid = opts.ownerUid === undefined ? undefined : parseOption(uidGid('--owner-uid'), opts.ownerUid);
   const ownerGid = opts.ownerGid === undefined ? undefined : parseOption(uidGid('--owner-gid'), opts.ownerGid);
+  if (opts.canonicalPermissions && ownerUid !== undefined && ownerUid > 0) {
+    throw new UsageError('Cannot specify both --canonical-permissions and non-zero --owner-uid');
+  }
+  if (opts.canonicalPermissions && ownerGid !== undefined && ownerGid > 0) {
+    throw new UsageError('Cannot specify both --canonical-permissions and non-zero --owner-gid');
+  }
 
   const metadata: Array<[string, Variant]> = [];
   for (const kv of opts.addMetadataString ?? []) {
@@ -96,11 +134,19 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
     const [k, text] = parseOption(keyValue, kv);
     metadata.push(metadataFromText(kv, k, text));
   }
+  const detached: Array<[string, Variant]> = [];
+  for (const kv of opts.addDetachedMetadataString ?? []) {
+    const [k, v] = parseOption(keyValue, kv);
+    detached.push([k, stringVariant(v)]);
+  }
   if (opts.bootable) {
-    metadata.push(['ostree.linux', stringVariant(await kernelVersion(tree))]);
+    const dir = trees.find((t): t is { dir: string } => 'dir' in t);
+    if (dir === undefined) throw new CommandError('--bootable needs a directory tree (dir=PATH)');
+    metadata.push(['ostree.linux', stringVariant(await kernelVersion(dir.dir))]);
     metadata.push(['ostree.bootable', booleanVariant(true)]);
   }
-  const skipList = opts.skipList === undefined ? undefined : await readSkipList(opts.skipList);
+  let body = opts.body;
+  if (opts.bodyFile !== undefined) body = await readTextFile(opts.bodyFile);
   // Signers are prepared before the commit is written, so a bad key fails without leaving an
   // unsigned commit behind; the signing module is loaded only when asked for.
   const wantsSigning =
@@ -115,58 +161,105 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
     const result = await interruptible((signal) =>
       commitTree(repo, {
         signal,
-        tree,
-        ...(opts.branch !== undefined && !opts.orphan ? { branch: opts.branch } : {}),
+        trees,
+        ...(opts.base !== undefined ? { base: opts.base } : {}),
+        // --orphan only stops the branch's head from becoming the parent; a -b branch is still written.
+        ...(opts.branch !== undefined ? { branch: opts.branch } : {}),
         ...(opts.subject !== undefined ? { subject: opts.subject } : {}),
-        ...(opts.body !== undefined ? { body: opts.body } : {}),
-        ...(parent !== undefined ? { parent } : {}),
+        ...(body !== undefined ? { body } : {}),
+        ...(parent !== undefined ? { parent } : opts.orphan ? { parent: null } : {}),
         ...(ts !== undefined ? { timestamp: ts } : {}),
         metadata,
-        bindings: opts.bindings && opts.branch !== undefined,
+        ...(opts.keepMetadata !== undefined ? { keepMetadata: opts.keepMetadata } : {}),
+        bindings: opts.bindings,
+        ...(opts.bindRef !== undefined ? { bindRefs: opts.bindRef } : {}),
         ...(ownerUid !== undefined ? { ownerUid } : {}),
         ...(ownerGid !== undefined ? { ownerGid } : {}),
         ...(skipList !== undefined ? { skipList } : {}),
+        ...(statOverrides !== undefined ? { statOverrides } : {}),
+        modeRoExecutables: Boolean(opts.modeRoExecutables),
         canonicalPermissions: Boolean(opts.canonicalPermissions),
         noXattrs: !opts.xattrs,
+        consume: Boolean(opts.consume),
+        skipIfUnchanged: Boolean(opts.skipIfUnchanged),
+        generateSizes: Boolean(opts.generateSizes),
+        tarAutocreateParents: Boolean(opts.tarAutocreateParents),
         ...(bar ? { onProgress: bar.update } : {}),
       }),
     );
     bar?.stop();
-    // The ref already points at the commit (as with `ostree commit --gpg-sign`, which signs
-    // after writing the ref); the signature lands in its detached metadata right after.
-    if (signing) await signing.signCommit(repo, result.commit, signers);
+    if (!result.skipped) {
+      if (detached.length > 0) await repo.writeCommitMeta(result.commit, detached);
+      // The ref already points at the commit (as with `ostree commit --gpg-sign`, which signs
+      // after writing the ref); the signature lands in its detached metadata right after.
+      if (signing) await signing.signCommit(repo, result.commit, signers);
+    }
     io.out(`${result.commit}\n`);
   } catch (e) {
     bar?.stop();
+    if (e instanceof LarchError && Array.isArray(e.data.unmatched) && /^Unmatched (skip-list|statoverride) paths/.test(e.message)) {
+      // ostree names each unmatched path on its own line, then fails with one summary line.
+      const what = e.message.startsWith('Unmatched skip-list') ? 'skip-list' : 'statoverride';
+      for (const p of e.data.unmatched as string[]) io.err(`Unmatched ${what} path: ${p}\n`);
+      throw new CommandError(`Unmatched ${what} paths`);
+    }
     throw e;
   }
 }
 
-/** `--tree=dir=PATH` (one), else the positional PATH, else the current directory. */
-function treeDir(positional: string | undefined, trees: string[] | undefined): string {
-  if (trees === undefined || trees.length === 0) return positional ?? '.';
-  if (trees.length > 1) throw new UsageError('Only one --tree argument is supported');
-  const spec = trees[0];
-  const eq = spec.indexOf('=');
-  if (eq < 0) throw new UsageError(`Missing type in tree specification '${spec}'`);
-  const kind = spec.slice(0, eq);
-  if (kind !== 'dir') {
-    throw new UsageError(
-      kind === 'tar' || kind === 'ref' ? `Unsupported tree type '${kind}' (only dir= is supported)` : `Invalid tree type specification '${kind}'`,
-    );
+type Sources = NonNullable<CommitTreeOptions['trees']>;
+
+/** The --tree arguments in order (`dir=`, `ref=`, `tar=`), else the positional PATH, else the current directory. */
+function treeSources(positional: string | undefined, trees: string[] | undefined): Sources {
+  if (trees === undefined || trees.length === 0) return [{ dir: positional ?? '.' }];
+  return trees.map((spec) => {
+    const eq = spec.indexOf('=');
+    if (eq < 0) throw new UsageError(`Missing type in tree specification '${spec}'`);
+    const kind = spec.slice(0, eq);
+    const value = spec.slice(eq + 1);
+    if (kind === 'dir') return { dir: value };
+    if (kind === 'ref') return { ref: value };
+    if (kind === 'tar') return { tar: value };
+    throw new UsageError(`Invalid tree type specification '${kind}'`);
+  });
+}
+
+/**
+ * `--statoverride` lines, as ostree reads them: `+MODE PATH` (or `MODE PATH`) adds mode bits,
+ * `=MODE PATH` sets the permission bits; MODE is read as a decimal number (its leading number,
+ * as strtod), PATH is everything after the first space.
+ */
+function parseStatOverrides(lines: string[]): NonNullable<CommitTreeOptions['statOverrides']> {
+  const add = new Map<string, number>();
+  const set = new Map<string, number>();
+  for (const line of lines) {
+    const sp = line.indexOf(' ');
+    if (sp < 0) throw new CommandError('Malformed statoverride file (no space found)');
+    const path = line.slice(sp + 1);
+    const isSet = line.startsWith('=');
+    const m = /^[ \t]*[+-]?(?:\d+(?:\.\d*)?|\.\d+)/.exec(line.slice(isSet ? 1 : 0, sp));
+    const value = m === null ? 0 : Math.trunc(Number(m[0].trim())) | 0;
+    (isSet ? set : add).set(path, value >>> 0);
   }
-  return spec.slice(eq + 1);
+  return { add, set };
+}
+
+async function readTextFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new CommandError(`openat(${file}): ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
+  }
+}
+
+/** A file read line by line as ostree's ot_parse_file_by_line: empty lines are skipped. */
+async function readListFile(file: string): Promise<string[]> {
+  return (await readTextFile(file)).split('\n').filter((l) => l !== '');
 }
 
 /** The skip list: one absolute path per line, as `ostree commit --skip-list` reads it. */
 async function readSkipList(file: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new CommandError(`openat(${file}): ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
-  }
-  return text.split('\n').filter((l) => l !== '');
+  return readListFile(file);
 }
 
 /**
