@@ -9,6 +9,7 @@ export { KernelArgs, splitCmdline } from './kargs.js';
 export { findKernel, installKernel, type KernelLayout } from './kernel.js';
 export { diffEtc, applyEtcMerge, previewEtcMerge, type EtcDiff, type EtcPreview, type EtcPreviewEntry, type EtcPreviewAction, type EtcConflict } from './etc-merge.js';
 export { selectBootloader, grub2MenuEntries, type Grub2GenerateEnv, joinLines, syslinux, uboot, grub2, GRUB2_MKCONFIG, type Bootloader, type BootloaderType, type BootloaderContext } from './bootloader.js';
+export { grubBlsConfig, grubMenuEntryFromBls, grubQuote, checkGrubText, formatGrubenv, parseGrubenv, readGrubenv, writeGrubenv, trialBootState, startTrialBoot, markBootGood, GRUBENV_PATH, GRUBENV_SIZE, MAX_TRIAL_BOOTS, type GrubMenuEntry, type GrubBlsConfigOptions, type TrialBootState } from './grub-bls.js';
 export { writeDeployments, assignBootserials, parseOsRelease, configuredBootloader, type WriteResult, type WriteOptions } from './write-deployments.js';
 export { cleanupSysroot, type CleanupOptions, type CleanupResult } from './cleanup.js';
 export {
