@@ -14,6 +14,21 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { LarchError, hasErrno, ioError } from './errors.js';
 import type { Checksum } from './types.js';
 import { isChecksum, validateChecksum, validateCollectionId, validateRefName, validateRemoteName } from './validate.js';
+
+/**
+ * Whether a directory entry below `refs/heads/`, `refs/remotes/REMOTE/` or
+ * `refs/mirrors/COLLECTION/` can be part of a ref name. Others are skipped when listing, as ostree
+ * skips them (tools such as rsync leave `.rsync_info`-style files there). The REMOTE and
+ * COLLECTION directories themselves are not checked, as in ostree.
+ */
+function isRefFragment(name: string): boolean {
+  try {
+    validateRemoteName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
 import type { Repo } from './repo.js';
 
 export type RefKind = 'heads' | 'remotes' | 'mirrors';
@@ -121,6 +136,7 @@ async function walkRefs(repoPath: string, dir: string, out: Array<[string, strin
     throw ioError(e, 'Listing refs in', dir);
   }
   for (const ent of entries) {
+    if (!isRefFragment(ent.name)) continue;
     const p = join(dir, ent.name);
     if (ent.isDirectory()) await walkRefs(repoPath, p, out);
     else out.push([p, ent.name]);
@@ -183,12 +199,23 @@ export async function setRef(repo: Repo, refspec: string, checksum: Checksum | n
   }
   const tmp = await repo.writeTmpFile(`${checksum}\n`);
   try {
-    await fsp.rename(tmp, p);
+    try {
+      await fsp.rename(tmp, p);
+    } catch (e) {
+      if (!(hasErrno(e, 'EISDIR') || hasErrno(e, 'ENOTEMPTY'))) throw e;
+      // A directory holds the name. Left over from deleted refs (no ref below it), it is
+      // removed, as ostree removes it; otherwise the new ref would hide the refs below.
+      const below: Array<[string, string]> = [];
+      await walkRefs(repo.path, p, below);
+      if (below.length > 0) {
+        throw new LarchError('INVALID_REF', `Cannot create ref ${refspec}: it is a prefix of other refs`, { refspec }, { cause: e });
+      }
+      await fsp.rm(p, { recursive: true, force: true });
+      await fsp.rename(tmp, p);
+    }
   } catch (e) {
     await fsp.rm(tmp, { force: true });
-    if (hasErrno(e, 'EISDIR') || hasErrno(e, 'ENOTEMPTY')) {
-      throw new LarchError('INVALID_REF', `Cannot create ref ${refspec}: it is a prefix of other refs`, { refspec }, { cause: e });
-    }
+    if (e instanceof LarchError) throw e;
     throw ioError(e, 'Writing ref', p);
   }
   await repo.fsyncDir(dir);

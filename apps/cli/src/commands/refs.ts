@@ -1,9 +1,10 @@
 /**
  * `larch refs [PREFIX]` lists local refs then remote refs (`REMOTE:REF`); with PREFIX only the
  * refs below it, with PREFIX removed unless --list (as ostree). `refs --delete PREFIX...`
- * deletes every ref below each PREFIX; `refs --create=NEW REV` makes a ref (refusing to replace
- * one without --force); `--alias` lists aliases, or with --create makes NEW an alias of the ref
- * REV. Listing is sorted (ostree prints in hash-table order).
+ * deletes every ref below each PREFIX (refusing a ref an alias points at); `refs --create=NEW REV`
+ * makes a ref (refusing to replace one without --force); `--alias` lists aliases, or with
+ * --create makes NEW an alias of the local ref REV (an existing alias is repointed without
+ * --force). Listing is sorted (ostree prints in hash-table order).
  */
 import type { Command } from 'commander';
 import { readlink } from 'node:fs/promises';
@@ -45,13 +46,21 @@ export function registerRefs(program: Command, ctx: VerbContext): void {
       if (opts.delete) {
         if (args.length === 0) throw new UsageError('At least one PREFIX is required when deleting refs');
         const refs = await allRefs(repo);
-        for (const prefix of args) {
-          for (const name of refs.keys()) if (underPrefix(name, prefix)) await repo.setRef(name, null);
+        const aliases = await listAliases(repo);
+        for (const prefix of args.map(wholeRemote)) {
+          for (const name of refs.keys()) {
+            if (!underPrefix(name, prefix)) continue;
+            // Deleting a ref that an alias points at would leave the alias dangling.
+            for (const [alias, target] of aliases) {
+              if (target === name) throw new CommandError(`Ref '${name}' has an active alias: '${alias}'`);
+            }
+            await repo.setRef(name, null);
+          }
         }
         return;
       }
       if (args.length > 1) throw new UsageError('Too many arguments: at most one PREFIX');
-      const prefix = args[0];
+      const prefix = args[0] === undefined ? undefined : wholeRemote(args[0]);
       if (opts.alias) {
         const aliases = [...(await listAliases(repo)).entries()].filter(([n]) => prefix === undefined || underPrefix(n, prefix)).sort(byName);
         if (opts.json) ctx.io.out(toJson(aliases.map(([name, target]) => ({ name, target }))));
@@ -79,6 +88,11 @@ async function allRefs(repo: Repo): Promise<Map<string, Checksum>> {
   return new Map([...heads, ...remotes]);
 }
 
+/** `REMOTE:.` means every ref of REMOTE, like `REMOTE:` (flatpak passes it). */
+function wholeRemote(prefix: string): string {
+  return /^[^:]+:\.$/.test(prefix) ? prefix.slice(0, -1) : prefix;
+}
+
 /** ostree's prefixes are whole path components: `a` covers `a` and `a/b`, not `ab`; `origin:` covers a remote. */
 function underPrefix(name: string, prefix: string): boolean {
   if (prefix.endsWith(':')) return name.startsWith(prefix);
@@ -97,11 +111,15 @@ function stripPrefix(name: string, prefix: string): string {
 }
 
 async function createRef(repo: Repo, name: string, rev: string, alias: boolean, force: boolean): Promise<void> {
-  validateRefName(name.includes(':') ? name.slice(name.indexOf(':') + 1) : name);
-  if (!force && (await allRefs(repo)).has(name)) {
+  const colon = name.indexOf(':');
+  validateRefName(colon >= 0 ? name.slice(colon + 1) : name);
+  // An alias may be pointed elsewhere without --force, as ostree allows.
+  const replacingAlias = alias && (await listAliases(repo)).has(name);
+  if (!force && !replacingAlias && (await allRefs(repo)).has(name)) {
     throw new CommandError(`--create specified but ref ${name} already exists`);
   }
   if (alias) {
+    if (colon >= 0) throw new CommandError(`Cannot create alias to remote ref: ${name.slice(0, colon)}`);
     if ((await repo.resolveRef(rev)) === null) throw new CommandError(`Cannot create alias to non-existent ref: ${rev}`);
     await setRefAlias(repo, name, rev);
     return;
