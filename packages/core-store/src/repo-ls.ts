@@ -109,8 +109,12 @@ async function fileEntry(repo: Repo, path: string, checksum: Checksum): Promise<
   try {
     f = await repo.openFile(checksum);
   } catch (e) {
-    // A file left out of a partial commit (pull --subpath): ostree_repo_load_file's wording.
-    if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw new LarchError('OBJECT_MISSING', `Couldn't find file object '${checksum}'`, { ...e.data, path }, { cause: e });
+    // A file left out of a partial commit (pull --subpath), in ostree_repo_load_file's words:
+    // the bare modes' loader prefixes the object it was opening.
+    if (e instanceof LarchError && e.code === 'OBJECT_MISSING') {
+      const prefix = repo.mode === 'archive' ? '' : `Opening content object ${checksum}: `;
+      throw new LarchError('OBJECT_MISSING', `${prefix}Couldn't find file object '${checksum}'`, { ...e.data, path }, { cause: e });
+    }
     throw e;
   }
   const isLink = (f.meta.mode & S_IFMT) === S_IFLNK;
