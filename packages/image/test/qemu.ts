@@ -40,6 +40,11 @@ export interface BootOptions {
   smp?: number;
   /** QEMU CPU model (default max: the emulated CPU offers everything TCG can do). */
   cpu?: string;
+  /**
+   * A reboot resets the machine, which boots again (default false: with -no-reboot QEMU exits
+   * instead, so a panic with panic=N ends the run). A power-off always ends it.
+   */
+  reboot?: boolean;
 }
 
 export function bootImage(opts: BootOptions): Vm {
@@ -59,7 +64,7 @@ export function bootImage(opts: BootOptions): Vm {
     '-monitor', 'none',
     '-serial', `file:${consolePath}`,
     '-nic', 'none',
-    '-no-reboot',
+    ...(opts.reboot ? [] : ['-no-reboot']),
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive', `if=virtio,format=raw,file=${opts.image}`,
