@@ -29,6 +29,8 @@ export interface PullProgress {
   bytesTransferred: number;
   /** Uncompressed size of the regular files among the content objects written (ostree's "content written"). */
   contentBytesWritten: number;
+  /** Detached-metadata requests made, found or not (ostree counts them as metadata fetched). */
+  detachedMetaRequests: number;
   /** Estimated bytes in total; null while estimating. */
   bytesTotal: number | null;
   bytesTotalIsEstimate: boolean;
@@ -60,6 +62,7 @@ export class ProgressTracker {
   /** Bytes received before the object walk began (summary, config, refs): not "transferred" in ostree's sense. */
   bytesBeforeObjects = 0;
   contentBytesWritten = 0;
+  detachedMetaRequests = 0;
   /** Bytes of completed object downloads (for the mean object size). */
   bytesOfDoneObjects = 0;
   requests = 0;
@@ -99,12 +102,10 @@ export class ProgressTracker {
 
   /**
    * A detached-metadata request ended, found or not: ostree counts every such request among the
-   * metadata fetched, so the closing line does too.
+   * metadata fetched in its closing line (not an object of the progress totals here).
    */
-  commitMetaRequested(bytes: number): void {
-    this.metadataFetched++;
-    this.bytesOfDoneObjects += bytes;
-    this.tick();
+  commitMetaRequested(): void {
+    this.detachedMetaRequests++;
   }
 
   /** Mark the start of the object walk: what was received so far is not counted as transferred. */
@@ -143,6 +144,7 @@ export class ProgressTracker {
       bytesDone: this.bytesDone,
       bytesTransferred: this.bytesDone - this.bytesBeforeObjects,
       contentBytesWritten: this.contentBytesWritten,
+      detachedMetaRequests: this.detachedMetaRequests,
       bytesTotal,
       bytesTotalIsEstimate: true,
       bytesPerSecond: Math.round(rate),

@@ -34,6 +34,7 @@ import {
   commitRefBindings,
   parseCommitMeta,
   type Checksum,
+  type Commit,
   type ObjectType,
   type Repo,
 } from '@larch/core-store';
@@ -65,6 +66,8 @@ export interface EngineOptions {
   subpath: string[][] | null;
   /** The remote's `collection-id`: every commit must carry a matching `ostree.collection-binding` (repo-format.md 3.4). */
   collectionId?: string | null;
+  /** Skip the ref and collection binding checks (`ostree pull --disable-verify-bindings`). */
+  disableVerifyBindings?: boolean;
   /** Called with the exact commit bytes and detached metadata before the commit is stored. */
   verifyCommit?: (checksum: Checksum, commitBytes: Uint8Array, detachedMeta: Uint8Array | null) => Promise<void>;
 }
@@ -90,6 +93,36 @@ interface Staged {
 
 async function discard(list: Staged[]): Promise<void> {
   await Promise.all(list.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
+}
+
+/**
+ * ostree's binding checks of a fetched commit (`_ostree_repo_verify_bindings`), in its wording:
+ * a commit carrying `ostree.ref-binding` must list the ref it was requested by; with a collection
+ * ID configured for the remote, the commit must carry both bindings and its collection binding
+ * must be that ID. A commit requested by checksum has no ref to check.
+ */
+export function verifyBindings(checksum: Checksum, commit: Commit, ref: string | null, collectionId: string | null): void {
+  const fail = (msg: string, extra: Record<string, unknown> = {}): never => {
+    throw new LarchError('OBJECT_CORRUPTED', `Commit ${checksum}: ${msg}`, { checksum, ref, reason: 'verification', ...extra });
+  };
+  const hasRefBinding = commit.metadata.some(([k]) => k === 'ostree.ref-binding');
+  if (!hasRefBinding) {
+    if (collectionId === null) return;
+    fail('Expected commit metadata to have ref binding information, found none');
+  }
+  if (ref !== null) {
+    const bindings = commitRefBindings(commit);
+    if (!bindings.includes(ref)) {
+      fail(`Commit has no requested ref ‘${ref}’ in ref binding metadata (${bindings.map((b) => `‘${b}’`).join(', ')})`, { bindings });
+    }
+  }
+  if (collectionId !== null) {
+    const v = commit.metadata.find(([k]) => k === 'ostree.collection-binding')?.[1];
+    if (v === undefined || v.type !== 's') fail('Expected commit metadata to have collection ID binding information, found none');
+    else if (v.value !== collectionId) {
+      fail(`Commit has collection ID ‘${String(v.value)}’ in collection binding metadata, while the remote it came from has collection ID ‘${collectionId}’`);
+    }
+  }
 }
 
 /** Counts of what the engine did. */
@@ -228,7 +261,7 @@ export class PullEngine {
         return false;
       }
     });
-    progress.commitMetaRequested(meta?.bytes.length ?? 0);
+    progress.commitMetaRequested();
     const detached = meta !== null && meta.value ? meta.bytes : null;
     const present = repo.hasObjectSync('commit', checksum);
     let bytes: Uint8Array;
@@ -243,29 +276,7 @@ export class PullEngine {
       commit = got.value;
     }
     if (this.o.verifyCommit) await this.o.verifyCommit(checksum, bytes, detached);
-    if (ref !== null) {
-      const bindings = commitRefBindings(commit);
-      if (bindings.length > 0 && !bindings.includes(ref)) {
-        throw new LarchError(
-          'OBJECT_CORRUPTED',
-          `Commit ${checksum} has no requested ref ‘${ref}’ in ref binding metadata (${bindings.map((b) => `‘${b}’`).join(', ')})`,
-          { checksum, ref, bindings, reason: 'verification' },
-        );
-      }
-    }
-    if (this.o.collectionId) {
-      const v = commit.metadata.find(([k]) => k === 'ostree.collection-binding')?.[1];
-      if (v === undefined || v.type !== 's') {
-        throw new LarchError('OBJECT_CORRUPTED', `Expected commit metadata to have collection ID binding information, found none (commit ${checksum})`, { checksum, reason: 'verification' });
-      }
-      if (v.value !== this.o.collectionId) {
-        throw new LarchError(
-          'OBJECT_CORRUPTED',
-          `Commit ${checksum} has collection ID ‘${String(v.value)}’ in collection binding metadata, while the remote it came from has collection ID ‘${this.o.collectionId}’`,
-          { checksum, reason: 'verification' },
-        );
-      }
-    }
+    if (!this.o.disableVerifyBindings) verifyBindings(checksum, commit, ref, this.o.collectionId ?? null);
     if (detached !== null) await this.storeCommitMeta(checksum, detached);
     const wasPartial = present ? await repo.isCommitPartial(checksum) : true;
     if (!present) {

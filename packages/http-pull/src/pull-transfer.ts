@@ -136,6 +136,8 @@ export interface TransferContext {
   progress: ProgressTracker;
   semaphore: PrioritySemaphore;
   signal: AbortSignal;
+  /** Extra request headers for every request (`--http-header`). */
+  headers?: Record<string, string>;
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
@@ -241,7 +243,7 @@ async function openExchange(ctx: TransferContext, req: TransferRequest, range?: 
   arm();
   ctx.progress.requests++;
   try {
-    const res = await raceAbort(ctx.fetcher.get(req.url, { maxBytes: req.maxBytes, signal: ac.signal, ...(range ? { range } : {}) }), ac.signal);
+    const res = await raceAbort(ctx.fetcher.get(req.url, { maxBytes: req.maxBytes, signal: ac.signal, ...(range ? { range } : {}), ...(ctx.headers ? { headers: ctx.headers } : {}) }), ac.signal);
     arm();
     return { res, ac, timedOut: () => fired, progress: arm, close };
   } catch (e) {

@@ -47,6 +47,7 @@ import { checkNotDowngrade } from './timestamp-check.js';
 import { fetchSummaryWithCache, summaryCacheRoot, transferSummaryFetch } from './summary-cache.js';
 import { withRemoteCookies } from './remote-cookies.js';
 import { findDelta, pullDelta, type DeltaPullResult } from './pull-delta.js';
+import { deltaDryRun, type DeltaDryRun } from './pull-dry-run.js';
 import { assertVerifierAvailable, verificationPolicy, type PullVerifier } from './verifier.js';
 
 /** Options of {@link pull}. */
@@ -102,6 +103,16 @@ export interface PullOptions {
    * so does a delta that cannot be applied.
    */
   requireStaticDeltas?: boolean;
+  /**
+   * `ostree pull --dry-run` (with `requireStaticDeltas` only, as in ostree): fetch the summary and
+   * the deltas' superblocks, count what the deltas would download (`PullResult.dryRun`), and
+   * write nothing.
+   */
+  dryRun?: boolean;
+  /** Skip the commits' ref and collection binding checks (`ostree pull --disable-verify-bindings`). */
+  disableVerifyBindings?: boolean;
+  /** Extra headers sent with every request of the pull (`ostree pull --http-header=NAME=VALUE`). */
+  httpHeaders?: Array<[string, string]>;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -127,6 +138,8 @@ export interface PullResult {
   progress: PullProgress;
   /** Static deltas applied (network pulls only; a delta abandoned for objects is not listed). */
   deltas?: DeltaPullResult[];
+  /** With `dryRun`: what the deltas would download (nothing was written). */
+  dryRun?: DeltaDryRun;
 }
 
 const optionsSchema = z.object({
@@ -143,6 +156,9 @@ const optionsSchema = z.object({
   allowDowngrade: z.boolean().optional(),
   disableStaticDeltas: z.boolean().optional(),
   requireStaticDeltas: z.boolean().optional(),
+  dryRun: z.boolean().optional(),
+  disableVerifyBindings: z.boolean().optional(),
+  httpHeaders: z.array(z.tuple([z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'Invalid header name' }), z.string().regex(/^[^\r\n\0]*$/, { message: 'Invalid header value' })])).optional(),
 });
 
 /** Validate the caller's options (TypeError for programming mistakes, as STYLE.md 4 asks). */
@@ -152,6 +168,7 @@ function checkOptions(opts: PullOptions): void {
     const i = r.error.issues[0];
     throw new TypeError(`Invalid pull option ${i?.path.join('.') ?? ''}: ${i?.message ?? 'invalid'}`);
   }
+  if (opts.dryRun && !opts.requireStaticDeltas) throw new LarchError('INVALID_ARGUMENT', '--dry-run requires --require-static-deltas', {});
 }
 
 /** Split `--subpath` into validated components; `/` or empty means the whole tree. */
@@ -224,7 +241,7 @@ async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null)
 
 /**
  * Pull refs or commits from a configured remote. See the top of this file for the order of
- * requests, the lock and the crash guarantee. Limits: {@link PullLimits} (metadata ≤ 128 MiB,
+ * requests, the lock and the crash guarantee. Limits: {@link PullLimits} (metadata ≤ 10 MiB,
  * commit ≤ the summary's commit_size, 5 retries, stall and request timeouts).
  *
  * Throws LarchError: REF_NOT_FOUND (unknown remote or ref), BAD_CONFIG (verification required
@@ -257,7 +274,14 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
   const fetcher = await withRemoteCookies(opts.fetcher ?? new DefaultFetcher({ transport: remoteTransport(cfg) }), repo.path, opts.remote);
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
-  const ctx: TransferContext = { fetcher, limits, progress, semaphore: new PrioritySemaphore(limits.concurrency), signal: group.signal };
+  const ctx: TransferContext = {
+    fetcher,
+    limits,
+    progress,
+    semaphore: new PrioritySemaphore(limits.concurrency),
+    signal: group.signal,
+    ...(opts.httpHeaders !== undefined && opts.httpHeaders.length > 0 ? { headers: Object.fromEntries(opts.httpHeaders) } : {}),
+  };
   const source = new HttpSource(ctx, cfg.url, cfg.contentUrl);
   const verifyCtx = { remote: opts.remote, config: cfg };
   try {
@@ -312,6 +336,11 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         progress.phase = 'commits';
         const targets = await resolveTargets(opts, cfg.branches, summary, source, limits);
         progress.objectsBegin();
+        if (opts.dryRun) {
+          const dryRun = await deltaDryRun({ repo, remote: opts.remote, url: cfg.contentUrl, ctx, index: summaryDeltaIndex(summary), targets, refspecOf: (ref) => (opts.mirror ? ref : `${opts.remote}:${ref}`) });
+          progress.phase = 'done';
+          return { refs: [], commits: [], partialCommits: [], progress: progress.snapshot(), dryRun };
+        }
         // 4. Commits and trees. Each commit is checked before it is stored and before any of its
         // tree is fetched: signatures first (as OSTree does when the commit arrives), then, for
         // the commits refs will point to, the timestamp against the local ref (downgrade check).
@@ -337,6 +366,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           subpath,
           collectionId: cfg.collectionId,
+          disableVerifyBindings: Boolean(opts.disableVerifyBindings),
           ...(policy.commit.length > 0 || checkDowngrade ? { verifyCommit } : {}),
         };
         // 4a. Static deltas, where offered (the object walk below completes and checks them).

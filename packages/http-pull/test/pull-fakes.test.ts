@@ -266,7 +266,7 @@ describe('pull with fake fetchers', () => {
     await generateSummary(src);
     try {
       const repo3 = await dest();
-      await expect(pull({ repo: repo3, remote: 'origin', refs: ['other'] })).rejects.toThrow(`Commit ${commit} has no requested ref ‘other’ in ref binding metadata (‘main’)`);
+      await expect(pull({ repo: repo3, remote: 'origin', refs: ['other'] })).rejects.toThrow(`Commit ${commit}: Commit has no requested ref ‘other’ in ref binding metadata (‘main’)`);
       expect(await repo3.resolveRef('origin:other')).toBeNull();
     } finally {
       await src.setRef('other', null);
