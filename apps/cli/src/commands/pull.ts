@@ -10,8 +10,14 @@
  * object, then shows the exact object count, bytes, rate and ETA), or as JSON lines on stdout
  * with --json; ^C stops the pull cleanly (refs untouched, verified objects kept for the next
  * run). The progress helpers here are shared with `pull-local`.
+ *
+ * Also as ostree: `--dry-run --require-static-deltas` (prints `Delta update: …`, writes nothing),
+ * `--http-header=NAME=VALUE` (every request), `--disable-verify-bindings`, and `--untrusted` and
+ * `--per-object-fsync`, accepted and needing nothing more (every object is verified, and published
+ * durably, whatever the source).
  */
 import type { Command } from 'commander';
+import { LarchError } from '@larch/core-store';
 import { pull, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
@@ -34,6 +40,11 @@ interface PullOpts {
   url?: string;
   networkRetries?: string;
   cacheDir?: string;
+  dryRun?: boolean;
+  httpHeader?: string[];
+  untrusted?: boolean;
+  perObjectFsync?: boolean;
+  disableVerifyBindings?: boolean;
 }
 
 /** Register `pull`. */
@@ -53,6 +64,11 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--url <url>', 'Pull objects from this URL instead of the one from the remote config')
     .option('--cache-dir <dir>', 'Use custom cache dir')
     .option('--network-retries <n>', 'Specifies how many times each download should be retried upon error (default: 5)')
+    .option('--dry-run', 'Only print information on what will be downloaded (requires static deltas)')
+    .option('--http-header <NAME=VALUE>', 'Add NAME=VALUE as HTTP header to all requests', collect, [] as string[])
+    .option('--untrusted', 'Verify checksums of local sources (always enabled for HTTP pulls)')
+    .option('--disable-verify-bindings', 'Do not verify commit bindings')
+    .option('--per-object-fsync', 'Perform writes in such a way that avoids stalling concurrent processes')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
@@ -78,6 +94,13 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       const retries = opts.networkRetries === undefined ? undefined : parseOption(integer('--network-retries', { min: 0 }), opts.networkRetries);
       if (opts.allowDowngrade && opts.timestampCheck) throw new UsageError('--allow-downgrade and --timestamp-check are mutually exclusive');
       if (opts.disableStaticDeltas && opts.requireStaticDeltas) throw new UsageError('Cannot specify both --disable-static-deltas and --require-static-deltas');
+      // ostree's wording; checked before the repository is opened, as ostree does.
+      if (opts.dryRun && !opts.requireStaticDeltas) throw new LarchError('INVALID_ARGUMENT', '--dry-run requires --require-static-deltas', {});
+      const httpHeaders = (opts.httpHeader ?? []).map((kv): [string, string] => {
+        const eq = kv.indexOf('=');
+        if (eq < 0) throw new LarchError('INVALID_ARGUMENT', "Missing '=' in --http-header", { header: kv });
+        return [kv.slice(0, eq), kv.slice(eq + 1)];
+      });
       const repo = await openRepo(opts);
       if (opts.cacheDir !== undefined) await checkCacheDir(opts.cacheDir);
       const verifier = signatureVerifier(repo.path);
@@ -94,6 +117,9 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.url !== undefined ? { url: opts.url } : {}),
           ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
           timestampCheck: Boolean(opts.timestampCheck),
+          ...(opts.dryRun ? { dryRun: true } : {}),
+          ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
+          ...(httpHeaders.length > 0 ? { httpHeaders } : {}),
           ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,
           allowDowngrade: Boolean(opts.allowDowngrade),
@@ -188,8 +214,8 @@ export function summaryLine(r: PullResult): string {
   const p = r.progress;
   let line =
     p.deltaPartsDone > 0
-      ? `${p.deltaPartsDone} delta parts, ${p.metadataFetched + p.contentFetched} loose fetched`
-      : `${p.metadataFetched} metadata, ${p.contentFetched} content objects fetched`;
+      ? `${p.deltaPartsDone} delta parts, ${p.metadataFetched + p.detachedMetaRequests + p.contentFetched} loose fetched`
+      : `${p.metadataFetched + p.detachedMetaRequests} metadata, ${p.contentFetched} content objects fetched`;
   const bytes = p.bytesTransferred;
   if (bytes > 0) {
     const amount = bytes < 1024 ? `${bytes} B` : `${Math.floor(bytes / 1024)} KiB`;
@@ -200,6 +226,11 @@ export function summaryLine(r: PullResult): string {
 
 /** Print the result: the summary line, or with --json a final `{ event: "done", ... }` line. */
 export function printResult(io: Io, r: PullResult, json: boolean): void {
+  if (r.dryRun !== undefined && !json) {
+    const d = r.dryRun;
+    io.out(`Delta update: ${d.partsFetched}/${d.partsTotal} parts, ${formatSize(d.fetchedSize)}/${formatSize(d.totalSize)}, ${formatSize(d.totalUncompressedSize)} total uncompressed\n`);
+    return;
+  }
   if (json) io.out(`${JSON.stringify(JSON.parse(toJson({ event: 'done', ...r })))}\n`);
   else io.out(summaryLine(r));
 }
