@@ -180,15 +180,24 @@ export async function commitTree(repo: Repo, opts: CommitTreeOptions): Promise<C
   return repo.withLock('shared', () => commitLocked(repo, opts), { signal: opts.signal });
 }
 
+/** Names must be valid UTF-8, as ostree requires (a lossy decode would commit a different name). */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<string>, matched: Set<string>, out: { files: number; bytes: number }): DirNode {
-  let names: string[];
+  let raw: Buffer[];
   try {
-    names = readdirSync(abs);
+    raw = readdirSync(abs, { encoding: 'buffer' });
   } catch (e) {
     throw ioError(e, 'Reading directory', abs);
   }
   const node: DirNode = { name, abs, rel, st, files: [], dirs: [], skipped: [] };
-  for (const child of names) {
+  for (const bytes of raw) {
+    let child: string;
+    try {
+      child = strictUtf8.decode(bytes);
+    } catch {
+      throw new LarchError('INVALID_ARGUMENT', `Invalid UTF-8 in filename ${bytes.toString('utf8')}`, { path: join(abs, bytes.toString('utf8')) });
+    }
     const childRel = `${rel}/${child}`;
     const childAbs = join(abs, child);
     if (skip.size && skip.has(childRel)) {
