@@ -203,6 +203,15 @@ describe('pull: what it prints and the errors scripts grep, side by side with os
     if (RUN_INTEROP) expect(out.larch).toBe(out.ostree);
   });
 
+  it('--require-static-deltas into an archive repository is refused, as ostree refuses it', async () => {
+    for (const tool of TOOLS) {
+      const repo = client(tool, 'deltas', 'archive');
+      const r = await run(tool, [`--repo=${repo}`, 'pull', '--require-static-deltas', 'origin', 'test']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe("error: Can't use static deltas in an archive repo\n");
+    }
+  });
+
   it('--http-header=NAME=VALUE goes with every request; a header without "=" is refused', async () => {
     quirks.expectHeader = ['X-Larch-Test', 'yes'];
     try {

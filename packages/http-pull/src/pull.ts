@@ -264,6 +264,8 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     opts.url === undefined
       ? configured
       : { ...configured, url: opts.url, contentUrl: configured.options['contenturl'] !== undefined ? configured.contentUrl : opts.url };
+  // As ostree: deltas are never required into an archive repository.
+  if (opts.requireStaticDeltas && repo.mode === 'archive') throw new LarchError('INVALID_ARGUMENT', "Can't use static deltas in an archive repo", { remote: opts.remote });
   const policy = verificationPolicy(cfg);
   assertVerifierAvailable(opts.remote, policy, opts.verifier);
   const subpath = parseSubpaths(opts.subpath);
