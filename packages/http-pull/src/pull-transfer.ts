@@ -336,7 +336,7 @@ async function attemptOnce<T>(
             void it.return?.()?.catch(() => undefined);
             const err =
               contentLength !== null && received < contentLength && e instanceof TransportError && ex.timedOut() === null && !ctx.signal.aborted
-                ? fetchError('IO_ERROR', 'network', req.object, req.url, `Transferred a partial file (${received} of ${contentLength} bytes)`, {}, e)
+                ? fetchError('IO_ERROR', 'network', req.object, req.url, `Transferred a partial file (connection closed after ${received} of ${contentLength} bytes)`, {}, e)
                 : classify(ctx, req, ex.timedOut(), e);
             const canResume = resumable && received > 0 && budget.used < ctx.limits.retries && isRetryable(err) && Date.now() - budget.started < ctx.limits.objectTimeBudgetMs;
             if (!canResume) throw err;
