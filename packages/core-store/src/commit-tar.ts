@@ -34,7 +34,8 @@ export interface TarImportContext {
   skip: Set<string>;
   matched: Set<string>;
   claim: (type: 'file', checksum: Checksum) => boolean;
-  record: (tmp: string, type: 'file', checksum: Checksum, written: number) => void;
+  record: (tmp: string, type: 'file', checksum: Checksum, written: number, unpacked: number) => void;
+  countContent: () => void;
   sizeOfFile: (checksum: Checksum, unpacked: number) => void;
   writeDirMeta: (bytes: Uint8Array) => Checksum;
   autocreateParents?: boolean;
@@ -253,7 +254,8 @@ export async function commitTar(path: string, mtree: MutableTree, ctx: TarImport
     }
     const r = await stageContent({ mode: ctx.repo.mode, meta, size: isLink ? 0 : e.size, payload, tmpPath: tmp, zlibLevel: ctx.repo.zlibLevel, what: `Reading ${e.path} in ${path}` });
     ctx.sizeOfFile(r.checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
-    if (ctx.claim('file', r.checksum)) ctx.record(tmp, 'file', r.checksum, r.written);
+    ctx.countContent();
+    if (ctx.claim('file', r.checksum)) ctx.record(tmp, 'file', r.checksum, r.written, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
     else await import('node:fs/promises').then((f) => f.rm(tmp, { force: true }));
     return r.checksum;
   };

@@ -118,6 +118,12 @@ export interface CommitTreeOptions {
   skipIfUnchanged?: boolean;
   /** `tar` sources: create missing parent directories (0755, owned like the member) instead of failing. */
   tarAutocreateParents?: boolean;
+  /**
+   * `--link-checkout-speedup`: a file that is a hard link to a content object of this (bare-mode)
+   * repository is taken as that object without being read, when the modifier leaves it unchanged
+   * and xattrs are recorded; in bare-user its ownership, mode and xattrs come from the object.
+   */
+  linkCheckoutSpeedup?: boolean;
   /** Add `ostree.sizes` (archive repos only), as `ostree commit --generate-sizes`. */
   generateSizes?: boolean;
   concurrency?: number;
@@ -131,7 +137,23 @@ export interface CommitTreeResult {
   rootMeta: Checksum;
   /** True when `skipIfUnchanged` found the tree unchanged: `commit` is the parent. */
   skipped: boolean;
-  stats: { files: number; newObjects: number; bytesWritten: number };
+  /**
+   * `newObjects`/`bytesWritten`: objects this commit added and their stored bytes. The rest are
+   * ostree's transaction statistics (`--table-output`): metadata and content objects written or
+   * found already present, content bytes (uncompressed) written, files taken from the
+   * `linkCheckoutSpeedup` cache.
+   */
+  stats: {
+    files: number;
+    newObjects: number;
+    bytesWritten: number;
+    metadataTotal: number;
+    metadataWritten: number;
+    contentTotal: number;
+    contentWritten: number;
+    contentBytesWritten: number;
+    devinoHits: number;
+  };
 }
 
 interface FileNode {
@@ -140,6 +162,8 @@ interface FileNode {
   rel: string;
   st: Stats;
   checksum?: Checksum;
+  /** bare-user, --link-checkout-speedup: the metadata of the object this file is a hard link to. */
+  source?: FileMeta;
 }
 interface DirNode {
   name: string;
@@ -220,6 +244,28 @@ function walk(abs: string, name: string, rel: string, st: Stats, skip: Set<strin
     } else throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${childAbs}`, { path: childAbs });
   }
   return node;
+}
+
+/** dev:ino → checksum of every loose content object of a bare-mode repository. */
+function scanDevino(repo: Repo): Map<string, Checksum> {
+  const map = new Map<string, Checksum>();
+  const objects = join(repo.path, 'objects');
+  let dirs: string[];
+  try {
+    dirs = readdirSync(objects);
+  } catch (e) {
+    throw ioError(e, 'Reading directory', objects);
+  }
+  for (const d of dirs) {
+    if (!/^[0-9a-f]{2}$/.test(d)) continue;
+    const dir = join(objects, d);
+    for (const name of readdirSync(dir)) {
+      if (!name.endsWith('.file') || name.length !== 62 + 5) continue;
+      const st = lstatSync(join(dir, name), { throwIfNoEntry: false });
+      if (st !== undefined) map.set(`${st.dev}:${st.ino}`, d + name.slice(0, 62));
+    }
+  }
+  return map;
 }
 
 /** `--consume`: remove what the walk of a `dir` source found (its root too, unless given as "."). */
@@ -321,7 +367,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     opts.consume === true ||
     opts.generateSizes === true;
   const sizes = opts.generateSizes === true && repo.mode === 'archive' ? new Map<Checksum, { type: number; unpacked: number; archived?: number }>() : null;
-  const stats = { files: 0, newObjects: 0, bytesWritten: 0 };
+  const stats = { files: 0, newObjects: 0, bytesWritten: 0, metadataTotal: 0, metadataWritten: 0, contentTotal: 0, contentWritten: 0, contentBytesWritten: 0, devinoHits: 0 };
   let bytesDone = 0;
 
   // The parent is known before anything is written, so --keep-metadata fails early.
@@ -393,10 +439,15 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     if (repo.hasObjectSync(type, checksum)) return false;
     return true;
   };
-  const record = (tmp: string, type: 'file' | 'dirtree' | 'dirmeta', checksum: Checksum, written: number): void => {
+  /** A new object staged: `unpacked` is a content object's payload size (what ostree counts as content bytes written). */
+  const record = (tmp: string, type: 'file' | 'dirtree' | 'dirmeta', checksum: Checksum, written: number, unpacked = 0): void => {
     batch.add(tmp, type, checksum);
     stats.newObjects++;
     stats.bytesWritten += written;
+    if (type === 'file') {
+      stats.contentWritten++;
+      stats.contentBytesWritten += unpacked;
+    } else stats.metadataWritten++;
   };
   const sizeOfFile = (checksum: Checksum, unpacked: number): void => {
     if (sizes !== null && !sizes.has(checksum)) sizes.set(checksum, { type: 1, unpacked });
@@ -414,8 +465,26 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   const progress = (): void => opts.onProgress?.({ filesDone: stats.files, filesTotal, bytesDone, bytesWritten: stats.bytesWritten });
 
   const metaFor = (f: FileNode): FileMeta => {
-    const m = modify(f.rel, f.st.mode, f.st.uid, f.st.gid);
-    return { uid: m.uid, gid: m.gid, mode: m.mode, symlinkTarget: '', xattrs: xattrsOf(f.abs) };
+    const src = f.source;
+    const m = src !== undefined ? modify(f.rel, src.mode, src.uid, src.gid) : modify(f.rel, f.st.mode, f.st.uid, f.st.gid);
+    return { uid: m.uid, gid: m.gid, mode: m.mode, symlinkTarget: '', xattrs: src !== undefined ? (withXattrs ? src.xattrs : []) : xattrsOf(f.abs) };
+  };
+  const devino = opts.linkCheckoutSpeedup === true && repo.mode !== 'archive' ? scanDevino(repo) : null;
+  /** The --link-checkout-speedup fast path: true when `f` was taken as the object it is a hard link to. */
+  const devinoHit = async (f: FileNode): Promise<boolean> => {
+    const checksum = devino?.get(`${f.st.dev}:${f.st.ino}`);
+    if (checksum === undefined) return false;
+    let src: { mode: number; uid: number; gid: number; xattrs: Xattr[] };
+    if (repo.mode === 'bare-user') {
+      src = (await repo.openFile(checksum)).meta;
+      f.source = { ...src, symlinkTarget: '' };
+    } else src = { mode: f.st.mode, uid: f.st.uid, gid: f.st.gid, xattrs: [] };
+    const m = modify(f.rel, src.mode, src.uid, src.gid);
+    if (!withXattrs || m.mode !== src.mode || m.uid !== src.uid || m.gid !== src.gid) return false;
+    f.checksum = checksum;
+    stats.devinoHits++;
+    stats.files++;
+    return true;
   };
   /**
    * `consume` in bare and bare-user-only repos: a new regular file is moved into the repository
@@ -435,7 +504,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     } catch {
       return false; // another filesystem, or not ours to change: copy instead
     }
-    record(tmp, 'file', checksum, 0);
+    record(tmp, 'file', checksum, 0, f.st.size);
     return true;
   };
 
@@ -469,7 +538,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
           await fsp.rm(tmp, { force: true });
           throw new LarchError('IO_ERROR', `File changed while committing: ${f.abs}`, { path: f.abs });
         }
-        record(tmp, 'file', checksum, r.written);
+        record(tmp, 'file', checksum, r.written, size);
       }
       return checksum;
     } finally {
@@ -513,7 +582,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
         }
       } else if (r.tmp !== null) {
         staged.add(key);
-        record(r.tmp, 'file', r.checksum, r.written);
+        record(r.tmp, 'file', r.checksum, r.written, r.read);
       } else staged.add(key);
     }
     if (out.error !== undefined && failure === null) failure = out.error;
@@ -543,6 +612,8 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   /** Hash one file and (if new) stage it; returns when the checksum is known (staging may continue in `inflight`). */
   const processFile = async (f: FileNode): Promise<void> => {
     checkAbort();
+    if (devino !== null && (await devinoHit(f))) return;
+    stats.contentTotal++;
     const st = f.st;
     // Hardlinked inputs share one object, unless per-path mode overrides could tell them apart.
     const hlKey = st.nlink > 1 && st.isFile() && opts.statOverrides === undefined ? `${st.dev}:${st.ino}` : null;
@@ -590,7 +661,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
       if (claim('file', checksum)) {
         const tmp = stage.newTmpPath();
         const r = stageBytesSync(repo.mode, meta, null, tmp, null);
-        record(tmp, 'file', checksum, r);
+        record(tmp, 'file', checksum, r, Buffer.byteLength(meta.symlinkTarget));
       }
       f.checksum = checksum;
     } else if (st.size <= SMALL_FILE_MAX) {
@@ -606,11 +677,11 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
             const z = await compressForArchive(data, repo.zlibLevel);
             const tmp = stage.newTmpPath();
             const written = stageBytesSync(repo.mode, meta, data, tmp, z);
-            record(tmp, 'file', checksum, written);
+            record(tmp, 'file', checksum, written, data.length);
           });
         } else {
           const tmp = stage.newTmpPath();
-          record(tmp, 'file', checksum, stageBytesSync(repo.mode, meta, data, tmp, null));
+          record(tmp, 'file', checksum, stageBytesSync(repo.mode, meta, data, tmp, null), data.length);
         }
       }
     } else {
@@ -645,6 +716,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
 
   const writeMetaSync = (type: 'dirtree' | 'dirmeta', bytes: Uint8Array): Checksum => {
     const checksum = createHash('sha256').update(bytes).digest('hex');
+    stats.metadataTotal++;
     if (sizes !== null && !sizes.has(checksum)) sizes.set(checksum, { type: type === 'dirtree' ? 2 : 3, unpacked: bytes.length, archived: bytes.length });
     if (claim(type, checksum)) {
       const tmp = stage.newTmpPath('m');
@@ -712,7 +784,8 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     const tmp = stage.newTmpPath();
     const r = await stageContent({ mode: repo.mode, meta, size: isLink ? 0 : oc.size, payload: isLink ? null : oc.open(), tmpPath: tmp, zlibLevel: repo.zlibLevel, what: `Reading object ${checksum}` });
     sizeOfFile(r.checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : oc.size);
-    if (claim('file', r.checksum)) record(tmp, 'file', r.checksum, r.written);
+    stats.contentTotal++;
+    if (claim('file', r.checksum)) record(tmp, 'file', r.checksum, r.written, isLink ? Buffer.byteLength(meta.symlinkTarget) : oc.size);
     else await fsp.rm(tmp, { force: true });
     return r.checksum;
   };
@@ -801,6 +874,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
           claim,
           record,
           sizeOfFile,
+          countContent: () => stats.contentTotal++,
           writeDirMeta: (bytes) => writeMetaSync('dirmeta', bytes),
           autocreateParents: opts.tarAutocreateParents === true,
           ...(opts.signal !== undefined ? { signal: opts.signal } : {}),
@@ -876,9 +950,11 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   });
   const had = repo.hasObjectSync('commit', createHash('sha256').update(commitBytes).digest('hex'));
   const commit = await repo.writeMetadata('commit', commitBytes);
+  stats.metadataTotal++;
   if (!had) {
     stats.newObjects++;
     stats.bytesWritten += commitBytes.length;
+    stats.metadataWritten++;
   }
   if (opts.branch !== undefined) await repo.setRef(opts.branch, commit);
   consume();

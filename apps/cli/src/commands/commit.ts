@@ -39,6 +39,7 @@ interface CommitOptions extends SigningOptions {
   statoverride?: string;
   consume?: boolean;
   generateSizes?: boolean;
+  tableOutput?: boolean;
   timestamp?: string;
   parent?: string;
   ownerUid?: string;
@@ -81,6 +82,7 @@ export function registerCommit(program: Command, ctx: VerbContext): void {
     .option('--statoverride <file>', 'File containing list of modifications to make to permissions')
     .option('--skip-list <file>', 'File containing list of files to skip')
     .option('--consume', 'Consume (delete) content after commit (for local directories)')
+    .option('--table-output', 'Output more information in a KEY: VALUE format')
     .option('--generate-sizes', 'Generate size information along with commit metadata')
     .option('--no-bindings', 'Do not write any ref bindings')
     .option('--canonical-permissions', 'Canonicalize permissions as bare-user does')
@@ -184,6 +186,7 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
         skipIfUnchanged: Boolean(opts.skipIfUnchanged),
         generateSizes: Boolean(opts.generateSizes),
         tarAutocreateParents: Boolean(opts.tarAutocreateParents),
+        linkCheckoutSpeedup: Boolean(opts.linkCheckoutSpeedup || opts.devinoCanonical),
         ...(bar ? { onProgress: bar.update } : {}),
       }),
     );
@@ -194,7 +197,14 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
       // after writing the ref); the signature lands in its detached metadata right after.
       if (signing) await signing.signCommit(repo, result.commit, signers);
     }
-    io.out(`${result.commit}\n`);
+    if (opts.tableOutput) {
+      const st = result.stats;
+      io.out(
+        `Commit: ${result.commit}\nMetadata Total: ${st.metadataTotal}\nMetadata Written: ${st.metadataWritten}\n` +
+          `Content Total: ${st.contentTotal}\nContent Written: ${st.contentWritten}\nContent Cache Hits: ${st.devinoHits}\n` +
+          `Content Bytes Written: ${st.contentBytesWritten}\n`,
+      );
+    } else io.out(`${result.commit}\n`);
   } catch (e) {
     bar?.stop();
     if (e instanceof LarchError && Array.isArray(e.data.unmatched) && /^Unmatched (skip-list|statoverride) paths/.test(e.message)) {
