@@ -13,16 +13,19 @@
  *    uncompressed payload; detached metadata must parse as normal-form a{sv}.
  *
  * Unlike the CLI's default, errors never stop the walk: every missing, corrupted or truncated
- * object is collected in the report (`--all` semantics always). With `delete`, corrupted objects
- * are removed and every commit that can no longer be fully walked is marked partial.
+ * object is collected in the report (`--all` semantics always), worded as ostree words it and
+ * naming the commits that reach it. As in ostree, every commit that reaches a missing object (or,
+ * with `delete`, a corrupted one, which is then removed) is marked partial, with the marker
+ * saying fsck found it (`f`), so that later checks fail until it is pulled again.
  *
  * Memory: the walk is depth-first with an explicit stack (the subdirectory lists of the current
- * path) and enters each dirtree once, however many parents or commits reach it; content objects
- * wait for verification in a queue of at most QUEUE_HIGH entries, the walk pausing while it is
- * full. What grows is the set of objects already verified, one entry per object, never per path.
+ * path) and enters each dirtree once, however many parents or commits reach it. Content objects
+ * wait in a queue until the walk ends (so the number of objects is known for progress, as in
+ * ostree); the queue holds references to the names already in the set of objects seen. What
+ * grows is that set, one entry per object, never per path.
  *
  * Performance: content objects are verified in batches by worker threads (one per core, at most
- * two) once enough are queued to pay for starting them; the calling thread walks the metadata.
+ * two) once enough are queued to pay for starting them; the calling thread walks the metadata first.
  * Inside a worker, small objects are read and hashed synchronously (a few syscalls each, like the
  * C implementation); payloads larger than SMALL_OBJECT are read and inflated as streams, so
  * nothing buffers a whole large file.
@@ -35,6 +38,7 @@ import { availableParallelism } from 'node:os';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as native from '@larch/native';
 import { LarchError } from './errors.js';
+import { Variant } from '@larch/gvariant';
 import {
   archiveHeaderLength,
   commitRefBindings,
@@ -48,6 +52,7 @@ import {
   validateFileMode,
   type ArchiveHeader,
 } from './objects/index.js';
+import { _deleteCommitObject } from './repo-prune.js';
 import { parseRefspec } from './repo-refs.js';
 import { _decodeDirTree, _forEachBounded, _readMetadataSync, objectKey, traverseCommit } from './repo-traverse.js';
 import type { Repo } from './repo.js';
@@ -74,9 +79,12 @@ export interface FsckError {
   type: ObjectType;
   checksum: Checksum;
   code: FsckErrorCode;
+  /** ostree's wording, e.g. `In commits C: fsck T.dirtree: T.dirtree: Invalid / in filename ../afile`. */
   message: string;
   /** The ref at fault, for ref errors. */
   ref?: string;
+  /** The commits that reach the object (sorted), for object errors. */
+  commits?: Checksum[];
 }
 
 export interface FsckReport {
@@ -89,8 +97,12 @@ export interface FsckReport {
   errors: FsckError[];
   /** Objects removed with `delete`. */
   deleted: number;
-  /** Commits marked partial with `delete`. */
+  /** Commits marked partial because they reach a missing object (or, with `delete`, a corrupted one). */
   markedPartial: Checksum[];
+  /** Of the partial commits, those fsck marked partial (ostree's FSCK_PARTIAL state). */
+  fsckPartial: number;
+  /** With `addTombstones`: commits whose parent is missing, deleted and replaced by a tombstone. */
+  tombstoned: Checksum[];
 }
 
 export interface FsckOptions {
@@ -100,11 +112,28 @@ export interface FsckOptions {
   delete?: boolean;
   /** Check that each ref is listed in its commit's `ostree.ref-binding`. */
   verifyBindings?: boolean;
+  /** Check that every ref a commit's `ostree.ref-binding` lists exists and points at it. */
+  verifyBackRefs?: boolean;
+  /**
+   * Turn on `core.tombstone-commits` and replace each commit whose parent is missing by a
+   * tombstone, as `ostree fsck --add-tombstones` does (the commit object itself is deleted).
+   */
+  addTombstones?: boolean;
   /** Batches of content objects in flight (default 8). */
   concurrency?: number;
   /** Worker threads for content verification (default: up to 2, one per core; 0 = this thread). */
   workers?: number;
-  onProgress?: (p: { objectsChecked: number; objectsQueued: number }) => void;
+  /**
+   * Called as each phase starts (`refs`, `commits`, `content`, as ostree prints them) with the
+   * errors found so far and, for `content`, the number of commits to verify. Returning false
+   * ends the check there (the CLI stops where ostree stops on an error).
+   */
+  onPhase?: (phase: 'refs' | 'commits' | 'content', info: { errors: readonly FsckError[]; commits: number }) => boolean | void;
+  /**
+   * Called for each reachable object checked, once their number (`total`) is known: the metadata
+   * objects are reported when the walk ends, then each content object as it is verified.
+   */
+  onProgress?: (p: { objectsChecked: number; total: number }) => void;
 }
 
 /**
@@ -117,7 +146,7 @@ export interface FsckOptions {
  * held per path (see the file comment).
  */
 export async function fsck(repo: Repo, opts: FsckOptions = {}): Promise<FsckReport> {
-  return repo.withLock(opts.delete ? 'exclusive' : 'shared', () => runFsck(repo, opts));
+  return repo.withLock(opts.delete || opts.addTombstones ? 'exclusive' : 'shared', () => runFsck(repo, opts));
 }
 
 interface State {
@@ -128,15 +157,20 @@ interface State {
   bad: Set<string>;
   contentQueue: Checksum[];
   contentWaiters: Array<() => void>;
-  /** The walk, waiting for room in the content queue. */
-  producerWaiters: Array<() => void>;
   walking: number;
   reads: number;
   queued: number;
+  /** Reachable objects (commits, dirtrees, dirmetas, content), known once the walk ended. */
+  total: number | null;
+  /** The commit being walked, and the commits found reaching each damaged object while walking. */
+  root: Checksum | null;
+  reachedBy: Map<string, Set<Checksum>>;
 }
 
 async function runFsck(repo: Repo, opts: FsckOptions): Promise<FsckReport> {
-  const report: FsckReport = { commits: 0, partial: 0, objectsChecked: 0, errors: [], deleted: 0, markedPartial: [] };
+  const report: FsckReport = { commits: 0, partial: 0, objectsChecked: 0, errors: [], deleted: 0, markedPartial: [], fsckPartial: 0, tombstoned: [] };
+  // As in ostree, --verify-back-refs turns --verify-bindings on only after the refs were checked.
+  const verifyBindings = Boolean(opts.verifyBindings);
   const st: State = {
     repo,
     opts,
@@ -145,19 +179,22 @@ async function runFsck(repo: Repo, opts: FsckOptions): Promise<FsckReport> {
     bad: new Set(),
     contentQueue: [],
     contentWaiters: [],
-    producerWaiters: [],
     walking: 0,
     reads: 0,
     queued: 0,
+    total: null,
+    root: null,
+    reachedBy: new Map(),
   };
 
   // 1. Refs.
+  opts.onPhase?.('refs', { errors: [], commits: 0 });
   const refs = await repo.listRefs({ kind: 'all' });
   for (const [ref, csum] of refs) {
     try {
       // Verified as ostree does on load: a damaged commit is named by its checksum.
       const c = parseCommit(await repo.readMetadata('commit', csum, { verify: true }));
-      if (opts.verifyBindings) {
+      if (verifyBindings) {
         const name = parseRefspec(ref).name;
         const bindings = commitRefBindings(c);
         if (!bindings.includes(name)) {
@@ -172,48 +209,167 @@ async function runFsck(repo: Repo, opts: FsckOptions): Promise<FsckReport> {
       }
     } catch (e) {
       const code: FsckErrorCode = e instanceof LarchError && e.code === 'OBJECT_MISSING' ? 'OBJECT_MISSING' : 'OBJECT_CORRUPTED';
+      const name = parseRefspec(ref).name;
       const message =
-        code === 'OBJECT_MISSING' ? `Loading commit for ref ${ref}: ${(e as Error).message}` : `fsck ${csum}.commit: ${(e as Error).message}`;
+        code === 'OBJECT_MISSING' ? `Loading commit for ref ${name}: No such metadata object ${csum}.commit` : `fsck ${csum}.commit: ${ostreeWording(e, 'commit', csum)}`;
       report.errors.push({ type: 'commit', checksum: csum, code, ref, message });
     }
   }
 
   // 2. Commits.
+  if (opts.onPhase?.('commits', { errors: [...report.errors], commits: 0 }) === false) return report;
   const roots: Checksum[] = [];
+  const tombstones: Checksum[] = [];
   for await (const o of repo.listObjects()) {
     if (o.type !== 'commit') continue;
     report.commits++;
-    if (await repo.isCommitPartial(o.checksum)) report.partial++;
-    else roots.push(o.checksum);
+    if (opts.verifyBackRefs || opts.addTombstones) await checkCommitLinks(st, o.checksum, refs, tombstones);
+    const state = await repo.commitPartialState(o.checksum);
+    if (state !== null) {
+      report.partial++;
+      if (state === 'fsck') report.fsckPartial++;
+    } else roots.push(o.checksum);
   }
 
-  // 3. Walk metadata (producer) while verifying content (consumers).
+  if (opts.onPhase?.('content', { errors: [...report.errors], commits: roots.length }) === false) return report;
+
+  // 3. Walk and verify the metadata, then verify the content objects it reaches. The walk comes
+  // first so that the number of objects is known while the content is checked, as ostree reports
+  // it ("fsck objects (i/N)").
   st.walking++;
-  const consumers = runContentConsumers(st);
   try {
     // One commit after the other: the walk is synchronous reads, and commits share most objects.
-    for (const c of roots) await walkCommit(st, c);
+    for (const c of roots) {
+      st.root = c;
+      await walkCommit(st, c);
+    }
   } finally {
     st.walking--;
-    wake(st);
+    st.root = null;
   }
-  await consumers;
+  st.total = st.seen.size;
+  if (opts.onProgress) for (let i = 1; i <= report.objectsChecked; i++) opts.onProgress({ objectsChecked: i, total: st.total });
+  await runContentConsumers(st);
 
-  if (opts.delete && st.bad.size > 0) await deleteAndMarkPartial(st, roots);
-  report.errors.sort((a, b) => (a.checksum < b.checksum ? -1 : a.checksum > b.checksum ? 1 : 0));
+  const objectErrors = report.errors.filter((e) => e.ref === undefined);
+  if (objectErrors.length > 0) await attributeErrors(st, roots, objectErrors);
+  if (st.bad.size > 0) await deleteAndMarkPartial(st);
+  // Ref errors first, in the order found, then object errors by checksum.
+  const refErrors = report.errors.filter((e) => e.ref !== undefined);
+  objectErrors.sort((a, b) => (a.checksum < b.checksum ? -1 : a.checksum > b.checksum ? 1 : 0));
+  report.errors = [...refErrors, ...objectErrors];
+
+  if (opts.addTombstones && tombstones.length > 0) {
+    if (!repo.config.getBoolean('core', 'tombstone-commits', false)) {
+      repo.config.set('core', 'tombstone-commits', true);
+      await repo.saveConfig();
+    }
+    for (const c of tombstones.sort()) {
+      await _deleteCommitObject(repo, c, true);
+      report.tombstoned.push(c);
+    }
+  }
   return report;
 }
 
+/**
+ * `verifyBackRefs`: every ref in the commit's `ostree.ref-binding` must exist and resolve to it.
+ * `addTombstones`: note the commit when its parent is missing.
+ */
+async function checkCommitLinks(st: State, checksum: Checksum, refs: Map<string, Checksum>, tombstones: Checksum[]): Promise<void> {
+  let c: Commit;
+  try {
+    c = parseCommit(await st.repo.readMetadata('commit', checksum));
+  } catch {
+    return; // the walk reports it
+  }
+  if (st.opts.verifyBackRefs) {
+    const collection = commitCollectionBinding(c);
+    for (const name of commitRefBindings(c)) {
+      const target = collection === null ? (refs.get(name) ?? null) : (refs.get(`(${collection}, ${name})`) ?? null);
+      const what = collection === null ? `Ref \u2018${name}\u2019` : `Collection\u2013ref (${collection}, ${name})`;
+      if (target === null) {
+        st.report.errors.push({ type: 'commit', checksum, code: 'INVALID_REF', ref: name, message: `${what} in bindings for commit ${checksum} does not exist` });
+      } else if (target !== checksum) {
+        st.report.errors.push({ type: 'commit', checksum, code: 'INVALID_REF', ref: name, message: `${what} in bindings for commit ${checksum} does not resolve to that commit` });
+      }
+    }
+  }
+  if (st.opts.addTombstones && c.parent !== null && !(await st.repo.hasObject('commit', c.parent))) tombstones.push(checksum);
+}
+
+/** Value of `ostree.collection-binding` in a commit, or null. */
+function commitCollectionBinding(c: Commit): string | null {
+  const v = c.metadata.find(([k]) => k === 'ostree.collection-binding')?.[1];
+  return v instanceof Variant && v.type === 's' && typeof v.value === 'string' ? v.value : null;
+}
+
+/** ostree's bare message for a metadata error of `type` object `checksum`. */
+function ostreeWording(e: unknown, type: ObjectType, checksum: Checksum): string {
+  if (e instanceof LarchError) {
+    const d = e.data as { name?: unknown; actual?: unknown };
+    if (e.code === 'INVALID_NAME' && typeof d.name === 'string') return `${checksum}.${type}: ${filenameWording(d.name)}`;
+    if (typeof d.actual === 'string') return `Corrupted ${type} object; checksum expected='${checksum}' actual='${d.actual}'`;
+  }
+  return (e as Error).message;
+}
+
+/** ot_util_filename_validate's wording for a bad name (control characters escaped so it stays one line). */
+function filenameWording(name: string): string {
+  const shown = name.replace(/[\u0000-\u001f\u007f]/g, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  if (name === '.') return "Invalid self-referential filename '.'";
+  if (name === '..') return "Invalid path uplink filename '..'";
+  if (name.length === 0) return 'Invalid empty filename';
+  if (name.includes('/')) return `Invalid / in filename ${shown}`;
+  return `Invalid filename ${shown}`;
+}
+
+/**
+ * Give each object error the commits that reach it and ostree's full wording:
+ * `Object missing in commits A, B: C.file`, `In commits A: fsck C.dirtree: …`,
+ * `In commits A: fsck content object C: Corrupted file object; …`. Costs a walk of each root,
+ * only when something is wrong.
+ */
+async function attributeErrors(st: State, roots: Checksum[], errors: FsckError[]): Promise<void> {
+  const byKey = new Map<string, Set<Checksum>>();
+  for (const e of errors) {
+    const k = objectKey(e.type === 'commitmeta' ? 'commit' : e.type, e.checksum);
+    byKey.set(k, new Set(st.reachedBy.get(objectKey(e.type, e.checksum)) ?? []));
+  }
+  await _forEachBounded(roots, 4, async (c) => {
+    let reach: Map<string, unknown>;
+    try {
+      reach = await traverseCommit(st.repo, c, { depth: 0, ignoreMissingTrees: true });
+    } catch {
+      reach = new Map([[objectKey('commit', c), null]]);
+    }
+    for (const [k, set] of byKey) if (reach.has(k)) set.add(c);
+  });
+  for (const e of errors) {
+    const commits = [...(byKey.get(objectKey(e.type === 'commitmeta' ? 'commit' : e.type, e.checksum)) ?? [])].sort();
+    e.commits = commits;
+    const inCommits = commits.length > 0 ? `In commits ${commits.join(', ')}: ` : '';
+    if (e.code === 'OBJECT_MISSING') {
+      e.message = commits.length > 0 ? `Object missing in commits ${commits.join(', ')}: ${e.checksum}.${e.type}` : `Object missing: ${e.checksum}.${e.type}`;
+    } else if (e.type === 'file') {
+      e.message = `${inCommits}fsck content object ${e.checksum}: ${e.message}`;
+    } else {
+      e.message = `${inCommits}fsck ${e.checksum}.${e.type}: ${e.message}`;
+    }
+  }
+}
+
 function push(st: State, type: ObjectType, checksum: Checksum, code: FsckErrorCode, message: string): void {
-  st.bad.add(objectKey(type, checksum));
+  const key = objectKey(type, checksum);
+  st.bad.add(key);
+  if (st.root !== null) st.reachedBy.set(key, new Set([st.root]));
   st.report.errors.push({ type, checksum, code, message });
 }
 
+/** One reachable object checked; reported once the total is known (metadata: after the walk). */
 function progress(st: State): void {
   st.report.objectsChecked++;
-  if (st.opts.onProgress && st.report.objectsChecked % 512 === 0) {
-    st.opts.onProgress({ objectsChecked: st.report.objectsChecked, objectsQueued: st.queued });
-  }
+  if (st.total !== null) st.opts.onProgress?.({ objectsChecked: st.report.objectsChecked, total: st.total });
 }
 
 function sha256Hex(bytes: Uint8Array): string {
@@ -246,8 +402,9 @@ async function loadVerifiedMetadata(st: State, type: 'commit' | 'dirtree' | 'dir
 }
 
 function structureError(st: State, type: ObjectType, checksum: Checksum, e: unknown): void {
-  const msg = (e as Error).message;
-  push(st, type, checksum, 'OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: ${msg}`);
+  const wording = ostreeWording(e, type, checksum);
+  const msg = wording.startsWith(`${checksum}.`) ? wording : `${checksum}.${type}: ${wording}`;
+  push(st, type, checksum, 'OBJECT_CORRUPTED', msg);
 }
 
 async function walkCommit(st: State, checksum: Checksum): Promise<void> {
@@ -284,7 +441,6 @@ async function verifyCommitMeta(st: State, checksum: Checksum): Promise<void> {
   } catch (e) {
     structureError(st, 'commitmeta', checksum, e);
   }
-  progress(st);
 }
 
 /** Verify a dirmeta once (it is recorded as seen even when it fails). */
@@ -347,18 +503,10 @@ async function walkDir(st: State, tree: Checksum, meta: Checksum): Promise<void>
   }
 }
 
-/** Content objects queued before the walk waits for the verifiers ... */
-const QUEUE_HIGH = 8192;
-/** ... and until they are down to this many. */
-const QUEUE_LOW = 2048;
-
-/** Queue a content object for verification, waiting while the queue is full. */
+/** Queue a content object for verification once the walk is done. */
 async function enqueue(st: State, checksum: Checksum): Promise<void> {
   st.contentQueue.push(checksum);
   st.queued++;
-  if (st.contentQueue.length < QUEUE_HIGH) return;
-  wake(st);
-  while (st.contentQueue.length > QUEUE_LOW) await new Promise<void>((r) => st.producerWaiters.push(r));
 }
 
 function wake(st: State): void {
@@ -373,7 +521,6 @@ async function runContentConsumers(st: State): Promise<void> {
     for (;;) {
       // Hand out batches: per-object messages would cost more than small objects take to hash.
       const batch = st.contentQueue.splice(Math.max(0, st.contentQueue.length - BATCH), BATCH);
-      if (st.contentQueue.length <= QUEUE_LOW && st.producerWaiters.length > 0) for (const f of st.producerWaiters.splice(0)) f();
       if (batch.length === 0) {
         if (st.walking === 0) return;
         await new Promise<void>((r) => st.contentWaiters.push(r));
@@ -409,9 +556,9 @@ async function checkContent(mode: RepoMode, checksum: Checksum, p: string): Prom
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return { code: 'OBJECT_MISSING', message: `Object missing: ${checksum}.file` };
-    if (e instanceof LarchError) return { code: 'OBJECT_CORRUPTED', message: `Corrupted file object ${checksum}: ${e.message}` };
+    if (e instanceof LarchError) return { code: 'OBJECT_CORRUPTED', message: `Corrupted file object: ${e.message}` };
     if (typeof code === 'string' && code.startsWith('Z_')) {
-      return { code: 'OBJECT_CORRUPTED', message: `Corrupted file object ${checksum}: compressed payload is damaged or truncated (${(e as Error).message})` };
+      return { code: 'OBJECT_CORRUPTED', message: `Corrupted file object: compressed payload is damaged or truncated (${(e as Error).message})` };
     }
     return { code: 'IO_ERROR', message: `Reading ${checksum}.file: ${(e as Error).message}` };
   }
@@ -662,36 +809,24 @@ async function bareChecksum(p: string, userOnly: boolean): Promise<string> {
   return hasher.digest('hex');
 }
 
-async function deleteAndMarkPartial(st: State, roots: Checksum[]): Promise<void> {
-  const { repo, report } = st;
-  for (const key of st.bad) {
-    const dot = key.indexOf('.');
-    const checksum = key.slice(0, dot);
-    const type = key.slice(dot + 1) as ObjectType;
-    if (type === 'commit' || type === 'commitmeta') continue; // a bad commit stays, marked partial below
-    if (await repo.hasObject(type, checksum)) {
-      await repo.deleteObject(type, checksum);
+async function deleteAndMarkPartial(st: State): Promise<void> {
+  const { repo, report, opts } = st;
+  const lost = new Set<Checksum>();
+  for (const e of report.errors) {
+    if (e.ref !== undefined || e.code === 'INVALID_REF') continue;
+    // As ostree: a missing object, or with `delete` a corrupted one (then deleted), makes every
+    // commit that reaches it partial.
+    if (e.code !== 'OBJECT_MISSING' && !opts.delete) continue;
+    if (e.code !== 'OBJECT_MISSING' && e.type !== 'commit' && e.type !== 'commitmeta' && (await repo.hasObject(e.type, e.checksum))) {
+      await repo.deleteObject(e.type, e.checksum);
       report.deleted++;
     }
+    if (e.type === 'commit') continue;
+    for (const c of e.commits ?? []) lost.add(c);
   }
-  await _forEachBounded(roots, 4, async (c) => {
-    let lost = st.bad.has(objectKey('commit', c));
-    if (!lost) {
-      try {
-        const reach = await traverseCommit(repo, c, { depth: 0, ignoreMissingTrees: true });
-        for (const k of reach.keys()) {
-          if (st.bad.has(k)) {
-            lost = true;
-            break;
-          }
-        }
-      } catch {
-        lost = true;
-      }
-    }
-    if (lost) {
-      await repo.markCommitPartial(c);
-      report.markedPartial.push(c);
-    }
-  });
+  for (const c of [...lost].sort()) {
+    if ((await repo.commitPartialState(c)) !== null) continue;
+    await repo.markCommitPartial(c, { reason: 'fsck' });
+    report.markedPartial.push(c);
+  }
 }

@@ -36,11 +36,19 @@ export interface PruneOptions {
   noPrune?: boolean;
   /** Delete this commit first (refused when a ref points at it). */
   deleteCommit?: Checksum;
+  /** With `deleteCommit`: delete only the static deltas that lead to it, not the commit. */
+  staticDeltasOnly?: boolean;
+  /** Refs walked to their own depth (BRANCH=DEPTH, -1 = all), whatever `depth` and `keepYoungerThan` say. */
+  retainBranchDepth?: ReadonlyMap<string, number>;
+  /** Prune only these refs: every other ref is kept whole (as `retainBranchDepth` REF=-1). */
+  onlyBranches?: readonly string[];
+  /** Walk and delete commit objects only; trees and content stay. */
+  commitOnly?: boolean;
   onProgress?: (p: { phase: 'reachability' | 'delete'; done: number; total: number }) => void;
 }
 
 export interface PruneResult {
-  /** Objects in the repository before pruning ("Total objects: N"). */
+  /** Objects considered ("Total objects: N"; commit objects only with `commitOnly`). */
   total: number;
   /** Objects deleted (or that would be, with noPrune). */
   deleted: number;
@@ -74,8 +82,11 @@ async function tombstonesEnabled(repo: Repo): Promise<boolean> {
   return repo.config.getBoolean('core', 'tombstone-commits', false);
 }
 
-/** Delete one commit with its detached metadata: mark partial, delete, tombstone, unmark. */
-async function deleteCommitObject(repo: Repo, checksum: Checksum, tombstone: boolean): Promise<void> {
+/**
+ * Delete one commit with its detached metadata: mark partial, delete, tombstone (with
+ * `tombstone`), unmark. Callers hold the exclusive lock.
+ */
+export async function _deleteCommitObject(repo: Repo, checksum: Checksum, tombstone: boolean): Promise<void> {
   await repo.markCommitPartial(checksum);
   if (await repo.hasObject('commitmeta', checksum)) await repo.deleteObject('commitmeta', checksum);
   await repo.deleteObject('commit', checksum);
@@ -103,80 +114,78 @@ async function writeTombstone(repo: Repo, checksum: Checksum): Promise<void> {
 async function runPrune(repo: Repo, opts: PruneOptions): Promise<PruneResult> {
   const depth = opts.depth ?? -1;
   const refs = await repo.listRefs({ kind: 'all' });
-  const refTargets = new Set(refs.values());
-  let deleted = 0;
-  let bytesFreed = 0;
 
-  // The object list is taken before any deletion, so "total" counts what was there.
-  const objects: ObjectRef[] = [];
-  for await (const o of repo.listObjects()) if (PRUNED_TYPES.has(o.type)) objects.push(o);
-  const total = objects.length;
-  const removedCommits = new Set<Checksum>();
-
+  // An explicit deletion comes first, as in ostree; the totals count only the prune after it.
   if (opts.deleteCommit !== undefined) {
     const c = opts.deleteCommit;
-    const referencing = [...refs].filter(([, v]) => v === c).map(([k]) => k);
-    if (referencing.length > 0) {
-      throw new LarchError('EXISTS', `Commit '${c}' is referenced by ${referencing.map((r) => `'${r}'`).join(', ')}`, {
-        checksum: c,
-        refs: referencing,
-      });
-    }
-    if (!(await repo.hasObject('commit', c))) throw new LarchError('OBJECT_MISSING', `Object missing: ${c}.commit`, { type: 'commit', checksum: c });
-    if (!opts.noPrune) {
-      if (!(await tombstonesEnabled(repo))) {
-        repo.config.set('core', 'tombstone-commits', true);
-        await repo.saveConfig();
+    if (opts.staticDeltasOnly) {
+      await pruneStaticDeltas(repo, c);
+    } else {
+      const referencing = [...refs].filter(([, v]) => v === c).map(([k]) => k);
+      if (referencing.length > 0) {
+        throw new LarchError('EXISTS', `Commit '${c}' is referenced by '${referencing[0]}'`, { checksum: c, refs: referencing });
       }
-      await deleteCommitObject(repo, c, true);
+      if (!(await repo.hasObject('commit', c))) throw new LarchError('OBJECT_MISSING', `Object missing: ${c}.commit`, { type: 'commit', checksum: c });
+      if (!opts.noPrune) {
+        if (!(await tombstonesEnabled(repo))) {
+          repo.config.set('core', 'tombstone-commits', true);
+          await repo.saveConfig();
+        }
+        await _deleteCommitObject(repo, c, true);
+      }
     }
-    // Like ostree, the totals count only what the prune that follows removes.
-    removedCommits.add(c);
+  } else if (opts.staticDeltasOnly) {
+    throw new LarchError('INVALID_ARGUMENT', '--static-deltas-only requires --delete-commit; see https://github.com/ostreedev/ostree/issues/1479', {});
   }
 
-  if (opts.keepYoungerThan !== undefined) {
-    const tomb = await tombstonesEnabled(repo);
-    for (const o of objects) {
-      if (o.type !== 'commit' || refTargets.has(o.checksum) || removedCommits.has(o.checksum)) continue;
-      let ts: bigint;
-      try {
-        ts = parseCommit(await repo.readMetadata('commit', o.checksum)).timestamp;
-      } catch {
-        continue; // unreadable commits are fsck's business
-      }
-      if (ts >= opts.keepYoungerThan) continue;
-      if (!opts.noPrune) {
-        bytesFreed += await sizeOf(repo, 'commit', o.checksum);
-        await deleteCommitObject(repo, o.checksum, tomb);
-      }
-      deleted++;
-      removedCommits.add(o.checksum);
-    }
+  const objects: ObjectRef[] = [];
+  for await (const o of repo.listObjects()) {
+    if (opts.commitOnly ? o.type === 'commit' : PRUNED_TYPES.has(o.type)) objects.push(o);
   }
+  const total = objects.length;
 
   // Reachability from the roots.
   const reachable = new Map<string, ObjectRef>();
-  const roots: Checksum[] = opts.refsOnly
-    ? [...new Set(refs.values())]
-    : objects.filter((o) => o.type === 'commit').map((o) => o.checksum);
   let done = 0;
-  for (const c of roots) {
-    if (removedCommits.has(c)) continue;
-    if (!opts.noPrune && !(await repo.hasObject('commit', c))) continue;
-    const partial = await repo.isCommitPartial(c);
-    await traverseCommit(repo, c, { depth: opts.refsOnly ? depth : 0, ignoreMissingTrees: partial, into: reachable });
-    opts.onProgress?.({ phase: 'reachability', done: ++done, total: roots.length });
+  const walk = async (c: Checksum, d: number): Promise<void> => {
+    if (!(await repo.hasObject('commit', c))) return;
+    if (opts.commitOnly) await walkCommitChain(repo, c, d, reachable);
+    else await traverseCommit(repo, c, { depth: d, ignoreMissingTrees: await repo.isCommitPartial(c), into: reachable });
+  };
+  const complex = opts.retainBranchDepth !== undefined || opts.keepYoungerThan !== undefined || opts.onlyBranches !== undefined;
+  if (complex) {
+    // As ostree: refs only; each ref to its retained depth, else back to the first commit older
+    // than keepYoungerThan (the ref's own commit is always kept), else to `depth`.
+    const retain = new Map(opts.retainBranchDepth ?? []);
+    if (opts.onlyBranches !== undefined) {
+      const only = new Set(opts.onlyBranches);
+      for (const ref of refs.keys()) if (!only.has(ref) && !retain.has(ref)) retain.set(ref, -1);
+    }
+    for (const [ref, c] of refs) {
+      const d = retain.get(ref);
+      if (d === undefined && opts.keepYoungerThan !== undefined) await walkYoungerThan(repo, c, opts.keepYoungerThan, walk);
+      else await walk(c, d ?? depth);
+      opts.onProgress?.({ phase: 'reachability', done: ++done, total: refs.size });
+    }
+  } else {
+    const roots: Checksum[] = opts.refsOnly ? [...new Set(refs.values())] : objects.filter((o) => o.type === 'commit').map((o) => o.checksum);
+    for (const c of roots) {
+      await walk(c, opts.refsOnly ? depth : 0);
+      opts.onProgress?.({ phase: 'reachability', done: ++done, total: roots.length });
+    }
   }
 
   // Delete what nothing reaches; commits first (each marked partial before it goes).
   const tomb = await tombstonesEnabled(repo);
-  const doomed = objects.filter((o) => !reachable.has(objectKey(o.type, o.checksum)) && !removedCommits.has(o.checksum));
+  const doomed = objects.filter((o) => !reachable.has(objectKey(o.type, o.checksum)));
   doomed.sort((a, b) => (a.type === 'commit' ? 0 : 1) - (b.type === 'commit' ? 0 : 1));
+  let deleted = 0;
+  let bytesFreed = 0;
   done = 0;
   for (const o of doomed) {
     const size = await sizeOf(repo, o.type, o.checksum);
     if (!opts.noPrune) {
-      if (o.type === 'commit') await deleteCommitObject(repo, o.checksum, tomb);
+      if (o.type === 'commit') await _deleteCommitObject(repo, o.checksum, tomb);
       else await repo.deleteObject(o.type, o.checksum);
     }
     deleted++;
@@ -185,12 +194,43 @@ async function runPrune(repo: Repo, opts: PruneOptions): Promise<PruneResult> {
   }
 
   if (!opts.noPrune) {
-    await pruneStaticDeltas(repo);
+    await pruneStaticDeltas(repo, null);
     // What crashed writers left in tmp/: with the exclusive lock held no writer of ours is
     // between allocating and locking a staging directory, so every unlocked one can go.
     await repo.cleanupTmp({ allBoots: true });
   }
   return { total, deleted, bytesFreed };
+}
+
+/** Commit objects only: `c` and its parents up to `depth` (-1 = all), stopping at a missing one. */
+async function walkCommitChain(repo: Repo, c: Checksum, depth: number, into: Map<string, ObjectRef>): Promise<void> {
+  let cur: Checksum | null = c;
+  for (let left = depth; cur !== null; left--) {
+    into.set(objectKey('commit', cur), { type: 'commit', checksum: cur });
+    if (left === 0) break;
+    try {
+      cur = parseCommit(await repo.readMetadata('commit', cur)).parent;
+    } catch {
+      break;
+    }
+  }
+}
+
+/** Keep `c` and each parent in turn while its timestamp is at least `cutoff` (epoch seconds). */
+async function walkYoungerThan(repo: Repo, c: Checksum, cutoff: bigint, walk: (c: Checksum, d: number) => Promise<void>): Promise<void> {
+  await walk(c, 0);
+  let cur: Checksum | null = c;
+  while (cur !== null) {
+    let commit;
+    try {
+      commit = parseCommit(await repo.readMetadata('commit', cur));
+    } catch {
+      return; // pruned earlier, or unreadable: fsck's business
+    }
+    if (commit.timestamp < cutoff) return;
+    await walk(cur, 0);
+    cur = commit.parent;
+  }
 }
 
 /** Decode the "modified base64" of a delta path part back to hex (spec section 11). */
@@ -199,8 +239,8 @@ function b64ToHex(s: string): string | null {
   return buf.length === 32 ? buf.toString('hex') : null;
 }
 
-/** Remove static deltas whose target commit no longer exists. */
-async function pruneStaticDeltas(repo: Repo): Promise<void> {
+/** Remove the static deltas leading to `commit`, or with null those whose target commit no longer exists. */
+async function pruneStaticDeltas(repo: Repo, commit: Checksum | null): Promise<void> {
   const root = path.join(repo.path, 'deltas');
   let prefixes: string[];
   try {
@@ -219,7 +259,7 @@ async function pruneStaticDeltas(repo: Repo): Promise<void> {
       const full = pre + rest;
       const to = b64ToHex(full.includes('-') ? full.slice(full.indexOf('-') + 1) : full);
       if (to === null) continue;
-      if (!(await repo.hasObject('commit', to))) await fsp.rm(path.join(root, pre, rest), { recursive: true, force: true });
+      if (commit !== null ? to === commit : !(await repo.hasObject('commit', to))) await fsp.rm(path.join(root, pre, rest), { recursive: true, force: true });
     }
   }
 }

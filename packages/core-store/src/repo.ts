@@ -664,11 +664,31 @@ export class Repo {
     }
   }
 
-  /** Create `state/C.commitpartial` (durable). */
-  async markCommitPartial(c: Checksum): Promise<void> {
+  /**
+   * null for a complete commit; 'fsck' when fsck marked it partial (the marker holds `f`, as
+   * ostree's FSCK_PARTIAL state), 'partial' otherwise.
+   */
+  async commitPartialState(c: Checksum): Promise<'partial' | 'fsck' | null> {
+    let content: Buffer;
+    try {
+      content = await fsp.readFile(this.partialPath(c));
+    } catch (e) {
+      if (hasErrno(e, 'ENOENT')) return null;
+      if (hasErrno(e, 'EISDIR')) return 'partial';
+      throw ioError(e, 'Reading', this.partialPath(c));
+    }
+    return content.length > 0 && content[0] === 0x66 ? 'fsck' : 'partial';
+  }
+
+  /** Create `state/C.commitpartial` (durable); `reason: 'fsck'` records that fsck found it damaged. An existing marker is kept. */
+  async markCommitPartial(c: Checksum, opts: { reason?: 'fsck' } = {}): Promise<void> {
     const p = this.partialPath(c);
     await fsp.mkdir(join(this.path, 'state'), { recursive: true });
-    await fsp.writeFile(p, '', { mode: 0o644 });
+    try {
+      await fsp.writeFile(p, opts.reason === 'fsck' ? 'f' : '', { mode: 0o644, flag: 'wx' });
+    } catch (e) {
+      if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating', p);
+    }
     if (this.fsyncEnabled) await this.fsyncDir(join(this.path, 'state'));
   }
 
@@ -842,7 +862,17 @@ export class Repo {
       }
     }
     unlinkSync(tmp);
+    if (type === 'commit') this.dropTombstoneSync(checksum);
     return dir;
+  }
+
+  /** A commit written again replaces its tombstone (ostree deletes the tombstone with each commit it writes). */
+  private dropTombstoneSync(checksum: Checksum): void {
+    try {
+      unlinkSync(this.objectPath('tombstone-commit', checksum));
+    } catch (e) {
+      if (!hasErrno(e, 'ENOENT')) throw ioError(e, 'Deleting tombstone of', checksum);
+    }
   }
 
   private async ensureObjectDir(checksum: Checksum): Promise<string> {
@@ -872,6 +902,7 @@ export class Repo {
       }
     }
     await fsp.unlink(tmp);
+    if (type === 'commit') this.dropTombstoneSync(checksum);
     return dir;
   }
 
