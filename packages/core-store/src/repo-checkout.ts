@@ -19,6 +19,18 @@
  *   or same type/mode/owner/size and the same content or symlink target). Without a union mode
  *   the destination must not exist.
  *
+ * - Options of `ostree checkout`: `requireHardlinks` (-H) fails instead of copying a file that
+ *   could be hardlinked only in the other checkout mode, or across devices, with ostree's words;
+ *   empty files and the symlinks of the user-mode repos are copied anyway, as ostree copies them.
+ *   `bareUserOnlyDirs` (-M, implied by a bare-user-only repo, which also implies user mode)
+ *   keeps directory modes within 0775. `filter` skips paths (`/a/file`, `/a/dir/`, relative to
+ *   the checkout root) as ostree's skip list does. `processWhiteouts` applies Docker/OCI
+ *   whiteouts: a file `.wh.NAME` removes NAME from the destination and is not written, a file
+ *   `.wh..wh..opq` empties its directory first, and in a union a file or symlink replaces a
+ *   directory. `processPassthroughWhiteouts` (always on when deploying) turns a regular file
+ *   `.ostree-wh.NAME` into the character device 0:0 named NAME, the whiteout overlayfs reads,
+ *   with the file's mode, owner and xattrs. `noHardlinks` leaves the directories' mtime alone.
+ *
  * Security (hostile repositories): every dirtree reachable from the checkout root is read and
  * every name validated *before anything is written* (phase 1), so a tree with "..", "a/b", "" or
  * "." fails with INVALID_NAME naming the name and the dirtree checksum and leaves no trace. In
@@ -51,7 +63,7 @@
  * again in phase 2 rather than keeping decoded dirtrees: keeping them made the checkout of
  * 200,000 files larger by about 20 MB and no faster.
  */
-import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, symlinkSync, unlinkSync, utimesSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import path from 'node:path';
@@ -80,8 +92,25 @@ export interface CheckoutOptions {
   unionAdd?: boolean;
   /** `--union-identical`: existing files must be identical to the checked-out object. */
   unionIdentical?: boolean;
-  /** Always copy, never hardlink. */
+  /** Always copy, never hardlink (`-C`). Directories then keep the time of the checkout as mtime. */
   noHardlinks?: boolean;
+  /**
+   * `-H`: fail instead of copying a file that cannot be hardlinked (wrong checkout mode for the
+   * repository, another device, link refused). Empty files and user-mode symlinks are still copied.
+   */
+  requireHardlinks?: boolean;
+  /** `-M`: directories get at most mode 0775 (no setuid/setgid/sticky, not world-writable). Implied for bare-user-only repos. */
+  bareUserOnlyDirs?: boolean;
+  /** `--whiteouts`: apply Docker/OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`); see the file comment. */
+  processWhiteouts?: boolean;
+  /** `--process-passthrough-whiteouts`: a regular file `.ostree-wh.NAME` becomes the character device 0:0 named NAME. */
+  processPassthroughWhiteouts?: boolean;
+  /**
+   * Skip a path when this returns true (`--skip-list`). Called with the path relative to the
+   * checkout root: "/" for the root, "/dir/" for a directory (its content is skipped too),
+   * "/dir/file" for a file or symlink.
+   */
+  filter?: (path: string) => boolean;
   signal?: AbortSignal;
   onProgress?: (p: CheckoutStats) => void;
   /** Copies in flight at once (default 16). */
@@ -122,7 +151,15 @@ interface Ctx {
   /** The last `user.ostreemeta` looked up in emptyByMeta, and its answer. */
   lastMeta: Buffer | null;
   lastEmpty: Checksum;
+  /** Files may need more than the plain write (filter, whiteouts, -H without hardlinks): see specialFile. */
+  slowFiles: boolean;
+  /** Device of the repository, for `requireHardlinks`. */
+  repoDev: number;
 }
+
+const WHITEOUT_PREFIX = '.wh.';
+const OPAQUE_WHITEOUT_NAME = '.wh..wh..opq';
+const OVERLAY_WHITEOUT_PREFIX = '.ostree-wh.';
 
 /**
  * Check out `opts.commit` (optionally `opts.subpath`) to `opts.dest`. See the file comment for
@@ -139,15 +176,17 @@ interface Ctx {
  * kept per distinct dirtree and one dirmeta per distinct dirmeta object.
  */
 export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<CheckoutStats> {
-  const userMode = opts.userMode === true;
+  // A bare-user-only repository records no owners or xattrs: its checkouts are always user mode.
+  const userMode = opts.userMode === true || repo.mode === 'bare-user-only';
+  if (opts.requireHardlinks && opts.noHardlinks) throw new LarchError('INVALID_ARGUMENT', 'Cannot specify both --require-hardlinks and --force-copy', {});
+  const hardlink =
+    opts.noHardlinks !== true && ((repo.mode === 'bare' && !userMode) || (repo.mode === 'bare-user' && userMode) || repo.mode === 'bare-user-only');
   const ctx: Ctx = {
     repo,
     opts,
     userMode,
     anyUnion: opts.union === true || opts.unionAdd === true || opts.unionIdentical === true,
-    hardlink:
-      opts.noHardlinks !== true &&
-      ((repo.mode === 'bare' && !userMode) || (repo.mode === 'bare-user' && userMode) || repo.mode === 'bare-user-only'),
+    hardlink,
     metas: new Map(),
     stats: { files: 0, dirs: 0, hardlinked: 0, copied: 0 },
     sinceProgress: 0,
@@ -157,6 +196,9 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     lastEmpty: '',
     readBuf: new _ReadBuffer(),
     objBuf: Buffer.allocUnsafeSlow(65536),
+    slowFiles:
+      opts.filter !== undefined || opts.processWhiteouts === true || opts.processPassthroughWhiteouts === true || (opts.requireHardlinks === true && !hardlink),
+    repoDev: opts.requireHardlinks ? lstatSync(repo.path).dev : 0,
   };
   checkAbort(opts.signal);
   const commit = await repo.readCommit(opts.commit);
@@ -198,6 +240,11 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
   checkAbort(opts.signal);
 
   // Phase 2: write.
+  if (opts.filter?.('/')) {
+    report(ctx, true);
+    return ctx.stats;
+  }
+  if (opts.processWhiteouts && hasOpaqueWhiteout(ctx, tree)) await fsp.rm(dest, { recursive: true, force: true });
   let created = true;
   try {
     await fsp.mkdir(dest, 0o700);
@@ -207,6 +254,7 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     if (!st.isDirectory()) throw new LarchError('EXISTS', `Checkout destination ${sanitize(dest)} is not a directory`, { path: dest });
     created = false;
   }
+  checkDevice(ctx, dest);
   await writeTree(ctx, dest, tree, meta, created);
   report(ctx, true);
   return ctx.stats;
@@ -346,6 +394,7 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
       if (failed) throw failure;
       const name = files.name;
       const csum = files.checksum;
+      if (ctx.slowFiles && (await specialFile(ctx, dir.path, `${dir.path.slice(root.length)}/${name}`, name, csum))) continue;
       if (ctx.hardlink) {
         // Checksums here come from validated dirtrees (hex of 32 bytes), so the path is built directly.
         const objPath = `${ctx.objectsDir}${csum.slice(0, 2)}/${csum.slice(2)}.file`;
@@ -363,7 +412,7 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
           ctx.stats.files++;
           report(ctx, false);
         } else await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
-      } else if (!(ctx.repo.mode === 'archive' && !ctx.anyUnion && copySmallArchiveSync(ctx, dir.path, name, csum))) {
+      } else if (!(ctx.repo.mode === 'archive' && !ctx.anyUnion && !ctx.opts.requireHardlinks && copySmallArchiveSync(ctx, dir.path, name, csum))) {
         await start(dir, () => copyFile(ctx, dir.path, name, csum));
       }
       if ((++n & 1023) === 0) {
@@ -387,7 +436,10 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
       if (frame.i < frame.dirs.length) {
         const d = frame.dirs[frame.i++];
         const p = `${frame.dir.path}/${d.name}`;
+        if (ctx.opts.filter?.(`${p.slice(root.length)}/`)) continue;
+        if (ctx.opts.processWhiteouts && hasOpaqueWhiteout(ctx, d.treeChecksum)) await fsp.rm(p, { recursive: true, force: true });
         const made = makeDirSync(ctx, p);
+        checkDevice(ctx, p);
         const child: DirState = { path: p, meta: d.metaChecksum, made, pending: 1, parent: frame.dir };
         frame.dir.pending++;
         const dt = cursorOf(ctx, d.treeChecksum);
@@ -423,8 +475,117 @@ function finishDirSync(ctx: Ctx, p: string, meta: DirMeta): void {
     lchownSync(p, meta.uid, meta.gid);
     for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
   }
-  chmodSync(p, meta.mode & 0o7777);
-  utimesSync(p, 0, 0);
+  const canonical = ctx.repo.mode === 'bare-user-only' || ctx.opts.bareUserOnlyDirs === true;
+  chmodSync(p, meta.mode & (canonical ? 0o775 : 0o7777));
+  // As ostree: a copying checkout (mostly of /etc) keeps the directories' own mtime.
+  if (ctx.opts.noHardlinks !== true) utimesSync(p, 0, 0);
+}
+
+/** `requireHardlinks`: objects cannot be hardlinked onto another device; say so before writing there. */
+function checkDevice(ctx: Ctx, dir: string): void {
+  if (!ctx.opts.requireHardlinks) return;
+  const dev = lstatSync(dir).dev;
+  if (dev !== ctx.repoDev) {
+    throw new LarchError('INVALID_ARGUMENT', `Unable to do hardlink checkout across devices (src=${ctx.repoDev} destination=${dev})`, { path: dir });
+  }
+}
+
+/** Whether dirtree `tree` holds the file `.wh..wh..opq` (an opaque directory, with `processWhiteouts`). */
+function hasOpaqueWhiteout(ctx: Ctx, tree: Checksum): boolean {
+  const c = cursorOf(ctx, tree);
+  while (c.nextFile(false)) if (c.name === OPAQUE_WHITEOUT_NAME) return true;
+  return false;
+}
+
+/**
+ * The slow path of a file, taken only when an option may change what happens to it (see
+ * `slowFiles`): returns true when the file was dealt with here (skipped by the filter, or a
+ * whiteout applied), false when it is to be written as usual. Throws for `requireHardlinks`
+ * when the file would have to be copied, with ostree's words.
+ */
+async function specialFile(ctx: Ctx, dir: string, rel: string, name: string, csum: Checksum): Promise<boolean> {
+  const o = ctx.opts;
+  if (o.filter?.(rel)) return true;
+  const docker = o.processWhiteouts === true && name.startsWith(WHITEOUT_PREFIX);
+  const overlay = o.processPassthroughWhiteouts === true && name.startsWith(OVERLAY_WHITEOUT_PREFIX);
+  const mustLink = o.requireHardlinks === true && !ctx.hardlink;
+  if (!docker && !overlay && !mustLink) return false;
+  const obj = await ctx.repo.openFile(csum);
+  const type = obj.meta.mode & S_IFMT;
+  if (type === S_IFLNK) {
+    // Whiteouts are regular files; a symlink is written as such. -H copies user-mode symlinks.
+    if (mustLink && ctx.repo.mode !== 'bare-user' && ctx.repo.mode !== 'bare-user-only') throw cannotHardlink(ctx);
+    return false;
+  }
+  if (docker) {
+    const target = name.slice(WHITEOUT_PREFIX.length);
+    if (target === '') throw new LarchError('INVALID_NAME', `Invalid empty whiteout '${target}'`, { name });
+    if (target === '.' || target === '..') throw new LarchError('INVALID_NAME', `Invalid whiteout ${sanitize(name)}: it names ${target}`, { name });
+    await fsp.rm(path.join(dir, target), { recursive: true, force: true });
+    return true;
+  }
+  if (overlay) {
+    const target = name.slice(OVERLAY_WHITEOUT_PREFIX.length);
+    if (target === '') throw new LarchError('INVALID_NAME', `Invalid empty overlayfs whiteout '${target}'`, { name });
+    if (target === '.' || target === '..') throw new LarchError('INVALID_NAME', `Invalid overlayfs whiteout ${sanitize(name)}: it names ${target}`, { name });
+    overlayWhiteout(ctx, path.join(dir, target), obj.meta);
+    ctx.stats.files++;
+    return true;
+  }
+  // -H in a mode that cannot hardlink: ostree copies empty files and, in user mode, unreadable ones.
+  if (obj.size === 0 || (ctx.userMode && (obj.meta.mode & 0o400) === 0)) return false;
+  throw cannotHardlink(ctx);
+}
+
+function cannotHardlink(ctx: Ctx): LarchError {
+  const userRepo = ctx.repo.mode === 'bare-user' || ctx.repo.mode === 'bare-user-only';
+  return new LarchError(
+    'INVALID_ARGUMENT',
+    userRepo ? 'User repository mode requires user checkout mode to hardlink' : 'Bare repository mode cannot hardlink in user checkout mode',
+    { mode: ctx.repo.mode },
+  );
+}
+
+/**
+ * Create the overlayfs whiteout `p`: a character device 0:0 with the permission bits of the
+ * `.ostree-wh.` file, and outside user mode its owner and xattrs. An existing entry is replaced
+ * (`union`), kept (`unionAdd`), accepted when it is such a device with the same owner and mode
+ * (`unionIdentical`), or an error.
+ */
+function overlayWhiteout(ctx: Ctx, p: string, meta: FileMeta): void {
+  const mode = meta.mode & 0o7777;
+  const make = (): void => native.mknod(p, native.S_IFCHR | mode);
+  try {
+    make();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioErr(e, 'Creating whiteout char device', p);
+    const o = ctx.opts;
+    if (o.unionAdd) return;
+    if (o.union) {
+      try {
+        unlinkSync(p);
+        make();
+      } catch (e2) {
+        throw ioErr(e2, 'Creating whiteout char device', p);
+      }
+    } else if (o.unionIdentical) {
+      const st = lstatSync(p);
+      const same = st.isCharacterDevice() && st.rdev === 0 && (ctx.userMode || (st.uid === meta.uid && st.gid === meta.gid && (st.mode & 0o7777) === mode));
+      if (!same) throw new LarchError('EXISTS', `Creating whiteout char device ${sanitize(p)}: File exists`, { path: p });
+      return;
+    } else {
+      throw new LarchError('EXISTS', `Creating whiteout char device ${sanitize(p)}: File exists`, { path: p });
+    }
+  }
+  if (!ctx.userMode) {
+    try {
+      for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
+      lchownSync(p, meta.uid, meta.gid);
+      chmodSync(p, mode);
+    } catch (e) {
+      throw ioErr(e, 'Setting metadata of whiteout char device', p);
+    }
+  }
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {
@@ -497,7 +658,7 @@ async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksu
     return;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return copyFile(ctx, dir, name, csum);
+    if ((code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') && !ctx.opts.requireHardlinks) return copyFile(ctx, dir, name, csum);
     if (code === 'ENOENT' && !(await ctx.repo.hasObject('file', csum))) {
       throw new LarchError('OBJECT_MISSING', `Object missing: ${csum}.file`, { type: 'file', checksum: csum }, { cause: e });
     }
@@ -506,9 +667,20 @@ async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksu
   // The name exists.
   const o = ctx.opts;
   if (o.union) {
+    // Already this object (a union over an earlier hardlink checkout): nothing to do. rename(2)
+    // between two links of one inode does nothing, so the temporary link below would stay.
+    const a = lstatSync(objPath);
+    const b = lstatSync(target);
+    if (a.dev === b.dev && a.ino === b.ino) {
+      ctx.stats.hardlinked++;
+      ctx.stats.files++;
+      return;
+    }
     const tmp = tmpName(dir, name);
     linkSync(objPath, tmp);
     try {
+      // With whiteouts (layered images), a file may replace a directory of a lower layer.
+      if (o.processWhiteouts) await fsp.rm(target, { recursive: true, force: true });
       renameSync(tmp, target);
     } catch (e) {
       await fsp.unlink(tmp).catch(() => undefined);
@@ -599,6 +771,7 @@ async function copyFile(ctx: Ctx, dir: string, name: string, csum: Checksum): Pr
   }
   try {
     await applyMeta(ctx, writeTo, meta);
+    if (replacing && ctx.opts.processWhiteouts) await fsp.rm(target, { recursive: true, force: true });
     if (replacing) await fsp.rename(writeTo, target);
   } catch (e) {
     if (replacing) await fsp.unlink(writeTo).catch(() => undefined);

@@ -285,7 +285,8 @@ export async function deployLocked(sr: Sysroot, opts: DeployOptions): Promise<De
   let layout;
   let kernel: Promise<KernelLayout> | null = null;
   try {
-    await checkout(repo, { commit: csum, dest: dir });
+    // As ostree's deploy: `.ostree-wh.NAME` files become overlayfs whiteouts (char 0:0) for container layers.
+    await checkout(repo, { commit: csum, dest: dir, processPassthroughWhiteouts: true });
     // The kernel's checksum (reading tens of MB) overlaps with the /etc copy and merge.
     kernel = findKernel(dir);
     kernel.catch(() => undefined);
