@@ -4,7 +4,7 @@
  * and the alias rules (no alias to a remote ref, no deleting a ref an alias points at, repointing
  * an alias without --force). The cases follow OSTree's own tests/test-refs.sh.
  */
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectOneErrorLine, larch, makeSpecTree, ok, ostree, requireOstree, RUN_INTEROP, scratch, type RunResult } from './helpers.js';
@@ -68,6 +68,20 @@ describe.runIf(RUN_INTEROP)('larch refs, compared with ostree refs', () => {
     const { ours } = both(repos, ['ctest', '--create=bar']);
     expect(expectOneErrorLine(ours)).toMatch(/bar/);
     both(repos, []);
+  });
+
+  it('refuses to list every ref when refs/remotes or refs/heads is missing, with ostree words', async () => {
+    for (const missing of ['refs/remotes', 'refs/heads']) {
+      const repos = await pair(`missing-${missing.replace('/', '-')}`);
+      for (const repo of [repos.real, repos.ours]) await rename(join(repo, missing), join(repo, `${missing}.orig`));
+      for (const args of [[], ['--list'], ['-A'], ['--delete', 'nosuch'], ['ctest', '--create=new']]) {
+        const r = both(repos, args);
+        expect(expectOneErrorLine(r.ours)).toBe(expectOneErrorLine(r.real));
+      }
+    }
+    const repos = await pair('missing-with-prefix');
+    for (const repo of [repos.real, repos.ours]) await rename(join(repo, 'refs/remotes'), join(repo, 'refs/remotes.orig'));
+    expect(both(repos, ['ctest']).ours.stdout).toBe('ctest\n');
   });
 
   it('lists a whole remote with REMOTE:. as with REMOTE:', async () => {

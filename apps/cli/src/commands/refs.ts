@@ -7,7 +7,7 @@
  * --force). Listing is sorted (ostree prints in hash-table order).
  */
 import type { Command } from 'commander';
-import { readlink } from 'node:fs/promises';
+import { access, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setRefAlias, validateRefName, type Checksum, type Repo } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
@@ -37,6 +37,9 @@ export function registerRefs(program: Command, ctx: VerbContext): void {
     .action(async (args: string[], _o: RefsOpts, cmd: Command) => {
       const opts = allOptions<RefsOpts>(cmd);
       const repo = await openRepo(opts);
+      // Everything but listing below a PREFIX reads all refs, which ostree refuses to do when
+      // refs/heads or refs/remotes is missing (a damaged repository), rather than list too few.
+      if (opts.create !== undefined || opts.delete || opts.alias || args.length === 0) await requireRefDirs(repo);
       if (opts.create !== undefined) {
         if (args.length === 0) throw new UsageError('You must specify a revision when creating a new ref');
         if (args.length > 1) throw new UsageError('Too many arguments: --create takes one revision');
@@ -86,6 +89,16 @@ async function allRefs(repo: Repo): Promise<Map<string, Checksum>> {
   const heads = [...(await repo.listRefs({ kind: 'heads' })).entries()].sort(byName);
   const remotes = [...(await repo.listRefs({ kind: 'remotes' })).entries()].sort(byName);
   return new Map([...heads, ...remotes]);
+}
+
+async function requireRefDirs(repo: Repo): Promise<void> {
+  for (const d of ['refs/heads', 'refs/remotes']) {
+    try {
+      await access(join(repo.path, d));
+    } catch {
+      throw new CommandError(`Listing refs: opendir(${d}): No such file or directory`);
+    }
+  }
 }
 
 /** `REMOTE:.` means every ref of REMOTE, like `REMOTE:` (flatpak passes it). */
