@@ -44,7 +44,7 @@ import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
 import { checkNotDowngrade } from './timestamp-check.js';
-import { fetchSummaryWithCache, summaryCacheRoot, transferSummaryFetch } from './summary-cache.js';
+import { fetchSummaryWithCache, transferSummaryFetch } from './summary-cache.js';
 import { withRemoteCookies } from './remote-cookies.js';
 import { findDelta, pullDelta, type DeltaPullResult } from './pull-delta.js';
 import { deltaDryRun, type DeltaDryRun } from './pull-dry-run.js';
@@ -80,7 +80,11 @@ export interface PullOptions {
   subpath?: string | string[];
   /** Transport; default: undici for http(s), the file fetcher for file:// URLs. */
   fetcher?: Fetcher;
-  /** Summary cache dir instead of `REPO/tmp/cache` (`ostree pull --cache-dir`); see summary-cache.ts. */
+  /**
+   * Keep the remote's summary in this cache dir (summary-cache.ts): `ostree pull` uses
+   * `REPO/tmp/cache` (`summaryCacheRoot`), or `--cache-dir`. With a cache, summary.sig is always
+   * fetched, as OSTree does; without one (the default) only when it is verified or mirrored.
+   */
   cacheDir?: string;
   /** Signature checks (from the signing package); required when the remote asks for verification. */
   verifier?: PullVerifier;
@@ -295,7 +299,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         const { summary: summaryBytes, signatures: sig } = await fetchSummaryWithCache({
           repo,
           remote: opts.remote,
-          cacheRoot: cfg.url.startsWith('file:') ? null : summaryCacheRoot(repo, opts.cacheDir),
+          cacheRoot: opts.cacheDir === undefined || cfg.url.startsWith('file:') ? null : opts.cacheDir,
           fetch: transferSummaryFetch(ctx, cfg.url),
           wantSignatures: policy.summary.length > 0 || Boolean(opts.mirror),
           retryStaleCache: true,

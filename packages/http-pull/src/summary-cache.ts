@@ -2,6 +2,8 @@
  * The per-remote summary cache, as OSTree keeps it (ostree-repo-pull.c: `_ostree_repo_cache_summary`,
  * `_ostree_repo_load_cache_summary_if_same_sig`): `CACHE/summaries/REMOTE` and `REMOTE.sig`, where
  * CACHE is `REPO/tmp/cache` (none when `OSTREE_SKIP_CACHE` is set) or the `--cache-dir` given.
+ * The library uses a cache only when its caller names one (`PullOptions.cacheDir`); the CLI does,
+ * as `ostree pull` does.
  *
  * Why: a summary can be large and its signature small. A pull fetches `summary.sig` first; when
  * it is byte for byte the cached one, the cached summary is used and `summary` is not fetched.

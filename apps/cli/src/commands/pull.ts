@@ -18,7 +18,7 @@
  */
 import type { Command } from 'commander';
 import { LarchError } from '@larch/core-store';
-import { pull, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
+import { pull, summaryCacheRoot, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { formatSize, toJson } from '../format.js';
@@ -103,6 +103,8 @@ export function registerPull(program: Command, ctx: VerbContext): void {
       });
       const repo = await openRepo(opts);
       if (opts.cacheDir !== undefined) await checkCacheDir(opts.cacheDir);
+      // As ostree: REPO/tmp/cache unless OSTREE_SKIP_CACHE is set, or --cache-dir.
+      const cacheDir = summaryCacheRoot(repo, opts.cacheDir);
       const verifier = signatureVerifier(repo.path);
       await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
         pull({
@@ -115,7 +117,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.subpath !== undefined ? { subpath: opts.subpath } : {}),
           ...(Object.keys(overrideCommits).length > 0 ? { overrideCommits } : {}),
           ...(opts.url !== undefined ? { url: opts.url } : {}),
-          ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+          ...(cacheDir !== null ? { cacheDir } : {}),
           timestampCheck: Boolean(opts.timestampCheck),
           ...(opts.dryRun ? { dryRun: true } : {}),
           ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
