@@ -713,8 +713,22 @@ export class Repo {
     return refs.resolveRef(this, refspec);
   }
 
-  setRef(refspec: string, checksum: Checksum | null): Promise<void> {
-    return refs.setRef(this, refspec, checksum);
+  /**
+   * Point `refspec` at `checksum` (null deletes it). With `core.auto-update-summary` (or its
+   * older name `core.commit-update-summary`) set, the summary is regenerated afterwards, as ostree
+   * does on every ref it writes (taking the exclusive lock for that).
+   */
+  async setRef(refspec: string, checksum: Checksum | null): Promise<void> {
+    await refs.setRef(this, refspec, checksum);
+    await this.maybeRegenerateSummary();
+  }
+
+  /** Regenerate the summary when `core.auto-update-summary` or `core.commit-update-summary` is true. */
+  async maybeRegenerateSummary(): Promise<void> {
+    const auto = this.config.getBoolean('core', 'auto-update-summary', false) || this.config.getBoolean('core', 'commit-update-summary', false);
+    if (!auto) return;
+    const { generateSummary } = await import('./repo-summary.js');
+    await generateSummary(this);
   }
 
   revParse(spec: string): Promise<Checksum> {

@@ -1,6 +1,6 @@
 /**
  * `larch summary -u|--update [-m|--add-metadata=KEY=GVARIANT-TEXT]...` regenerates the summary
- * file; `larch summary -v|--view [--raw] [--json]` prints it in ostree's layout:
+ * file; `larch summary -v|--view [--raw] [--json]` (or `--raw` alone) prints it in ostree's layout:
  *
  *   * REF                                (or `(COLLECTION-ID, REF)` when the summary has one)
  *       Latest Commit (N bytes):
@@ -70,12 +70,13 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
         if (signing) await signing.signSummary(repo, signers, false);
         return;
       }
-      if (signing && !opts.view) {
+      if (signing && !opts.view && !opts.raw) {
         // `summary --gpg-sign=KEY` without -u: add signatures to the existing summary.
         await signing.signSummary(await openRepo(opts), signers, true);
         return;
       }
-      if (!opts.view) throw new UsageError('No option specified; use -u to update summary');
+      // As ostree: --raw alone views the summary too.
+      if (!opts.view && !opts.raw) throw new UsageError('No option specified; use -u to update summary');
       const repo = await openRepo(opts);
       const bytes = await readSummaryFile(repo);
       if (opts.raw && !opts.json) {
