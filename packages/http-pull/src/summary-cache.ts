@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { LarchError, readSummary, type Repo } from '@larch/core-store';
+import { LarchError, readSummary, validateRemoteName, type Repo } from '@larch/core-store';
 import type { FetchOptions, FetchResponse, Fetcher } from './fetcher.js';
 import { HttpSource } from './pull-source.js';
 import type { TransferContext } from './pull-transfer.js';
@@ -138,9 +138,11 @@ function testErrorInvalidCache(env: NodeJS.ProcessEnv): boolean {
  * (conditional on the cached one); on 304, or when it equals the cached one, the cached summary;
  * otherwise `summary` (conditional). Then `verify`, then the pair is cached when both came from
  * the server and the summary parses. Errors: those of `fetch` and `verify`; IO_ERROR for the
- * cache files.
+ * cache files; INVALID_REF for a remote name that is not one.
  */
 export async function fetchSummaryWithCache(o: SummaryCacheFetchOptions): Promise<SummaryPair> {
+  // The name becomes a file name in the cache: only a valid remote name (no `/`, no `..`).
+  validateRemoteName(o.remote);
   const env = o.env ?? process.env;
   const root = o.cacheRoot;
   let signatures: Uint8Array | null = null;
