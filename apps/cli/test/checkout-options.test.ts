@@ -255,6 +255,19 @@ describe.runIf(RUN_INTEROP)('larch checkout options, compared with ostree checko
     expect(sameTrees(both(repo, ['test2'], 'pw-off'))['whiteouts/.ostree-wh.whiteout'].type).toBe('file');
   });
 
+  it('--subpath of a file puts the file, under its own name, in the destination directory (or in ".")', async () => {
+    const repo = await repoOf('bare-user');
+    const t = sameTrees(both(repo, ['-U', '--subpath=/baz/saucer', 'test2'], 'sub-file'));
+    expect(Object.keys(t).sort()).toEqual(['.', 'saucer']);
+    const realCwd = join(dir, 'sub-file-cwd-ostree');
+    const ourCwd = join(dir, 'sub-file-cwd-larch');
+    await mkdir(realCwd);
+    await mkdir(ourCwd);
+    ok(ostree(['checkout', `--repo=${repo}`, '-U', '--subpath=/baz/saucer', 'test2', '.'], { cwd: realCwd }));
+    ok(larch(['checkout', `--repo=${repo}`, '-U', '--subpath=/baz/saucer', 'test2', '.'], { cwd: ourCwd }));
+    expect(describeTree(ourCwd)).toEqual(describeTree(realCwd));
+  });
+
   it('--union over an earlier hardlink checkout of the same commit leaves the same tree (no stray links)', async () => {
     const repo = await repoOf('bare');
     both(repo, ['test2'], 'union-again');

@@ -80,7 +80,11 @@ import { S_IFLNK, S_IFMT, S_IFREG, type Checksum, type DirMeta, type DirTree, ty
 
 export interface CheckoutOptions {
   commit: Checksum;
-  /** Destination path; must not exist unless a union mode is set. For a file subpath, the file's path. */
+  /**
+   * Destination directory; must not exist unless a union mode is set. For a file subpath, the
+   * directory that receives the file under its own name (created, mode 0700, unless it exists or
+   * is "."), as ostree does it.
+   */
   dest: string;
   /** Check out only this path inside the commit ("/usr/bin", or a single file). */
   subpath?: string;
@@ -218,7 +222,7 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     }
     const f = dt.files.find((x) => x.name === name);
     if (f && i === parts.length - 1) {
-      await checkoutSingleFile(ctx, f.checksum);
+      await checkoutSingleFile(ctx, name, f.checksum);
       report(ctx, true);
       return ctx.stats;
     }
@@ -728,10 +732,15 @@ async function sameContent(pa: string, pb: string): Promise<boolean> {
   }
 }
 
-async function checkoutSingleFile(ctx: Ctx, csum: Checksum): Promise<void> {
-  const dest = path.resolve(ctx.opts.dest);
-  const dir = path.dirname(dest);
-  const name = path.basename(dest);
+async function checkoutSingleFile(ctx: Ctx, name: string, csum: Checksum): Promise<void> {
+  const dir = ctx.opts.dest;
+  if (dir !== '.') {
+    try {
+      mkdirSync(dir, 0o700);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioErr(e, 'mkdirat', dir);
+    }
+  }
   if (ctx.hardlink) await hardlinkOrCopy(ctx, dir, name, csum);
   else await copyFile(ctx, dir, name, csum);
 }
