@@ -336,10 +336,21 @@ function readSmall(abs: string, expected: number): Buffer {
  * cleaned of what crashed writers left (repo-staging.ts).
  */
 async function commitLocked(repo: Repo, opts: CommitTreeOptions): Promise<CommitTreeResult> {
-  return repo.withStagingDir((stage) => commitStaged(repo, opts, stage));
+  if (failpointPreCommit()) {
+    // ostree's test failpoint: the transaction fails right before publishing, and its staging
+    // directory stays (unlocked once this process ends) for a later commit of this boot to take over.
+    const stage = await repo.allocateStagingDir();
+    return commitStaged(repo, opts, stage, true);
+  }
+  return repo.withStagingDir((stage) => commitStaged(repo, opts, stage, false));
 }
 
-async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingDir): Promise<CommitTreeResult> {
+/** `OSTREE_REPO_TEST_ERROR=pre-commit` (a comma- or colon-separated list, as ostree reads it). */
+function failpointPreCommit(): boolean {
+  return (process.env.OSTREE_REPO_TEST_ERROR ?? '').split(/[,:; ]/).includes('pre-commit');
+}
+
+async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingDir, failBeforePublish: boolean): Promise<CommitTreeResult> {
   const canonical = opts.canonicalPermissions === true || repo.mode === 'bare-user-only';
   const withXattrs = !canonical && opts.noXattrs !== true;
   const limit = Math.max(1, opts.concurrency ?? DEFAULT_COMMIT_CONCURRENCY);
@@ -899,6 +910,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
   } finally {
     await (pool as ArchiveStoreWorkers | null)?.close();
   }
+  if (failBeforePublish) throw new LarchError('IO_ERROR', 'OSTREE_REPO_TEST_ERROR_PRE_COMMIT', {});
   await batch.commit();
 
   const consume = (): void => {

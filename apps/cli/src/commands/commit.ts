@@ -40,6 +40,7 @@ interface CommitOptions extends SigningOptions {
   consume?: boolean;
   generateSizes?: boolean;
   tableOutput?: boolean;
+  fsync?: string;
   timestamp?: string;
   parent?: string;
   ownerUid?: string;
@@ -84,6 +85,7 @@ export function registerCommit(program: Command, ctx: VerbContext): void {
     .option('--consume', 'Consume (delete) content after commit (for local directories)')
     .option('--table-output', 'Output more information in a KEY: VALUE format')
     .option('--generate-sizes', 'Generate size information along with commit metadata')
+    .option('--fsync <policy>', 'Specify how to invoke fsync() (true or false)')
     .option('--no-bindings', 'Do not write any ref bindings')
     .option('--canonical-permissions', 'Canonicalize permissions as bare-user does')
     .option('--no-xattrs', 'Do not import extended attributes')
@@ -147,6 +149,7 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
     metadata.push(['ostree.linux', stringVariant(await kernelVersion(dir.dir))]);
     metadata.push(['ostree.bootable', booleanVariant(true)]);
   }
+  const fsync = opts.fsync === undefined ? undefined : parseFsync(opts.fsync);
   let body = opts.body;
   if (opts.bodyFile !== undefined) body = await readTextFile(opts.bodyFile);
   // Signers are prepared before the commit is written, so a bad key fails without leaving an
@@ -158,6 +161,8 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
   if (signing) await signing.preflightSigners(signers);
 
   const repo = await openRepo(opts);
+  // --fsync=false: this commit only (the repository's config file is not changed), as in ostree.
+  if (fsync !== undefined) repo.config.set('core', 'fsync', fsync);
   const bar = io.stderrIsTTY ? progressBar() : null;
   try {
     const result = await interruptible((signal) =>
@@ -215,6 +220,13 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
     }
     throw e;
   }
+}
+
+/** `--fsync=POLICY`: a boolean as GLib spells it. */
+function parseFsync(v: string): boolean {
+  if (/^(true|yes|1)$/i.test(v)) return true;
+  if (/^(false|no|0|none)$/i.test(v)) return false;
+  throw new UsageError(`Invalid boolean argument '${v}'`);
 }
 
 type Sources = NonNullable<CommitTreeOptions['trees']>;
