@@ -133,6 +133,18 @@ describe.runIf(RUN_INTEROP)('larch commit options, side by side with ostree comm
     both(r, ['-b', 'mix', T, `--tree=dir=${other}`, `--tree=tar=${plain}`]);
   });
 
+  it('refuses a tar member named ../NAME, as ostree does, writing nothing outside', async () => {
+    const r = twins();
+    const evil = join(dir, 'evil.tar');
+    execFileSync('python3', ['-c', `import tarfile,io
+t=tarfile.open(${JSON.stringify(evil)},'w')
+i=tarfile.TarInfo('../evil'); d=b'x\\n'; i.size=len(d); t.addfile(i, io.BytesIO(d)); t.close()`]);
+    const res = both(r, ['-b', 'evil', T, `--tree=tar=${evil}`, '--tar-autocreate-parents']);
+    expect(res.l.code).not.toBe(0);
+    expect(res.l.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(existsSync(join(dir, 'evil'))).toBe(false);
+  });
+
   it('--consume deletes the committed directory; bare repos take the files in by hard link', async () => {
     for (const mode of ['bare', 'bare-user-only', 'archive']) {
       const r = twins(mode);
