@@ -76,7 +76,7 @@ describeInterop('remote add (against ostree)', () => {
     expect(expectSame(['remote', 'show-url', '--repo={R}', 'ml'], p).error).toBe('error: No "url" option in remote "ml"');
     const pulled = larch(['pull', `--repo=${p.R!.larch}`, 'ftp', 'main']);
     expect(pulled.code).toBe(1);
-    expect(pulled.stderr).toMatch(/^error: Unsupported URL scheme in 'ftp:\/\/example\.com\/repo'/);
+    expect(pulled.stderr).toMatch(/^error: Invalid URI scheme in ftp:\/\/example\.com\/repo$/m);
   });
 
   it('refuses a duplicate, leaves it alone with --if-not-exists, replaces it with --force', async () => {

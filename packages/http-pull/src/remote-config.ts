@@ -92,7 +92,8 @@ export const remoteUrlSchema = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `Invalid URL '${s}'` });
     return;
   }
-  if (!URL_SCHEMES.has(u.protocol)) ctx.addIssue({ code: 'custom', message: `Unsupported URL scheme in '${s}' (use http://, https:// or file://)` });
+  // ostree's words (its fetcher refuses any scheme but http, https and file when it pulls).
+  if (!URL_SCHEMES.has(u.protocol)) ctx.addIssue({ code: 'custom', message: `Invalid URI scheme in ${s}` });
   else if (u.protocol !== 'file:' && u.hostname === '') ctx.addIssue({ code: 'custom', message: `Invalid URL '${s}': no host` });
   else if (u.username !== '' || u.password !== '') ctx.addIssue({ code: 'custom', message: `Invalid URL '${s}': credentials in URLs are not supported` });
 });
