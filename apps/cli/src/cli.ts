@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { interruptedBy, processIo, UsageError, type Io } from './context.js';
-import { formatHelp, installHelp, SubcommandError } from './help.js';
+import { formatHelp, installHelp, SubcommandError, versionRequested } from './help.js';
 import { oneLine } from './format.js';
 import { versionText } from './commands/version.js';
 
@@ -132,7 +132,7 @@ async function buildProgram(ctx: VerbContext, argv: string[]): Promise<Command> 
         ? []
         : Object.values(VERBS);
   for (const register of await Promise.all(loaders.map((load) => load()))) register(program, ctx);
-  installHelp(program);
+  installHelp(program, () => ctx.io.out(versionText(packageVersion())));
   return program;
 }
 
@@ -214,8 +214,9 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<numb
   argv = verbOptionsAfterVerb(argv);
   // Known before parsing, so that parse errors honour it too. `summary -v` means --view.
   const verbose = argv.includes('--verbose') || (argv.includes('-v') && !argv.includes('summary'));
+  let program: Command | undefined;
   try {
-    const program = await buildProgram({ io }, argv);
+    program = await buildProgram({ io }, argv);
     await program.parseAsync(flagValuesDropped(program, argv), { from: 'user' });
     await io.flush();
     return 0;
@@ -232,6 +233,13 @@ export async function runCli(argv: string[], io: Io = processIo()): Promise<numb
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') {
         return e.exitCode;
+      }
+      // `--version` wins over the verb's arguments (`ostree admin deploy --version`), as in
+      // GLib's parser, which handles it before the verb looks at them.
+      if ((e.code === 'commander.missingArgument' || e.code === 'commander.excessArguments') && program !== undefined && versionRequested(program)) {
+        io.out(versionText(packageVersion()));
+        await io.flush();
+        return 0;
       }
       io.err(`error: ${oneLine(commanderMessage(e))}\n`);
       return 1;

@@ -6,7 +6,7 @@
  * `error: Unknown "VERB" subcommand 'X'`, and fails — what scripts and ostree's own tests check.
  */
 import { basename } from 'node:path';
-import type { Command, Help, Option } from 'commander';
+import { CommanderError, type Command, type Help, type Option } from 'commander';
 import { UsageError } from './context.js';
 
 /**
@@ -64,9 +64,8 @@ export function formatHelp(cmd: Command, helper: Help): string {
   }
   const options = helper
     .visibleOptions(cmd)
-    .filter((o) => o.long !== '--help' && !o.negate)
+    .filter((o) => o.long !== '--help')
     .map((o): [string, string] => [optionTerm(o), o.description]);
-  if (!options.some(([t]) => t.endsWith('--version'))) options.push(['--version', 'Print version information and exit']);
   // One column for both groups, as GLib aligns them.
   const help: [string, string][] = [['-h, --help', 'Show help options']];
   const width = Math.max(...[...help, ...options].map(([t]) => t.length)) + 4;
@@ -92,13 +91,35 @@ export class SubcommandError extends UsageError {
 export const OWN_ACTION = new WeakSet<Command>();
 
 /**
- * Give every command under `program` ostree's help layout, and every command with sub-verbs
- * ostree's behaviour when run without one. Call after all verbs are registered.
+ * Verbs whose sub-verb dispatch runs before any option is parsed, so that `--version` there is
+ * just a missing sub-verb (`ostree static-delta --version`: its usage, `No command specified`).
  */
-export function installHelp(program: Command): void {
+export const NO_OWN_OPTIONS = new WeakSet<Command>();
+
+/** Commands on which `--version` was given (see {@link versionRequested}). */
+const versionGiven = new WeakSet<Command>();
+
+/**
+ * Whether `--version` was given to the command that is running (or to the program before the
+ * verb): ostree's option parser prints the version and exits 0 then, whatever else the verb needs,
+ * once every option on the line is known.
+ */
+export function versionRequested(program: Command): boolean {
+  const visit = (cmd: Command): boolean => versionGiven.has(cmd) || cmd.commands.some(visit);
+  return visit(program);
+}
+
+/**
+ * Give every command under `program` ostree's help layout, `--version` (last, as GLib lists it)
+ * and every command with sub-verbs ostree's behaviour when run without one. Call after all verbs
+ * are registered. `onVersion` prints the version; it runs instead of the verb's action.
+ */
+export function installHelp(program: Command, onVersion: () => void = () => {}): void {
   const visit = (cmd: Command): void => {
     cmd.configureHelp({ formatHelp });
     cmd.helpOption('-h, --help', 'Show help options');
+    if (!cmd.options.some((o) => o.long === '--version')) cmd.option('--version', 'Print version information and exit');
+    cmd.on('option:version', () => versionGiven.add(cmd));
     const subs = cmd.commands.filter((c) => c.name() !== 'help');
     if (cmd.parent !== null && subs.length > 0 && !OWN_ACTION.has(cmd)) {
       const label = commandPath(cmd).split(' ').slice(1).join(' ');
@@ -112,4 +133,9 @@ export function installHelp(program: Command): void {
     for (const c of cmd.commands) visit(c);
   };
   visit(program);
+  program.hook('preAction', (_program, action) => {
+    if (NO_OWN_OPTIONS.has(action) || !(versionGiven.has(action) || versionGiven.has(program))) return;
+    onVersion();
+    throw new CommanderError(0, 'commander.version', '');
+  });
 }

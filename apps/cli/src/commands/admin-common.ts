@@ -12,10 +12,13 @@ export interface SysrootOpts {
   bootedRoot?: string;
 }
 
-/** Declare `admin NAME` with the options every admin sub-verb takes (`--sysroot`, `-v`). */
-export function sub(parent: Command, name: string, description: string): Command {
+/**
+ * Declare `admin NAME` with the options every admin sub-verb takes (`--sysroot`, `-v`). A hidden
+ * sub-verb is left out of `admin --help`'s list, as ostree leaves out its internal ones.
+ */
+export function sub(parent: Command, name: string, description: string, opts: { hidden?: boolean } = {}): Command {
   return parent
-    .command(name)
+    .command(name, { hidden: opts.hidden === true })
     .description(description)
     .option('--sysroot <path>', 'Use system root PATH (default: $OSTREE_SYSROOT, else /)')
     .option('-v, --verbose', 'Print debug information on errors')

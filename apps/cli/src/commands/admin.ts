@@ -11,13 +11,14 @@
  *         kargs [--append=K=V]… [--delete=K]… [--replace=K=V]… [--deployment-index=N] [--json] |
  *         kargs edit-in-place [--append-if-missing=K=V]… |
  *         config-diff [--os=OS] [--json] | set-origin [--index=N] [--set=K=V]… REMOTE URL [BRANCH] |
- *         finalize-staged
+ *         finalize-staged [--hold] | boot-complete (internal, for ostree's systemd units)
  * and, in their own modules: status (admin-status.ts), upgrade and switch (admin-upgrade.ts),
  * unlock (admin-unlock.ts), instutil (admin-instutil.ts).
  * The sysroot is `--sysroot` (before or after the sub-verb), else $OSTREE_SYSROOT, else `/`. The
  * work is @larch/sysroot's (and, for pulls, @larch/http-pull's); these modules parse, call and
  * print OSTree's messages.
  */
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
@@ -48,6 +49,40 @@ interface DeployOpts extends SysrootOpts {
   originFile?: string;
   stage?: boolean;
   dryRun?: boolean;
+}
+
+/** The flag file of a system booted through OSTree; the internal verbs do nothing without it. */
+const OSTREE_BOOTED = '/run/ostree-booted';
+/** Under the sysroot's /boot: why the last finalization failed, for boot-complete to report. */
+const FINALIZE_FAILURE_STAMP = 'ostree/finalize-failure.stamp';
+
+/**
+ * A failed finalization leaves its message in /boot, as ostree's does, so that `admin
+ * boot-complete` at the next boot fails with it; a stamp that cannot be written is only reported.
+ */
+function recordFinalizeFailure(sysroot: string, e: unknown, err: (s: string) => void): void {
+  const stamp = join(sysroot, 'boot', FINALIZE_FAILURE_STAMP);
+  try {
+    mkdirSync(join(sysroot, 'boot', 'ostree'), { recursive: true });
+    writeFileSync(stamp, e instanceof Error ? e.message : String(e));
+  } catch (w) {
+    err(`Failed to write ${FINALIZE_FAILURE_STAMP}: ${(w as Error).message}\n`);
+  }
+}
+
+/**
+ * `finalize-staged --hold`: keep the sysroot's /boot open (an automount then stays mounted) until
+ * the unit is stopped; SIGTERM ends the process as it ends ostree's.
+ */
+async function holdBootOpen(sysroot: string): Promise<never> {
+  try {
+    openSync(join(sysroot, 'boot'), 'r'); // open until the process ends
+  } catch (e) {
+    throw new CommandError(`opendir(boot): ${(e as Error).message}`);
+  }
+  return new Promise<never>(() => {
+    setInterval(() => {}, 1 << 30);
+  });
 }
 
 /** Register `admin` and its sub-verbs. */
@@ -150,12 +185,43 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       await l.deploy(sysrootOf(opts), dopts);
     });
 
-  sub(admin, 'finalize-staged', 'Finalize the staged deployment (run at shutdown on a booted system)')
-    .action(async (_o: SysrootOpts, cmd: Command) => {
-      const opts = allOptions<SysrootOpts>(cmd);
-      const r = await (await lib()).finalizeStaged(sysrootOf(opts), {}, out);
-      if (r === null) out('No deployment staged');
+  // The two internal verbs of ostree's systemd units: hidden from `admin --help`, and, as in
+  // ostree, doing nothing at all outside a booted OSTree system.
+  sub(admin, 'finalize-staged', 'Internal command to run at shutdown time', { hidden: true })
+    .option('--hold', 'Hold /boot open during finalization')
+    .action(async (_o: SysrootOpts & { hold?: boolean }, cmd: Command) => {
+      if (!existsSync(OSTREE_BOOTED)) return;
+      const opts = allOptions<SysrootOpts & { hold?: boolean }>(cmd);
+      if (opts.hold) await holdBootOpen(sysrootOf(opts));
+      try {
+        // Nothing staged: nothing to do and nothing to say (ostree only writes to the journal).
+        await (await lib()).finalizeStaged(sysrootOf(opts), {}, out);
+      } catch (e) {
+        recordFinalizeFailure(sysrootOf(opts), e, ctx.io.err);
+        throw e;
+      }
     });
+
+  sub(admin, 'boot-complete', 'Internal command to run at boot after an update was applied', { hidden: true }).action(async (_o: SysrootOpts, cmd: Command) => {
+    if (!existsSync(OSTREE_BOOTED)) return;
+    // ostree asserts this (and aborts): the unit's mount namespace is what makes /boot writable.
+    if (process.env.INVOCATION_ID === undefined) throw new CommandError('admin boot-complete must be run by systemd (INVOCATION_ID is not set)');
+    const opts = allOptions<SysrootOpts>(cmd);
+    const l = await lib();
+    const sr = await l.Sysroot.open(sysrootOf(opts));
+    if (sr.booted && process.getuid?.() !== 0) throw new CommandError('You must be root to perform this command');
+    const stamp = join(sr.path, 'boot', FINALIZE_FAILURE_STAMP);
+    let failure: string;
+    try {
+      failure = readFileSync(stamp, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new CommandError(`Reading from ${FINALIZE_FAILURE_STAMP}: ${(e as Error).message}`);
+    }
+    // Removed first, so that the failure is reported once rather than at every boot.
+    rmSync(stamp, { force: true });
+    throw new CommandError(`ostree-finalize-staged.service failed on previous boot: ${failure}`);
+  });
 
   bootedRootOption(sub(admin, 'config-diff', 'Diff current /etc configuration versus default'))
     .option('--os <osname>', 'Use a different operating system root than the current one')
@@ -179,14 +245,14 @@ export function registerAdmin(program: Command, ctx: VerbContext): void {
       await (await lib()).undeploy(sysrootOf(opts), index(i), out);
     });
 
-  sub(admin, 'set-default', 'Make deployment INDEX the default')
+  sub(admin, 'set-default', 'Make deployment INDEX the default (a Larch addition, not an ostree 2022.7 verb)')
     .argument('<index>', 'Deployment index')
     .action(async (i: string, _o: SysrootOpts, cmd: Command) => {
       const opts = allOptions<SysrootOpts>(cmd);
       await (await lib()).setDefault(sysrootOf(opts), index(i), out);
     });
 
-  sub(admin, 'rollback', 'Make the previous deployment of the default stateroot the default')
+  sub(admin, 'rollback', 'Make the previous deployment of the default stateroot the default (a Larch addition, not an ostree 2022.7 verb)')
     .action(async (_o: SysrootOpts, cmd: Command) => {
       const opts = allOptions<SysrootOpts>(cmd);
       const l = await lib();

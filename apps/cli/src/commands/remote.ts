@@ -167,9 +167,6 @@ function ownSub(parent: Command, name: string, description: string, repoFirst = 
   return cmd;
 }
 
-/** ostree's `-v` (listed after a sub-verb's own options), on each sub-verb made by {@link ownSub}. */
-const OWN_SUB_NAMES = ['add', 'delete', 'show-url', 'list', 'add-cookie', 'delete-cookie', 'list-cookies', 'refs', 'summary'];
-
 /** Register `remote` and its sub-verbs. */
 export function registerRemote(program: Command, ctx: VerbContext): void {
   const remote = verb(program, 'remote', 'Remote commands that may involve internet access');
@@ -365,5 +362,6 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
       ctx.io.out(await remoteSummaryText(repo, name, { raw: Boolean(opts.raw), ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}) }));
     });
 
-  for (const cmd of remote.commands) if (OWN_SUB_NAMES.includes(cmd.name())) cmd.option('-v, --verbose', 'Print debug information during command processing');
+  // ostree's `-v` on every sub-verb, listed after the sub-verb's own options.
+  for (const cmd of remote.commands) cmd.option('-v, --verbose', 'Print debug information during command processing');
 }

@@ -20,6 +20,7 @@ import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError } from '../context.js';
 import { formatSize, toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
+import { NO_OWN_OPTIONS } from '../help.js';
 import { allOptions, verb } from './common.js';
 
 function sub(parent: Command, name: string, description: string): Command {
@@ -157,6 +158,7 @@ function verifyFailure(verifier: SuperblockVerifier, signatures: number, reasons
 /** Register `static-delta` and its sub-verbs. */
 export function registerStaticDelta(program: Command, ctx: VerbContext): void {
   const sd = verb(program, 'static-delta', 'Static delta related commands');
+  NO_OWN_OPTIONS.add(sd);
 
   sub(sd, 'list', 'List static delta files')
     .option('--json', 'Print JSON: [{ name, from, to }]')
@@ -365,4 +367,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
       if (list.length === 0) ctx.io.out('(No static deltas indexes)\n');
       for (const c of list) ctx.io.out(`${c}\n`);
     });
+
+  // ostree's `-v`, listed after each sub-verb's own options.
+  for (const c of sd.commands) c.option('-v, --verbose', 'Print debug information during command processing');
 }
