@@ -12,10 +12,17 @@
  * with no such pair are matched by content against the FROM files (sampled window hashes): when
  * one shares enough (an apt `Translation-en` and the `Packages` file naming the same packages),
  * the new file becomes a copy patch (copydiff.ts) in a part of its own, built on a one-shot worker
- * and compressed with text settings. Everything else is spliced whole. Objects are packed into
- * parts of about `max-chunk-size` bytes, ordered so that similar content sits together (metadata,
- * then patched files, then plain files grouped by file extension and name, then symlinks), which
- * lets xz find more redundancy.
+ * and compressed with text settings. Everything else is spliced whole.
+ *
+ * Parts are filled as ostree fills them, so that a delta has ostree's number of parts: one part at
+ * a time, in the order metadata, patched files, plain files, symlinks. An object spliced whole
+ * starts a new part when the part already holds an object and its payload plus the object's size
+ * would exceed `max-chunk-size` (10^6-byte MB); a patched file starts one when the payload already
+ * exceeds it. (So a file larger than `max-chunk-size` always sits alone in its part.) Within each
+ * kind, Larch orders objects so that similar content sits together (ELF files first, then by file
+ * extension and name), which lets xz find more redundancy; ostree's order there is its hash
+ * table's. A file copied from a FROM file of a different name (a copy patch) is Larch's own and
+ * takes a part of its own.
  *
  * Memory: at most one part being filled, `concurrency` parts being compressed, and one old/new
  * pair per bsdiff worker. Output is written into a private directory under `tmp/` and renamed
@@ -283,10 +290,6 @@ class PartBuilder {
   usize = 0;
   /** Payload bytes that are whole ELF files. */
   elfBytes = 0;
-
-  get size(): number {
-    return this.payload.length + this.ops.length + this.modes.length * 12 + this.xattrs.length * 16;
-  }
 
   private mode(meta: FileMeta): number {
     const k = `${meta.uid}:${meta.gid}:${meta.mode}`;
@@ -690,10 +693,10 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     await Promise.all(plain.map(async (f) => {
       f.elf = f.size >= 64 && (await isElf(repo, f.checksum));
     }));
-    // Objects of half a part or more go first, each in a part of its own, so that their long
-    // compression starts at once and overlaps with everything else.
-    const huge = plain.filter((f) => f.size >= maxChunk / 2).sort((a, b) => b.size - a.size || (a.checksum < b.checksum ? -1 : 1));
-    const small = plain.filter((f) => f.size < maxChunk / 2);
+    // Files larger than a part sit alone in their part whatever the order (see the file comment):
+    // they go first, so that their long compression starts at once and overlaps with the rest.
+    const huge = plain.filter((f) => f.size > maxChunk).sort((a, b) => b.size - a.size || (a.checksum < b.checksum ? -1 : 1));
+    const small = plain.filter((f) => f.size <= maxChunk);
     small.sort((a, b) => (a.elf === b.elf ? byContent(a, b) : a.elf ? -1 : 1));
     plain.length = 0;
     plain.push(...small);
@@ -801,8 +804,14 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
     };
 
     let cur = new PartBuilder();
-    const room = async (need: number): Promise<void> => {
-      if (cur.objects.length > 0 && cur.size + need > maxChunk) {
+    /**
+     * Start a new part where ostree does: before an object spliced whole (`size` bytes of payload)
+     * when the part holds one already and would outgrow `max-chunk-size`, or (`size` null) before a
+     * patched file when the payload has outgrown it already.
+     */
+    const room = async (size: number | null): Promise<void> => {
+      const over = size === null ? cur.payload.length > maxChunk : cur.payload.length + size > maxChunk;
+      if (cur.objects.length > 0 && over) {
         const full = cur;
         cur = new PartBuilder();
         await closePart(full);
@@ -852,8 +861,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         if (f.rollsum !== undefined) {
           nw = (await readContent(repo, f.checksum)).data;
           const { matches } = f.rollsum;
-          const literal = nw.length - matches.reduce((n, m) => n + m.length, 0);
-          await room(literal + 32 + matches.length * 8);
+          await room(null);
           cur.addRollsum(f.checksum, f.meta, nw, f.pair!, matches);
           continue;
         }
@@ -868,7 +876,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
           // pass over both decides.
           if (patch.length > f.size * 1.05 + 64) nw = (await readContent(repo, f.checksum)).data;
           if (nw === null || (await patchPays(patch, nw))) {
-            await room(patch.length + 32);
+            await room(null);
             cur.addBsdiff(f.checksum, f.meta, f.size, f.pair!, patch);
             bsdiffCount++;
             continue;
@@ -880,8 +888,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         const r = compareByRollsum((await readContent(repo, f.pair!)).data, nw);
         if (r.take) {
           rollsumEvent(f, r.stats);
-          const literal = nw.length - r.matches.reduce((n, m) => n + m.length, 0);
-          await room(literal + 32 + r.matches.length * 8);
+          await room(null);
           cur.addRollsum(f.checksum, f.meta, nw, f.pair!, r.matches);
         } else {
           await room(nw.length);
@@ -892,12 +899,8 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       // No diff is left: release the workers (and their memory) before the plain files.
       await pool.close();
       for (const fb of fallbacks) opts.onEvent?.({ type: 'fallback', checksum: fb.checksum, size: fallbackStreamSize.get(fb.checksum)! });
-      // ELF files get parts of their own (they take the x86 filter); so do the remaining files.
-      let group: boolean | null = null;
+      // Plain files, ELF ones first (a part mostly made of them takes the x86 filter).
       for (const f of plain) {
-        const isElfFile = f.elf === true;
-        if (group !== isElfFile && cur.objects.length > 0 && (isElfFile || group === true)) await room(Number.POSITIVE_INFINITY);
-        group = isElfFile;
         await room(f.size);
         const { data } = await readContent(repo, f.checksum);
         cur.addSpliced(f.checksum, f.meta, data, f.elf === true);
