@@ -268,6 +268,52 @@ describe.runIf(RUN_INTEROP)('larch checkout options, compared with ostree checko
     expect(describeTree(ourCwd)).toEqual(describeTree(realCwd));
   });
 
+  it('a plain -U checkout of an archive repository hardlinks from uncompressed-objects-cache; --disable-cache does not', async () => {
+    const repo = await repoOf('archive');
+    const other = join(dir, `repo-archive-copy-${n++}`);
+    ok(ostree(['init', `--repo=${other}`, '--mode=archive']));
+    ok(ostree(['pull-local', `--repo=${other}`, repo]));
+    const cacheOf = (r: string): string[] => {
+      try {
+        return readdirSync(join(r, 'uncompressed-objects-cache')).flatMap((d) => readdirSync(join(r, 'uncompressed-objects-cache', d)).map((f) => `${d}/${f}`)).sort();
+      } catch {
+        return [];
+      }
+    };
+    // ostree works on `repo`, larch on `other`: the caches they leave must match too.
+    const plain = (tool: typeof ostree, r: string, dest: string, extra: string[]): RunResult => tool(['checkout', `--repo=${r}`, '-U', ...extra, 'test2', dest]);
+    ok(plain(ostree, repo, join(dir, 'cache-nc-ostree'), ['--disable-cache']));
+    ok(plain(larch, other, join(dir, 'cache-nc-larch'), ['--disable-cache']));
+    expect(cacheOf(other)).toEqual([]);
+    expect(cacheOf(repo)).toEqual([]);
+    ok(plain(ostree, repo, join(dir, 'cache-ostree'), []));
+    ok(plain(larch, other, join(dir, 'cache-larch'), []));
+    expect(cacheOf(other)).toEqual(cacheOf(repo));
+    expect(cacheOf(other).length).toBeGreaterThan(0);
+    const t = describeTree(join(dir, 'cache-larch'));
+    expect(t).toEqual(describeTree(join(dir, 'cache-ostree')));
+    expect(t['baz/cow'].linked).toBe(true);
+    // The cached file has the object's content and mode.
+    const cow = cacheOf(other).find((f) => readFileSync(join(other, 'uncompressed-objects-cache', f), 'utf8') === 'moo\n');
+    expect(cow).toBeDefined();
+  });
+
+  it('a user checkout copies a file recorded as unreadable (mode 0) and makes it readable by its owner, as ostree', async () => {
+    for (const mode of ['bare-user', 'bare']) {
+      const repo = await repoOf(mode);
+      const tree = await makeTree(join(dir, `tree-unreadable-${n++}`));
+      await writeFile(join(tree, 'unreadable'), '');
+      await writeFile(join(tree, 'secret'), 'not empty\n');
+      const over = join(dir, `statoverride-${n++}.txt`);
+      await writeFile(over, '=0 /unreadable\n=0 /secret\n');
+      ok(ostree(['commit', `--repo=${repo}`, '-b', 'unreadable', `--statoverride=${over}`, '-s', 'u', `--tree=dir=${tree}`]));
+      const args = mode === 'bare-user' ? ['-U', '-H', 'unreadable'] : ['-U', 'unreadable'];
+      const t = sameTrees(both(repo, args, `unreadable-${mode}`));
+      expect(t.unreadable).toMatchObject({ mode: 0o400, linked: false });
+      expect(t.secret).toMatchObject({ mode: 0o400, linked: false });
+    }
+  });
+
   it('--union over an earlier hardlink checkout of the same commit leaves the same tree (no stray links)', async () => {
     const repo = await repoOf('bare');
     both(repo, ['test2'], 'union-again');

@@ -30,6 +30,8 @@
  *   directory. `processPassthroughWhiteouts` (always on when deploying) turns a regular file
  *   `.ostree-wh.NAME` into the character device 0:0 named NAME, the whiteout overlayfs reads,
  *   with the file's mode, owner and xattrs. `noHardlinks` leaves the directories' mtime alone.
+ *   `uncompressedCache` hardlinks user-mode checkouts of archive repositories from inflated
+ *   copies kept in the repository's `uncompressed-objects-cache/`, as a plain `ostree checkout -U`.
  *
  * Security (hostile repositories): every dirtree reachable from the checkout root is read and
  * every name validated *before anything is written* (phase 1), so a tree with "..", "a/b", "" or
@@ -63,7 +65,7 @@
  * again in phase 2 rather than keeping decoded dirtrees: keeping them made the checkout of
  * 200,000 files larger by about 20 MB and no faster.
  */
-import { chmodSync, closeSync, constants as C, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, symlinkSync, unlinkSync, utimesSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, constants as C, fchmodSync, fsyncSync, fstatSync, lchownSync, linkSync, lstatSync, mkdirSync, openSync, promises as fsp, readSync, renameSync, symlinkSync, unlinkSync, utimesSync, type Stats } from 'node:fs';
 import { Readable } from 'node:stream';
 import { inflateRawSync } from 'node:zlib';
 import path from 'node:path';
@@ -115,6 +117,14 @@ export interface CheckoutOptions {
    * "/dir/file" for a file or symlink.
    */
   filter?: (path: string) => boolean;
+  /**
+   * Archive repositories in user mode: inflate each regular file once into the repository's
+   * `uncompressed-objects-cache/` and hardlink it from there, as a plain `ostree checkout -U`
+   * does (the repository's `core.enable-uncompressed-cache=false` turns it off). This writes to
+   * the repository: the cached file is fsynced (unless the repository disables fsync) before it
+   * is linked into the cache, so a crash never leaves a short file there.
+   */
+  uncompressedCache?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: CheckoutStats) => void;
   /** Copies in flight at once (default 16). */
@@ -159,6 +169,8 @@ interface Ctx {
   slowFiles: boolean;
   /** Device of the repository, for `requireHardlinks`. */
   repoDev: number;
+  /** `uncompressedCache` applies (archive repository, user mode, enabled in its config). */
+  cache: boolean;
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -171,7 +183,7 @@ const OVERLAY_WHITEOUT_PREFIX = '.ostree-wh.';
  *
  * Locking: none; the objects read are immutable. Safe to run concurrently with other readers.
  * Crash guarantee: none for the destination (a crashed checkout leaves a partial tree, as with
- * ostree); the repository is never modified.
+ * ostree); the repository is never modified, except for `uncompressedCache`, which adds complete files to its cache.
  * Errors: INVALID_NAME (hostile dirtree; nothing written), OBJECT_MISSING, OBJECT_CORRUPTED (also
  * a dirtree that contains itself; nothing written), LIMIT_EXCEEDED (a path longer than PATH_MAX;
  * nothing written), EXISTS (destination or a file exists without a union mode, or a symlink where
@@ -203,6 +215,12 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
     slowFiles:
       opts.filter !== undefined || opts.processWhiteouts === true || opts.processPassthroughWhiteouts === true || (opts.requireHardlinks === true && !hardlink),
     repoDev: opts.requireHardlinks ? lstatSync(repo.path).dev : 0,
+    cache:
+      opts.uncompressedCache === true &&
+      repo.mode === 'archive' &&
+      userMode &&
+      opts.noHardlinks !== true &&
+      (repo.config.get('core', 'enable-uncompressed-cache') ?? 'true').trim() !== 'false',
   };
   checkAbort(opts.signal);
   const commit = await repo.readCommit(opts.commit);
@@ -416,6 +434,8 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
           ctx.stats.files++;
           report(ctx, false);
         } else await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
+      } else if (ctx.cache && linkFromCacheSync(ctx, dir.path, name, csum)) {
+        // linked
       } else if (!(ctx.repo.mode === 'archive' && !ctx.anyUnion && !ctx.opts.requireHardlinks && copySmallArchiveSync(ctx, dir.path, name, csum))) {
         await start(dir, () => copyFile(ctx, dir.path, name, csum));
       }
@@ -629,6 +649,7 @@ function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
     const m = native.lgetxattr(objPath, USER_META_XATTR);
     if (m === null || m.length < 12) return true; // the copy path reports the corruption
     if ((m.readUInt32BE(8) & S_IFMT) === S_IFLNK) return true;
+    if (ctx.userMode && (m.readUInt32BE(8) & 0o400) === 0) return true; // copied readable, see userFileMode
     // Most files share their metadata with the previous one: compare bytes before building a key.
     if (ctx.lastMeta !== null && m.equals(ctx.lastMeta)) return csum === ctx.lastEmpty;
     const key = m.toString('latin1');
@@ -647,7 +668,7 @@ function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
   }
   const st = lstatSync(objPath);
   if (st.isSymbolicLink()) return ctx.repo.mode !== 'bare';
-  return st.size === 0;
+  return st.size === 0 || (ctx.userMode && (st.mode & 0o400) === 0);
 }
 
 async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksum): Promise<void> {
@@ -835,6 +856,66 @@ function copySmallArchiveSync(ctx: Ctx, dir: string, name: string, csum: Checksu
   return true;
 }
 
+/**
+ * `uncompressedCache`: hardlink `dir/name` to the inflated copy of `csum` in
+ * `uncompressed-objects-cache/`, writing that copy first when missing. False when the file is
+ * not for the cache (symlinks, empty or unreadable files, objects too large to inflate whole)
+ * or the name exists; the caller then takes the copy path, which reports or handles those.
+ */
+function linkFromCacheSync(ctx: Ctx, dir: string, name: string, csum: Checksum): boolean {
+  const cacheDir = path.join(ctx.repo.path, 'uncompressed-objects-cache', csum.slice(0, 2));
+  const cached = path.join(cacheDir, `${csum.slice(2)}.file`);
+  const target = path.join(dir, name);
+  const link = (): boolean => {
+    try {
+      linkSync(cached, target);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return false;
+      throw ioErr(e, `Hardlinking cached ${csum}.file to`, target);
+    }
+    ctx.stats.hardlinked++;
+    ctx.stats.files++;
+    report(ctx, false);
+    return true;
+  };
+  try {
+    if (lstatSync(cached).isFile()) return link();
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioErr(e, 'Reading', cached);
+  }
+  const obj = readSmallArchive(ctx, csum);
+  if (obj === null || (obj.meta.mode & S_IFMT) !== S_IFREG || obj.size === 0 || (obj.meta.mode & 0o400) === 0) return false;
+  const tmp = path.join(ctx.repo.path, 'tmp', `checkout-cache-${randomBytes(6).toString('hex')}`);
+  try {
+    const fd = openSync(tmp, CREATE_EXCL_NOFOLLOW, 0o600);
+    try {
+      writeAllSync(fd, obj.payload!);
+      if (ctx.repo.fsyncEnabled) fsyncSync(fd);
+      // As ostree: no setuid/setgid files in the cache.
+      fchmodSync(fd, obj.meta.mode & 0o7777 & ~(S_ISUID | S_ISGID));
+    } finally {
+      closeSync(fd);
+    }
+    mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
+    try {
+      linkSync(tmp, cached);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // another checkout cached it first
+    }
+  } catch (e) {
+    throw ioErr(e, `Unpacking loose object ${csum} into`, cached);
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never created
+    }
+  }
+  return link();
+}
+
 /** An opened content object; `payload` is set when the whole (small) content is in memory. */
 type OpenedFile = Awaited<ReturnType<Repo['openFile']>> & { payload?: Buffer };
 
@@ -952,10 +1033,17 @@ function applyMetaSync(ctx: Ctx, p: string, meta: FileMeta): void {
     lchownSync(p, meta.uid, meta.gid);
     for (const x of meta.xattrs) native.lsetxattr(p, x.name, x.value);
   }
-  if (!isLink) {
-    const mode = ctx.userMode ? meta.mode & 0o7777 & ~(S_ISUID | S_ISGID) : meta.mode & 0o7777;
-    chmodSync(p, mode);
-  }
+  if (!isLink) chmodSync(p, ctx.userMode ? userFileMode(meta.mode) : meta.mode & 0o7777);
+}
+
+/**
+ * The mode of a regular file checked out in user mode: no setuid/setgid, and readable by its
+ * owner (as ostree: a user checkout of a file recorded as unreadable, mode 0000, gets 0400; such
+ * files are copied, never hardlinked, so the object keeps its mode).
+ */
+function userFileMode(mode: number): number {
+  const m = mode & 0o7777 & ~(S_ISUID | S_ISGID);
+  return m | 0o400;
 }
 
 async function identicalToObject(ctx: Ctx, obj: OpenedFile, target: string): Promise<boolean> {
@@ -963,7 +1051,7 @@ async function identicalToObject(ctx: Ctx, obj: OpenedFile, target: string): Pro
   const meta = obj.meta;
   if ((meta.mode & S_IFMT) === S_IFLNK) return st.isSymbolicLink() && (await fsp.readlink(target)) === meta.symlinkTarget;
   if (!st.isFile() || st.size !== obj.size) return false;
-  const wantMode = ctx.userMode ? meta.mode & 0o7777 & ~(S_ISUID | S_ISGID) : meta.mode & 0o7777;
+  const wantMode = ctx.userMode ? userFileMode(meta.mode) : meta.mode & 0o7777;
   if ((st.mode & 0o7777) !== wantMode) return false;
   if (!ctx.userMode && (st.uid !== meta.uid || st.gid !== meta.gid)) return false;
   // Compare content as a stream against the object's content.

@@ -7,8 +7,10 @@
  * NUL-terminated pairs REV, SUBPATH and check each out into the one argument, DEST;
  * `--whiteouts` applies Docker/OCI whiteouts; `--process-passthrough-whiteouts` turns
  * `.ostree-wh.NAME` into overlayfs whiteout devices; `-M` keeps directory modes within 0775.
- * `-z`, `--disable-cache` and `--fsync` are accepted and change nothing: empty files are always
- * copied, there is no uncompressed-object cache, and a checkout is never fsynced.
+ * A plain `checkout -U` (none of the options above, nor -C, -z or --disable-cache) of an archive
+ * repository hardlinks from the repository's uncompressed-object cache, filling it as needed.
+ * `-z` and `--fsync` are accepted and change nothing: empty files are always copied, and a
+ * checkout is never fsynced.
  */
 import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
@@ -85,6 +87,19 @@ export function registerCheckout(program: Command, ctx: VerbContext): void {
         processWhiteouts: Boolean(opts.whiteouts),
         processPassthroughWhiteouts: Boolean(opts.processPassthroughWhiteouts),
         ...(skip ? { filter: (p: string) => skip.has(p) } : {}),
+        // As ostree: only a plain checkout (none of the options below) uses the uncompressed-object cache.
+        uncompressedCache: !(
+          opts.disableCache ||
+          opts.whiteouts ||
+          opts.requireHardlinks ||
+          opts.unionAdd ||
+          opts.forceCopy ||
+          opts.forceCopyZerosized ||
+          opts.bareuseronlyDirs ||
+          opts.unionIdentical ||
+          opts.skipList !== undefined ||
+          opts.processPassthroughWhiteouts
+        ),
       };
       holdYoungGeneration();
 
