@@ -242,6 +242,22 @@ describe.runIf(RUN_INTEROP)('larch checkout options, compared with ostree checko
     expect(off['baz/.wh.cow'].type).toBe('file');
   });
 
+  it('--whiteouts refuses a whiteout naming . or .. (.wh.. / .wh...) and removes nothing', async () => {
+    const repo = await repoOf('bare');
+    for (const bad of ['.wh..', '.wh...']) {
+      const layer = join(dir, `layer-${n++}`);
+      await mkdir(join(layer, 'sub'), { recursive: true });
+      await writeFile(join(layer, 'sub', bad), '');
+      ok(ostree(['commit', `--repo=${repo}`, '-b', 'hostile', '-s', 'h', `--tree=dir=${layer}`]));
+      const dest = join(dir, `hostile-${n++}`);
+      ok(larch(['checkout', `--repo=${repo}`, 'test2', dest]));
+      const before = describeTree(dest);
+      expect(expectOneErrorLine(larch(['checkout', `--repo=${repo}`, '--union', '--whiteouts', 'hostile', dest]))).toMatch(/Invalid whiteout/);
+      const after = describeTree(dest);
+      for (const k of Object.keys(before)) expect(after[k]).toBeDefined();
+    }
+  });
+
   it('--process-passthrough-whiteouts makes .ostree-wh.NAME a character device 0:0 with the file mode; unions agree', async () => {
     const repo = await repoOf('bare');
     const t = sameTrees(both(repo, ['--process-passthrough-whiteouts', 'test2'], 'pw'));
