@@ -3,7 +3,9 @@
  * given as a path or a file:// URL, in any mode. Objects are read through core-store and go
  * through exactly the verification of a network pull (pull-engine.ts): metadata checksums and
  * formats, content re-hashed while it is copied. An archive source hands over its `.filez`
- * files as they are; other modes hand over header + payload.
+ * files as they are; other modes hand over header + payload. Between two archive repositories on
+ * one filesystem content objects are hardlinked, as ostree does, after the same check
+ * (pull-local-link.ts). `trustSource` skips the checks where objects are taken as they are.
  *
  * Refs: `refs/heads/REF` in the destination (or `refs/remotes/REMOTE/REF` with `remote`).
  * Signatures (`ostree pull-local --gpg-verify --gpg-verify-summary --remote=R`): with
@@ -12,7 +14,7 @@
  * checked against its `summary.sig` before anything is read.
  * Locking: shared lock on the destination; the source is only read. Crash guarantee: as `pull`.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LarchError, Repo, isChecksum, validateRefName, type Checksum } from '@larch/core-store';
@@ -20,6 +22,7 @@ import { pullLocalDeltas } from '@larch/delta';
 import { resolveLimits, type PullLimits } from './limits.js';
 import { ProgressTracker, type PullProgress } from './progress.js';
 import { PullEngine, type CommitTarget } from './pull-engine.js';
+import { LinkImporter } from './pull-local-link.js';
 import { LocalRepoSource } from './pull-source.js';
 import { TaskGroup } from './pull-transfer.js';
 import { moveRefs, pullResult, type PullResult } from './pull.js';
@@ -51,6 +54,19 @@ export interface PullLocalOptions {
    * that follows completes and checks each commit.
    */
   requireStaticDeltas?: boolean;
+  /**
+   * `--trust-source`: take the source's objects without checking them against their names where
+   * they can be taken as they are (metadata, and content hardlinked between archive
+   * repositories), as ostree's pull-local does by default. A corrupted source is then copied
+   * into the destination unnoticed (fsck finds it later); content converted between modes is
+   * still checked. Off by default: every object is verified.
+   */
+  trustSource?: boolean;
+  /**
+   * Hardlink content objects between archive repositories on one filesystem, after checking
+   * them (default true, as ostree); false always copies.
+   */
+  hardlink?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PullProgress) => void;
   limits?: Partial<PullLimits>;
@@ -99,7 +115,15 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
   }
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
-  const source = new LocalRepoSource(src, (n) => progress.addBytes(n));
+  const linkInto =
+    opts.hardlink !== false && LinkImporter.possible(src, repo)
+      ? new LinkImporter(src, repo, (await stat(repo.path)).uid, limits.maxContentSize, Boolean(opts.trustSource))
+      : undefined;
+  const source = new LocalRepoSource(src, {
+    onBytes: (n) => progress.addBytes(n),
+    trust: Boolean(opts.trustSource),
+    ...(linkInto !== undefined ? { linkInto } : {}),
+  });
   return repo.withLock(
     'shared',
     async () => {

@@ -1,20 +1,27 @@
 /**
  * `larch pull-local [--depth=N] [--remote=REMOTE] [--gpg-verify] [--gpg-verify-summary]
- * [--commit-metadata-only] [--json] SRC_REPO [REF|CHECKSUM…]`: copy commits from another local
- * repository (a path or file:// URL), verifying every object, as `ostree pull-local`. Without
- * refs every head of SRC_REPO is copied.
+ * [--commit-metadata-only] [--untrusted] [--trust-source] [--json] SRC_REPO [REF|CHECKSUM…]`:
+ * copy commits from another local repository (a path or file:// URL), verifying every object, as
+ * `ostree pull-local --untrusted` (`--untrusted` is accepted; it is always so). Between archive
+ * repositories on one filesystem the checked objects are hardlinked, as ostree does. Without
+ * refs every head of SRC_REPO is copied. The closing line is ostree's for a local source:
+ * `N metadata, M content objects imported; SIZE content written`.
+ *
+ * `--trust-source` restores ostree's default, which does not check a local source: a corrupted
+ * object is then copied unnoticed. It is for sources the user fully controls.
  *
  * With --gpg-verify (and --remote, whose keyring is used, as in OSTree) each commit's signatures
  * are checked before it is stored; --gpg-verify-summary checks SRC_REPO's summary against its
  * summary.sig first (both done by `pullLocal` with the signing package's verifier).
  */
 import type { Command } from 'commander';
-import { pullLocal } from '@larch/http-pull';
+import { pullLocal, type PullProgress, type PullResult } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
-import { openRepo, UsageError } from '../context.js';
+import { interruptible, openRepo, UsageError, type Io } from '../context.js';
+import { formatSize } from '../format.js';
 import { integer, parseOption } from '../options.js';
 import { allOptions, verb } from './common.js';
-import { runPull, signatureVerifier } from './pull.js';
+import { printResult, progressSink, signatureVerifier } from './pull.js';
 
 interface PullLocalOpts {
   depth?: string;
@@ -24,6 +31,8 @@ interface PullLocalOpts {
   gpgVerify?: boolean;
   gpgVerifySummary?: boolean;
   requireStaticDeltas?: boolean;
+  untrusted?: boolean;
+  trustSource?: boolean;
 }
 
 /** Register `pull-local`. */
@@ -37,6 +46,8 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
     .option('--gpg-verify', 'GPG verify commits (must specify --remote)')
     .option('--gpg-verify-summary', 'GPG verify summary (must specify --remote)')
     .option('--require-static-deltas', 'Require static deltas')
+    .option('--untrusted', 'Verify checksums of local sources (always enabled)')
+    .option('--trust-source', 'Do not verify the objects of SRC_REPO, as ostree without --untrusted (a corrupted source is copied unnoticed)')
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .action(async (src: string, refs: string[], _o: PullLocalOpts, cmd: Command) => {
       const opts = allOptions<PullLocalOpts>(cmd);
@@ -44,7 +55,8 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
       const repo = await openRepo(opts);
       const verify = Boolean(opts.gpgVerify || opts.gpgVerifySummary);
       if (verify && opts.remote === undefined) throw new UsageError('--gpg-verify and --gpg-verify-summary require --remote');
-      await runPull(ctx.io, Boolean(opts.json), (signal, onProgress) =>
+      if (opts.untrusted && opts.trustSource) throw new UsageError('--untrusted and --trust-source cannot be combined');
+      await runPull(ctx.io, Boolean(opts.json), importedLine, (signal, onProgress) =>
         pullLocal({
           repo,
           src,
@@ -52,6 +64,7 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
           depth,
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           requireStaticDeltas: Boolean(opts.requireStaticDeltas),
+          trustSource: Boolean(opts.trustSource),
           ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
           ...(verify ? { gpgVerify: Boolean(opts.gpgVerify), gpgVerifySummary: Boolean(opts.gpgVerifySummary), verifier: signatureVerifier(repo.path) } : {}),
           signal,
@@ -59,4 +72,32 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
         }),
       );
     });
+}
+
+/**
+ * ostree's closing line for a local source: `N metadata, M content objects imported; SIZE
+ * content written` (no bytes transferred, detached metadata not counted). Hardlinked objects add
+ * nothing to what is written.
+ */
+export function importedLine(r: PullResult): string {
+  const p = r.progress;
+  return `${p.metadataFetched} metadata, ${p.contentFetched} content objects imported; ${formatSize(p.contentBytesWritten)} content written\n`;
+}
+
+/** As pull's runPull, with the closing line of a local import. */
+async function runPull(
+  io: Io,
+  json: boolean,
+  line: (r: PullResult) => string,
+  run: (signal: AbortSignal, onProgress: ((p: PullProgress) => void) | undefined) => Promise<PullResult>,
+): Promise<void> {
+  const sink = progressSink(io, json);
+  let result: PullResult;
+  try {
+    result = await interruptible((signal) => run(signal, sink ? (p) => sink.update(p) : undefined));
+  } finally {
+    sink?.stop();
+  }
+  if (json || result.dryRun !== undefined) printResult(io, result, json);
+  else io.out(line(result));
 }

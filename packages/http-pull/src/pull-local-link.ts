@@ -1,0 +1,239 @@
+/**
+ * Importing a content object from a local repository by hardlink (`pull-local` between two
+ * archive repositories on one filesystem), as ostree does, without giving up verification:
+ *
+ * 1. link(2) the source's `.filez` into the destination's `tmp/`: from here on the inode is
+ *    ours, so a rename or replacement of the source path can no longer change what is checked;
+ * 2. check that link: a regular file owned by the destination repository's owner (a file of
+ *    another user could be rewritten by that user after the check), whose header parses, whose
+ *    payload inflates to exactly the declared size, and whose content checksum is the name; the
+ *    file must end with its deflate stream (an object with junk after it is copied instead, and
+ *    the copy drops the junk);
+ * 3. publish the link into `objects/` (never replacing an object), then wait for one syncfs(2)
+ *    of the filesystem shared by every import in flight, so the new entry (and the data of a
+ *    source written without fsync) is durable before the pull goes on to mark its commit
+ *    complete.
+ *
+ * When the link cannot be made (EXDEV, EMLINK, EPERM) or the file does not qualify, the caller
+ * falls back to copying through the usual verify-then-store path. With `trust` (`pull-local
+ * --trust-source`) step 2 only checks the owner, as ostree's default pull-local checks nothing.
+ */
+import { constants as fsc, linkSync, promises as fsp, unlinkSync } from 'node:fs';
+import { createInflateRaw, inflateRawSync } from 'node:zlib';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  LarchError,
+  MAX_ARCHIVE_HEADER_SIZE,
+  S_IFLNK,
+  S_IFMT,
+  contentHasher,
+  fileChecksumMismatch,
+  parseArchiveHeaderVariant,
+  type ArchiveHeader,
+  type Repo,
+} from '@larch/core-store';
+
+/** Objects up to this size are checked in one read and one synchronous inflate. */
+const SMALL = 256 * 1024;
+
+/**
+ * One syncfs(2) shared by every caller that arrives while none has started: a caller waits for a
+ * sync that began after its own writes, so it is covered; concurrent callers share it.
+ */
+export class SyncBarrier {
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly sync: () => Promise<void>) {}
+
+  wait(): Promise<void> {
+    if (this.running === null) {
+      this.running = this.sync().finally(() => {
+        this.running = null;
+      });
+      return this.running;
+    }
+    // A sync is under way, maybe started before our writes: wait for the one after it.
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = null;
+        return this.wait();
+      });
+    return this.next;
+  }
+}
+
+/** What {@link importByLink} did. */
+export type LinkResult = { linked: true; bytes: number } | { linked: false };
+
+/** Shared state of the hardlink imports of one pull-local. */
+export class LinkImporter {
+  /** Cleared after the first EXDEV: the repositories are on different filesystems. */
+  private enabled = true;
+  private readonly barrier: SyncBarrier;
+
+  constructor(
+    private readonly src: Repo,
+    private readonly dest: Repo,
+    private readonly destUid: number,
+    private readonly maxSize: number,
+    private readonly trust: boolean,
+  ) {
+    this.barrier = new SyncBarrier(() => dest.syncTmpFs());
+  }
+
+  /** Whether objects of `src` can be hardlinked into `dest` at all (both archive). */
+  static possible(src: Repo, dest: Repo): boolean {
+    return src.mode === 'archive' && dest.mode === 'archive';
+  }
+
+  /**
+   * Import `checksum` by hardlink. Resolves `{ linked: false }` when the caller must copy
+   * instead; throws OBJECT_CORRUPTED (nothing published) when the object is not what its name says.
+   */
+  async import(checksum: string): Promise<LinkResult> {
+    if (!this.enabled) return { linked: false };
+    const tmp = this.dest.newTmpPath('link');
+    try {
+      linkSync(this.src.objectPath('file', checksum), tmp);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV') this.enabled = false;
+      if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return { linked: false };
+      throw e;
+    }
+    let bytes: number | null;
+    try {
+      bytes = await this.check(tmp, checksum);
+    } catch (e) {
+      removeQuietly(tmp);
+      throw e;
+    }
+    if (bytes === null) {
+      removeQuietly(tmp);
+      return { linked: false };
+    }
+    this.dest.publishStagedSync(tmp, 'file', checksum);
+    if (this.dest.fsyncEnabled) await this.barrier.wait();
+    return { linked: true, bytes };
+  }
+
+  /** Check the linked file (see the top of this file); its size, or null to copy instead. */
+  private async check(path: string, checksum: string): Promise<number | null> {
+    const fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() || st.uid !== this.destUid) return null;
+      if (this.trust) return st.size;
+      if (st.size <= SMALL) {
+        const whole = Buffer.alloc(st.size);
+        const { bytesRead } = await fh.read(whole, 0, st.size, 0);
+        return checkSmall(whole.subarray(0, bytesRead), checksum, this.maxSize) ? bytesRead : null;
+      }
+      return (await checkLarge(fh, st.size, checksum, this.maxSize)) ? st.size : null;
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function removeQuietly(p: string): void {
+  try {
+    unlinkSync(p);
+  } catch {
+    // already gone
+  }
+}
+
+function corrupted(checksum: string, why: string, cause?: unknown): LarchError {
+  return new LarchError('OBJECT_CORRUPTED', `Corrupted file object ${checksum}: ${why}`, { checksum }, cause !== undefined ? { cause } : undefined);
+}
+
+/** The header at the start of a `.filez` (length prefix, reserved bytes, variant) and its end. */
+function parseHeader(prefix: Buffer, fileSize: number, checksum: string, maxSize: number): { len: number; header: ArchiveHeader } {
+  if (prefix.length < 8) throw corrupted(checksum, 'truncated header');
+  const len = prefix.readUInt32BE(0);
+  if (len === 0 || len > MAX_ARCHIVE_HEADER_SIZE || 8 + len > fileSize) throw corrupted(checksum, `invalid header length ${len}`);
+  return { len, header: headerOf(prefix.subarray(8, 8 + len), checksum, maxSize) };
+}
+
+function headerOf(v: Buffer, checksum: string, maxSize: number): ArchiveHeader {
+  let header: ArchiveHeader;
+  try {
+    header = parseArchiveHeaderVariant(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  } catch (e) {
+    throw corrupted(checksum, (e as Error).message, e);
+  }
+  if (header.size > maxSize) {
+    throw new LarchError('LIMIT_EXCEEDED', `File object ${checksum} declares ${header.size} bytes, exceeding the limit of ${maxSize}`, { checksum, limit: maxSize, observed: header.size });
+  }
+  return header;
+}
+
+const isSymlink = (h: ArchiveHeader): boolean => (h.meta.mode & S_IFMT) === S_IFLNK;
+
+/** Check a whole small `.filez`; false when it has bytes after its deflate stream. */
+function checkSmall(whole: Buffer, checksum: string, maxSize: number): boolean {
+  const { len, header } = parseHeader(whole, whole.length, checksum, maxSize);
+  const start = 8 + len;
+  let payload: Buffer = Buffer.alloc(0);
+  let end = start;
+  if (!isSymlink(header)) {
+    try {
+      const r = inflateRawSync(whole.subarray(start), { maxOutputLength: Math.max(1, header.size), info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      payload = r.buffer;
+      end += r.engine.bytesWritten;
+    } catch (e) {
+      const msg = (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? `more data than the declared size ${header.size}` : (e as Error).message;
+      throw corrupted(checksum, msg, e);
+    }
+    if (payload.length !== header.size) throw corrupted(checksum, `got ${payload.length} bytes, declared size ${header.size}`);
+  }
+  const actual = contentHasher(header.meta).update(payload).digest('hex');
+  if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
+  return end === whole.length;
+}
+
+/** Check a large `.filez` by streaming it through inflate and the content hash. */
+async function checkLarge(fh: fsp.FileHandle, fileSize: number, checksum: string, maxSize: number): Promise<boolean> {
+  const prefix = Buffer.alloc(8);
+  await fh.read(prefix, 0, 8, 0);
+  const len = prefix.readUInt32BE(0);
+  if (len === 0 || len > MAX_ARCHIVE_HEADER_SIZE || 8 + len > fileSize) throw corrupted(checksum, `invalid header length ${len}`);
+  const v = Buffer.alloc(len);
+  const { bytesRead } = await fh.read(v, 0, len, 8);
+  if (bytesRead !== len) throw corrupted(checksum, 'truncated header');
+  const header = headerOf(v, checksum, maxSize);
+  const start = 8 + len;
+  if (isSymlink(header)) {
+    const actual = contentHasher(header.meta).digest('hex');
+    if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
+    return start === fileSize;
+  }
+  const hash = contentHasher(header.meta);
+  let inflated = 0;
+  const inflater = createInflateRaw({ chunkSize: SMALL });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb): void {
+      inflated += chunk.length;
+      if (inflated > header.size) {
+        cb(corrupted(checksum, `more data than the declared size ${header.size}`));
+        return;
+      }
+      hash.update(chunk);
+      cb();
+    },
+  });
+  try {
+    await pipeline(fh.createReadStream({ start, autoClose: false, highWaterMark: SMALL }), inflater, sink);
+  } catch (e) {
+    if (e instanceof LarchError) throw e;
+    throw corrupted(checksum, (e as Error).message, e);
+  }
+  if (inflated !== header.size) throw corrupted(checksum, `got ${inflated} bytes, declared size ${header.size}`);
+  const actual = hash.digest('hex');
+  if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
+  return start + inflater.bytesWritten === fileSize;
+}
