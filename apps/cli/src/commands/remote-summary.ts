@@ -26,6 +26,7 @@ import {
   joinUrl,
   listRemotes,
   pruneSummaryCache,
+  remoteTransport,
   remoteUrl,
   summaryCacheRoot,
   TransportError,
@@ -133,7 +134,8 @@ export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cache
   }
   const config = getRemote(repo, name);
   const policy = verificationPolicy(config);
-  const fetcher = await withRemoteCookies(new DefaultFetcher(), repo.path, name);
+  // The remote's proxy and TLS keys apply here as to a pull.
+  const fetcher = await withRemoteCookies(new DefaultFetcher({ transport: remoteTransport(config) }), repo.path, name);
   let summary: Uint8Array | null;
   let signatures: Uint8Array | null;
   try {
