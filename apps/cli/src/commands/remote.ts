@@ -27,7 +27,7 @@ import { Option, type Command } from 'commander';
 import { addRemote, deleteRemote, listRemotes, remoteUrl, type AddRemoteOptions } from '@larch/http-pull';
 import type { Repo } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
-import { CommandError, openRepo, repoPath } from '../context.js';
+import { CommandError, openRepo, repoPath, UsageError } from '../context.js';
 import { SubcommandError } from '../help.js';
 import { collect } from '../options.js';
 import { toJson } from '../format.js';
@@ -170,6 +170,13 @@ function ownSub(parent: Command, name: string, description: string, repoFirst = 
 /** Register `remote` and its sub-verbs. */
 export function registerRemote(program: Command, ctx: VerbContext): void {
   const remote = verb(program, 'remote', 'Remote commands that may involve internet access');
+  // ostree hands the options before the sub-verb to it: `remote --set=K=V add NAME URL` is
+  // `remote add --set=K=V NAME URL`. Only `add` takes --set; it is not listed on `remote` itself.
+  remote.addOption(new Option('--set <KEY=VALUE>', 'Set config option KEY=VALUE for remote').argParser(collect).hideHelp());
+  remote.hook('preAction', (_remote, action) => {
+    const before = (remote.opts() as { set?: string[] }).set;
+    if (before !== undefined && action !== remote && action.name() !== 'add') throw new UsageError(`Unknown option --set=${before[0]}`);
+  });
 
   const add = ownSub(remote, 'add', 'Add a remote repository', false);
   add
@@ -202,7 +209,8 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
         throw usageError(cmd, opts.customBackend !== undefined ? 'NAME must be specified' : 'NAME and URL must be specified');
       }
       if (opts.ifNotExists && opts.force) throw usageError(cmd, 'Can only specify one of --if-not-exists and --force');
-      const set = (opts.set ?? []).map(setPair);
+      const before = (remote.opts() as { set?: string[] }).set ?? [];
+      const set = [...before, ...(add.opts() as { set?: string[] }).set ?? []].map(setPair);
       if (noSignVerify && signSpecs.length > 0) throw new CommandError('Cannot specify both --sign-verify and --no-sign-verify');
       const specs = signSpecs.map(signVerifySpec);
       const source = opts.gpgImport !== undefined ? await readKeySource(opts.gpgImport) : null;
@@ -283,7 +291,8 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
       const opts = allOptions<{ keyring?: string[]; stdin?: boolean }>(cmd);
       const { importGpgKeys, loadGpgHomedirKeyring } = await import('@larch/signing');
       const repo = await openRepo(opts);
-      remoteUrl(repo, name); // Remote "NAME" not found
+      // As ostree: the remote must exist (in this repo or a parent), URL or not.
+      if (!listRemotes(repo).some((r) => r.name === name)) throw new CommandError(`GPG: Remote "${name}" not found`);
       const sources: Array<{ bytes: Uint8Array; name: string }> = [];
       for (const f of opts.keyring ?? []) sources.push(await readKeySource(f));
       if (opts.stdin) sources.push({ bytes: await readStdin(), name: '<stdin>' });

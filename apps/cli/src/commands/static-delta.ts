@@ -20,7 +20,7 @@ import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError } from '../context.js';
 import { formatSize, toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
-import { NO_OWN_OPTIONS } from '../help.js';
+import { NO_OWN_OPTIONS, OWN_ACTION, SubcommandError } from '../help.js';
 import { allOptions, verb } from './common.js';
 
 function sub(parent: Command, name: string, description: string): Command {
@@ -159,6 +159,13 @@ function verifyFailure(verifier: SuperblockVerifier, signatures: number, reasons
 export function registerStaticDelta(program: Command, ctx: VerbContext): void {
   const sd = verb(program, 'static-delta', 'Static delta related commands');
   NO_OWN_OPTIONS.add(sd);
+  // Unlike the other verbs with sub-verbs, ostree's static-delta says just `No command specified`.
+  sd.argument('[command]')
+    .allowExcessArguments(true)
+    .action((command: string | undefined) => {
+      throw new SubcommandError(command === undefined ? 'No command specified' : `Unknown "static-delta" subcommand '${command}'`, sd);
+    });
+  OWN_ACTION.add(sd);
 
   sub(sd, 'list', 'List static delta files')
     .option('--json', 'Print JSON: [{ name, from, to }]')
