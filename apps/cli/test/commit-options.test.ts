@@ -114,6 +114,18 @@ describe.runIf(RUN_INTEROP)('larch commit options, side by side with ostree comm
     expect(ok(larch(['show', `--repo=${r.l}`, '--print-detached-metadata-key=SIG', c]))).toBe(ok(ostree(['show', `--repo=${r.o}`, '--print-detached-metadata-key=SIG', c])));
   });
 
+  it('-b REMOTE:REF writes the remote ref, parents on it and binds it as given', () => {
+    const r = twins();
+    both(r, ['-b', 'origin:remote1', T, tree]);
+    both(r, ['-b', 'origin:remote1', '--timestamp=@1700000100', other]);
+    for (const [repo, run] of [[r.l, larch], [r.o, ostree]] as const) {
+      expect(ok(run(['refs', `--repo=${repo}`])).trim()).toBe('origin:remote1');
+      const head = ok(run(['rev-parse', `--repo=${repo}`, 'origin:remote1'])).trim();
+      expect(ok(run(['rev-parse', `--repo=${repo}`, `${head}^`])).trim()).toMatch(/^[0-9a-f]{64}$/);
+      expect(existsSync(join(repo, 'refs/remotes/origin/remote1'))).toBe(true);
+    }
+  });
+
   it('--generate-sizes writes the same ostree.sizes as ostree', () => {
     const r = twins();
     both(r, ['-b', 'base', T, tree]);

@@ -12,7 +12,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startProgress, type Progress } from '../progress.js';
-import { commitTree, defaultCommitTimestamp, LarchError, validateRefName, type CommitTreeOptions } from '@larch/core-store';
+import { commitTree, defaultCommitTimestamp, LarchError, parseRefspec, validateRefName, type CommitTreeOptions } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { checksum, collect, keyValue, parseOption, timestamp, uidGid } from '../options.js';
@@ -110,7 +110,8 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
   if (opts.branch === undefined && !opts.orphan) {
     throw new UsageError('A branch must be specified with --branch, or use --orphan');
   }
-  if (opts.branch !== undefined) validateRefName(opts.branch);
+  // As ostree: a branch may be REMOTE:REF (written under refs/remotes/REMOTE/, bound as given).
+  if (opts.branch !== undefined && parseRefspec(opts.branch).kind === 'mirrors') validateRefName(opts.branch);
   for (const r of opts.bindRef ?? []) validateRefName(r);
   const trees = treeSources(positional, opts.tree);
   const ts = opts.timestamp === undefined ? undefined : BigInt.asUintN(64, parseOption(timestamp, opts.timestamp));
