@@ -329,7 +329,8 @@ class PartBuilder {
     this.payload.bytes(data);
     this.ops.byte(OP_OPEN_SPLICE_AND_CLOSE).varint(m).varint(x).varint(data.length).varint(off);
     this.objects.push({ type: 'file', checksum });
-    this.usize += data.length;
+    // ostree counts a symlink as 0 bytes (its file info has no size), in usize as in the part's fill.
+    if ((meta.mode & S_IFMT) !== S_IFLNK) this.usize += data.length;
   }
 
   addBsdiff(checksum: Checksum, meta: FileMeta, size: number, from: Checksum, patch: Uint8Array): void {
@@ -694,7 +695,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       f.elf = f.size >= 64 && (await isElf(repo, f.checksum));
     }));
     // Files larger than a part sit alone in their part whatever the order (see the file comment):
-    // they go first, so that their long compression starts at once and overlaps with the rest.
+    // they go first among the plain files, so that the parts around them stay whole.
     const huge = plain.filter((f) => f.size > maxChunk).sort((a, b) => b.size - a.size || (a.checksum < b.checksum ? -1 : 1));
     const small = plain.filter((f) => f.size <= maxChunk);
     small.sort((a, b) => (a.elf === b.elf ? byContent(a, b) : a.elf ? -1 : 1));
@@ -835,11 +836,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         } else await closeSingle(f);
         if (firstError !== null) throw firstError;
       }
-      for (const f of huge) {
-        await closeSingle(f);
-        if (firstError !== null) throw firstError;
-      }
-      // Metadata next.
+      // Metadata first.
       newMeta.sort((a, b) => (a[1] === b[1] ? (a[0] < b[0] ? -1 : 1) : a[1] === 'dirtree' ? -1 : 1));
       for (const [c, t] of newMeta) {
         const bytes = await repo.readMetadata(t as 'dirtree' | 'dirmeta', c);
@@ -899,6 +896,11 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
       // No diff is left: release the workers (and their memory) before the plain files.
       await pool.close();
       for (const fb of fallbacks) opts.onEvent?.({ type: 'fallback', checksum: fb.checksum, size: fallbackStreamSize.get(fb.checksum)! });
+      for (const f of huge) {
+        await room(f.size);
+        await closeSingle(f);
+        if (firstError !== null) throw firstError;
+      }
       // Plain files, ELF ones first (a part mostly made of them takes the x86 filter).
       for (const f of plain) {
         await room(f.size);
@@ -907,7 +909,7 @@ export async function generateDelta(repo: Repo, opts: GenerateOptions): Promise<
         wrote('file', f.checksum);
       }
       for (const f of links) {
-        await room(f.size);
+        await room(0);
         cur.addSpliced(f.checksum, f.meta, Buffer.from(f.meta.symlinkTarget, 'utf8'));
         wrote('file', f.checksum);
       }
