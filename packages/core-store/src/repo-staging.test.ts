@@ -109,14 +109,24 @@ describe('staging directories', () => {
     expect(out).toBe(42);
     expect(existsSync(seen)).toBe(false);
     expect(readdirSync(repo.tmpPath)).toEqual(['cache']);
-    await expect(repo.withStagingDir(async () => {
+    // An aborted transaction keeps its directory, unlocked (ostree's abort), for the next
+    // transaction of this boot to take over.
+    let aborted = '';
+    await expect(repo.withStagingDir(async (stage) => {
+      aborted = basename(stage.path);
       writeFileSync(repo.newTmpPath(), 'x');
       throw new Error('boom');
     })).rejects.toThrow('boom');
+    expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache', aborted]);
+    expect(readdirSync(join(repo.tmpPath, aborted))).toHaveLength(1);
+    await repo.withStagingDir(async (stage) => {
+      expect(basename(stage.path)).toBe(aborted);
+      expect(readdirSync(stage.path)).toEqual([]);
+    });
     expect(readdirSync(repo.tmpPath)).toEqual(['cache']);
   });
 
-  it("keeps a staging directory's lock file with it, and entries from the future", async () => {
+  it("judges a staging directory's lock file by its lock, not its age; keeps entries from the future", async () => {
     const repo = await freshRepo();
     deadDir(repo, 'staging-thisboot-AAAAAA');
     const lock = join(repo.tmpPath, 'staging-thisboot-AAAAAA-lock');
@@ -126,7 +136,16 @@ describe('staging directories', () => {
     writeFileSync(future, '');
     const later = new Date(Date.now() + 10 * 86400 * 1000);
     utimesSync(future, later, later);
+    const release = hold(repo, 'staging-thisboot-AAAAAA');
+    try {
+      expect(await repo.cleanupTmp({ now: Date.now() + 2 * 86400 * 1000 })).toBe(0);
+      expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache', 'from-the-future', 'staging-thisboot-AAAAAA', 'staging-thisboot-AAAAAA-lock']);
+    } finally {
+      release();
+    }
+    // Unlocked, the directory of this boot stays for a later transaction, and its lock file goes
+    // with the lock cleanup took and released, as ostree's does.
     expect(await repo.cleanupTmp({ now: Date.now() + 2 * 86400 * 1000 })).toBe(0);
-    expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache', 'from-the-future', 'staging-thisboot-AAAAAA', 'staging-thisboot-AAAAAA-lock']);
+    expect(readdirSync(repo.tmpPath).sort()).toEqual(['cache', 'from-the-future', 'staging-thisboot-AAAAAA']);
   });
 });

@@ -37,6 +37,8 @@ import { join } from 'node:path';
 import { flock } from '@larch/native';
 import { LarchError, hasErrno, ioError } from './errors.js';
 import type { Repo } from './repo.js';
+import { setRef as writeRef } from './repo-refs.js';
+import type { Checksum } from './types.js';
 
 /** OSTree's OSTREE_REPO_TMPDIR_STAGING. */
 export const STAGING_PREFIX = 'staging-';
@@ -163,6 +165,17 @@ export class StagingDir {
       this.lock = null;
     }
   }
+
+  /**
+   * Drop the lock and leave the directory with what is in it, as ostree's abort does: a later
+   * transaction of this boot takes it over (and empties it), a cleanup of another boot or prune
+   * removes it. Idempotent; a no-op after {@link remove}.
+   */
+  release(): void {
+    if (this.lock === null) return;
+    unlockAndDelete(this.lock);
+    this.lock = null;
+  }
 }
 
 /**
@@ -221,10 +234,13 @@ export function _activeStagingDir(repoPath: string): StagingDir | undefined {
 /**
  * Run `fn` as one transaction's staging: allocate a staging directory, make every
  * `repo.newTmpPath()` (and so `writeTmpFile`) called within `fn`'s async context create its file
- * there, and when `fn` ends, published or not, remove the directory and clean `tmp/`
- * ({@link cleanupTmp}). Locking: the caller holds the repository's shared lock around it.
- * Crash: a killed process leaves an unlocked directory that the next transaction of this boot
- * takes over and empties, and that prune removes.
+ * there, then clean `tmp/` ({@link cleanupTmp}). When `fn` succeeds the directory is removed;
+ * when it throws (the transaction aborts) the directory is kept with its staged files and only
+ * its lock is dropped, as ostree's abort does: a later transaction of this boot takes it over and
+ * empties it, a transaction of another boot (or prune) removes it. Staged files carry temporary
+ * names, so nothing in a kept directory is ever visible as an object.
+ * Locking: the caller holds the repository's shared lock around it.
+ * Crash: a killed process leaves an unlocked directory, treated the same way.
  */
 export async function withStagingDir<T>(repo: Repo, fn: (stage: StagingDir) => Promise<T>): Promise<T> {
   const stage = await allocateStagingDir(repo);
@@ -234,12 +250,55 @@ export async function withStagingDir<T>(repo: Repo, fn: (stage: StagingDir) => P
   try {
     result = await active.run(map, () => fn(stage));
   } catch (e) {
-    await stage.remove().catch(() => undefined);
+    stage.release();
     await cleanupTmp(repo).catch(() => 0);
     throw e;
   }
   await stage.remove();
   await cleanupTmp(repo);
+  return result;
+}
+
+/**
+ * `OSTREE_REPO_TEST_ERROR` names `pre-commit` (a list separated by commas, colons, semicolons or
+ * spaces, as ostree reads it): every transaction fails right before it publishes anything.
+ */
+export function testErrorPreCommit(): boolean {
+  return (process.env.OSTREE_REPO_TEST_ERROR ?? '').split(/[,:; ]/).includes('pre-commit');
+}
+
+/** The message of the failpoint's error, ostree's words. */
+export const TEST_ERROR_PRE_COMMIT_MESSAGE = 'OSTREE_REPO_TEST_ERROR_PRE_COMMIT specified';
+
+/** One transaction of {@link withTransaction}. */
+export interface Transaction {
+  /** The transaction's staging directory. */
+  readonly stage: StagingDir;
+  /** Point `refspec` at `checksum` (null deletes it) when the transaction commits; nothing before. */
+  setRef(refspec: string, checksum: Checksum | null): void;
+}
+
+/**
+ * A repository transaction, as ostree's prepare/commit/abort_transaction: takes the shared
+ * repository lock, stages in a locked staging directory ({@link withStagingDir}), runs `fn`, and
+ * then commits: the refs `fn` set are written (each atomically, by rename), the staging directory
+ * is removed and `tmp/` cleaned, and with `core.auto-update-summary` the summary is regenerated
+ * once. When `fn` throws, or when the `OSTREE_REPO_TEST_ERROR=pre-commit` failpoint is set, the
+ * transaction aborts before writing any ref: the staging directory stays, unlocked.
+ */
+export async function withTransaction<T>(repo: Repo, fn: (txn: Transaction) => Promise<T>): Promise<T> {
+  let changedRefs = false;
+  const result = await repo.withLock('shared', () =>
+    withStagingDir(repo, async (stage) => {
+      const pending = new Map<string, Checksum | null>();
+      const out = await fn({ stage, setRef: (refspec, checksum) => void pending.set(refspec, checksum) });
+      if (testErrorPreCommit()) throw new LarchError('IO_ERROR', TEST_ERROR_PRE_COMMIT_MESSAGE, { failpoint: 'pre-commit' });
+      for (const [refspec, checksum] of pending) await writeRef(repo, refspec, checksum);
+      changedRefs = pending.size > 0;
+      return out;
+    }),
+  );
+  if (changedRefs) await repo.maybeRegenerateSummary();
   return result;
 }
 
@@ -281,8 +340,9 @@ export async function cleanupTmp(repo: Repo, opts: CleanupTmpOptions = {}): Prom
         const lock = tryLockStagingDir(tmpDir, name);
         if (lock === null) continue;
         if (name.startsWith(ownPrefix) && opts.allBoots !== true) {
-          // A directory of this boot stays for a later transaction to take over.
-          closeSync(lock.fd);
+          // A directory of this boot stays for a later transaction to take over; its lock file
+          // goes, as after any exclusive lock we release (and as ostree's cleanup leaves it).
+          unlockAndDelete(lock);
           continue;
         }
         try {

@@ -32,7 +32,7 @@ import { contentHasher } from './objects/file-header.js';
 import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, writeAllSync, type ContentSource, type OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
-import { _activeStagingDir, allocateStagingDir, cleanupTmp, withStagingDir, type CleanupTmpOptions, type StagingDir } from './repo-staging.js';
+import { _activeStagingDir, allocateStagingDir, cleanupTmp, withStagingDir, withTransaction, type CleanupTmpOptions, type StagingDir, type Transaction } from './repo-staging.js';
 
 export type { ContentSource, OpenedContent } from './objects/content-io.js';
 
@@ -817,11 +817,21 @@ export class Repo {
 
   /**
    * Run `fn` as a transaction's staging (repo-staging.ts): its `newTmpPath` files go into a
-   * fresh locked staging directory, which is removed when `fn` ends (published or not), and
-   * `tmp/` is cleaned of what crashed writers left. Call it just inside the shared lock.
+   * locked staging directory, which is removed when `fn` succeeds and kept, unlocked, when it
+   * throws (as ostree's abort); then `tmp/` is cleaned of what crashed writers left. Call it
+   * just inside the shared lock.
    */
   withStagingDir<T>(fn: (stage: StagingDir) => Promise<T>): Promise<T> {
     return withStagingDir(this, fn);
+  }
+
+  /**
+   * Run `fn` as a repository transaction (repo-staging.ts): under the shared lock, in a staging
+   * directory; the refs `fn` sets with `txn.setRef` are written only when it commits. Honours the
+   * `OSTREE_REPO_TEST_ERROR=pre-commit` failpoint, which aborts it before anything is written.
+   */
+  withTransaction<T>(fn: (txn: Transaction) => Promise<T>): Promise<T> {
+    return withTransaction(this, fn);
   }
 
   /** Start a batch of object writes published together (see {@link WriteBatch}). */

@@ -6,7 +6,8 @@
  * and the unused sub-farm `ostree/boot.B.S'`, plus temporary symlinks; (2) every
  * `ostree/deploy/*\/deploy/CSUM.SERIAL` not in the list (immutable bit cleared, origin removed
  * first, then the tree); (3) `boot/ostree/*-BOOTCSUM` directories no deployment uses; (4) the
- * `ostree/B/S/I` refs in the system repository, one per deployment, others deleted; (5) with
+ * `ostree/B/S/I` refs in the system repository, one per deployment, written in one repository
+ * transaction, then the others deleted; (5) with
  * `prune`, a refs-only depth-0 prune of the repository, as `ostree admin cleanup`.
  *
  * Crash safety: each step only removes things nothing in the current boot configuration names,
@@ -14,13 +15,15 @@
  */
 import { readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { prune } from '@larch/core-store';
+import { LarchError, prune } from '@larch/core-store';
 import { lstatOrNull, rmTree } from './fsutil.js';
 import { DEPLOY_NAME_RE, deploymentName, type Sysroot } from './sysroot.js';
 
 export interface CleanupOptions {
   /** Prune the system repository afterwards (default true). */
   prune?: boolean;
+  /** Put before the message of an error, as `PREFIX: message` (ostree's "Performing initial cleanup"). */
+  errorPrefix?: string;
 }
 
 export interface CleanupResult {
@@ -37,6 +40,20 @@ export interface CleanupResult {
  * repository's exclusive lock itself.
  */
 export async function cleanupSysroot(sr: Sysroot, opts: CleanupOptions = {}): Promise<CleanupResult> {
+  if (opts.errorPrefix === undefined) return cleanupUnprefixed(sr, opts);
+  try {
+    return await cleanupUnprefixed(sr, opts);
+  } catch (e) {
+    throw prefixError(e, opts.errorPrefix);
+  }
+}
+
+/** `e` with `prefix: ` before its message, when it is a LarchError (other errors are bugs: as they are). */
+function prefixError(e: unknown, prefix: string): unknown {
+  return e instanceof LarchError ? new LarchError(e.code, `${prefix}: ${e.message}`, e.data, { cause: e }) : e;
+}
+
+async function cleanupUnprefixed(sr: Sysroot, opts: CleanupOptions): Promise<CleanupResult> {
   const res: CleanupResult = { deletedDeployments: [], deletedBootDirs: [], prunedObjects: 0, freedBytes: 0 };
   const b = sr.bootversion;
   const s = sr.subbootversion;
@@ -101,11 +118,19 @@ export async function cleanupSysroot(sr: Sysroot, opts: CleanupOptions = {}): Pr
     res.deletedBootDirs.push(n);
   }
 
-  // (4) refs ostree/B/S/I
+  // (4) refs ostree/B/S/I: the current ones are written in one repository transaction (which,
+  // like ostree's, fails before writing anything under OSTREE_REPO_TEST_ERROR=pre-commit and then
+  // keeps its staging directory); stale ones are deleted only once it has committed.
   const repo = await sr.repo();
   const want = new Map(sr.deployments.map((d, i) => [`ostree/${b}/${s}/${i}`, d.csum]));
   const existing = await repo.listRefs({ kind: 'heads', prefix: 'ostree' });
-  for (const [name, csum] of want) if (existing.get(name) !== csum) await repo.setRef(name, csum);
+  try {
+    await repo.withTransaction(async (txn) => {
+      for (const [name, csum] of want) if (existing.get(name) !== csum) txn.setRef(name, csum);
+    });
+  } catch (e) {
+    throw prefixError(e, 'Generating deployment refs');
+  }
   for (const name of existing.keys()) if (/^ostree\/[01]\/[01]\/[0-9]+$/.test(name) && !want.has(name)) await repo.setRef(name, null);
 
   // (5) prune

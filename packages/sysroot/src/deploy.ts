@@ -274,7 +274,7 @@ export async function deployLocked(sr: Sysroot, opts: DeployOptions): Promise<De
   const csum = await resolveCommit(sr, opts.refspec);
   const merge = opts.noMerge ? null : mergeDeploymentOf(sr, stateroot);
   // Leftovers of interrupted runs go first (they may hold the serial we want).
-  await cleanupSysroot(sr, { prune: false });
+  await cleanupSysroot(sr, { prune: false, errorPrefix: 'Performing initial cleanup' });
 
   const serial = allocateSerial(sr, stateroot, csum);
   const stub = { stateroot, csum, deployserial: serial };
