@@ -8,8 +8,10 @@
  *  2. An optional `customize` hook sees the sysroot and the new deployment (tests put files in the
  *     deployment's merged /etc there).
  *  3. The root partition: `mkfs.ext4 -d` of the sysroot.
- *  4. With the grub2 bootloader: an EFI system partition with a standalone GRUB whose menu is
- *     generated from the BLS entries the deploy wrote (see grub-config.ts).
+ *  4. With the grub2 bootloader: an EFI system partition with a standalone GRUB that loads the
+ *     menu on the root filesystem (`/boot/loader/grub.cfg`, which a fresh sysroot gets here and
+ *     @larch/sysroot's larch-grub backend rewrites on every later deploy), else the menu
+ *     generated now from the BLS entries (see grub-config.ts).
  *  5. The disk: GPT by sgdisk, partitions copied in with dd. Written beside OUT and renamed over
  *     it when complete, so a failed build leaves no half image under OUT's name.
  *
@@ -30,10 +32,10 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LarchError, Repo } from '@larch/core-store';
 import { pullLocal } from '@larch/http-pull';
-import { deploy, initFs, osInit, setImmutable, Sysroot, type Deployment } from '@larch/sysroot';
+import { deploy, initFs, installLarchGrubMenu, osInit, setImmutable, Sysroot, type Deployment } from '@larch/sysroot';
 import { GPT_TYPE_ESP, GPT_TYPE_LINUX, writeGptDisk, type GptPartition } from './disk-gpt.js';
 import { buildEsp } from './esp-grub.js';
-import { checkGrubText, grubConfig, menuEntryFromBls } from './grub-config.js';
+import { checkGrubText, espGrubConfig, menuEntryFromBls } from './grub-config.js';
 import { buildRootFs, treeUsage } from './root-ext4.js';
 import { alignUp, MiB, printable } from './size.js';
 import { requireTools, type Tool } from './tools.js';
@@ -192,6 +194,11 @@ export async function buildImage(opts: ImageBuildOptions): Promise<ImageBuildRes
     }
     const sr2 = await Sysroot.open(sysroot);
     const entries = sr2.deployments.map((d) => menuEntryFromBls(d.bootconfig));
+    // A sysroot made here gets the menu on its root filesystem too, so later deploys on the
+    // machine (the larch-grub backend, found by this file) keep it up to date.
+    if (!given && bootloader === 'grub2') {
+      installLarchGrubMenu(sysroot, sr2.deployments.map((d) => d.bootconfig), opts.grubTimeout !== undefined ? { timeout: opts.grubTimeout } : {});
+    }
     const cmdline = entries[0].args.join(' ');
 
     const usage = await treeUsage(sysroot);
@@ -219,7 +226,7 @@ export async function buildImage(opts: ImageBuildOptions): Promise<ImageBuildRes
         buildEsp({
           dir: work,
           size: espSize,
-          grubCfg: grubConfig({ rootUuid, entries, ...(opts.grubTimeout !== undefined ? { timeout: opts.grubTimeout } : {}) }),
+          grubCfg: espGrubConfig({ rootUuid, entries, ...(opts.grubTimeout !== undefined ? { timeout: opts.grubTimeout } : {}) }),
           volumeId: randomBytes(4).toString('hex'),
           tools: { 'mkfs.vfat': tools['mkfs.vfat'], mmd: tools.mmd, mcopy: tools.mcopy, 'grub-mkstandalone': tools['grub-mkstandalone'] },
           ...(opts.signal ? { signal: opts.signal } : {}),

@@ -3,6 +3,6 @@
  * devices, no mounts). See README.md.
  */
 export { buildImage, type ImageBuildOptions, type ImageBuildResult, type ImageBootloader, type CustomizeContext } from './image-build.js';
-export { grubConfig, grubQuote, menuEntryFromBls, checkGrubText, type MenuEntry, type GrubConfigOptions } from './grub-config.js';
+export { grubConfig, espGrubConfig, ROOT_MENU, grubQuote, menuEntryFromBls, checkGrubText, type MenuEntry, type GrubConfigOptions } from './grub-config.js';
 export { parseSize } from './size.js';
 export { findTool, requireTools, TOOL_PACKAGES } from './tools.js';

@@ -14,7 +14,11 @@
  * - grub2: runs the generator as OSTree does: `$OSTREE_GRUB2_EXEC` or `/usr/sbin/grub-mkconfig`,
  *   with `-o SYSROOT/boot/loader.B/grub.cfg` and `_OSTREE_GRUB2_BOOTVERSION=B` in the environment.
  *
- * `auto` probes, in order: syslinux (`boot/syslinux/syslinux.cfg` is a symlink), grub2
+ * - larch-grub (Larch's own, not OSTree's): a GRUB menu generated from the entries, with the trial
+ *   boot in grubenv kept in step (bootloader-larch-grub.ts).
+ *
+ * `auto` probes, in order: syslinux (`boot/syslinux/syslinux.cfg` is a symlink), larch-grub
+ * (`boot/loader/grub.cfg` starts with larch's generator line), grub2
  * (`boot/grub2/grub.cfg` or `boot/grub/grub.cfg` exists, following symlinks), uboot
  * (`boot/loader/uEnv.txt` exists); none → BLS only. EFI variables are not probed: on an EFI-only
  * system set `sysroot.bootloader` explicitly.
@@ -23,10 +27,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BootConfig } from './bootconfig.js';
+import { hasLarchGrubMenu, larchGrub } from './bootloader-larch-grub.js';
 import { sysrootError } from './errors.js';
 import { fsyncPath, lstatOrNull, writeFileAtomic } from './fsutil.js';
 
-export type BootloaderType = 'auto' | 'none' | 'grub2' | 'syslinux' | 'uboot';
+export type BootloaderType = 'auto' | 'none' | 'grub2' | 'syslinux' | 'uboot' | 'larch-grub';
 
 export interface BootloaderContext {
   sysroot: string;
@@ -39,7 +44,7 @@ export interface BootloaderContext {
 }
 
 export interface Bootloader {
-  readonly name: 'syslinux' | 'uboot' | 'grub2';
+  readonly name: 'syslinux' | 'uboot' | 'grub2' | 'larch-grub';
   writeConfig(ctx: BootloaderContext): void;
 }
 
@@ -214,8 +219,12 @@ export function selectBootloader(sysroot: string, type: string): Bootloader | nu
       return uboot;
     case 'grub2':
       return grub2;
+    case 'larch-grub':
+      return larchGrub;
     case 'auto': {
       if (lstatOrNull(path.join(sysroot, 'boot/syslinux/syslinux.cfg'))?.isSymbolicLink()) return syslinux;
+      // Larch's own: a menu the larch-grub backend wrote (the real OSTree does not probe this)
+      if (hasLarchGrubMenu(sysroot)) return larchGrub;
       // these two follow symlinks, as OSTree's probes do (a dangling grub.cfg link is not grub2)
       if (existsSync(path.join(sysroot, 'boot/grub2/grub.cfg')) || existsSync(path.join(sysroot, 'boot/grub/grub.cfg'))) return grub2;
       if (existsSync(path.join(sysroot, 'boot/loader/uEnv.txt'))) return uboot;

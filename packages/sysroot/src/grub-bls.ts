@@ -50,8 +50,11 @@ export interface GrubMenuEntry {
 }
 
 export interface GrubBlsConfigOptions {
-  /** UUID of the filesystem holding the kernels and grubenv (the root partition). */
-  rootUuid: string;
+  /**
+   * UUID of the filesystem holding the kernels and grubenv (the root partition). null: no
+   * `search`, GRUB's `root` stays what the GRUB that reads this menu has set.
+   */
+  rootUuid: string | null;
   entries: GrubMenuEntry[];
   /** Seconds the menu waits (default 1). */
   timeout?: number;
@@ -125,8 +128,8 @@ function trialLines(): string[] {
 
 /** The grub.cfg text. */
 export function grubBlsConfig(opts: GrubBlsConfigOptions): string {
-  checkGrubText('root UUID', opts.rootUuid);
-  if (!/^[0-9a-f-]+$/i.test(opts.rootUuid)) throw new LarchError('INVALID_ARGUMENT', `Invalid root UUID '${shown(opts.rootUuid)}'`, { reason: 'bad-uuid' });
+  if (opts.rootUuid !== null) checkGrubText('root UUID', opts.rootUuid);
+  if (opts.rootUuid !== null && !/^[0-9a-f-]+$/i.test(opts.rootUuid)) throw new LarchError('INVALID_ARGUMENT', `Invalid root UUID '${shown(opts.rootUuid)}'`, { reason: 'bad-uuid' });
   const timeout = opts.timeout ?? 1;
   if (!Number.isInteger(timeout) || timeout < 0) throw new RangeError(`timeout must be a non-negative integer, got ${timeout}`);
   const lines = [
@@ -136,8 +139,8 @@ export function grubBlsConfig(opts: GrubBlsConfigOptions): string {
     'insmod gzio',
     `set timeout=${timeout}`,
     'set default=0',
-    `search --no-floppy --fs-uuid --set=root ${opts.rootUuid}`,
   ];
+  if (opts.rootUuid !== null) lines.push(`search --no-floppy --fs-uuid --set=root ${opts.rootUuid}`);
   if ((opts.trialBoot ?? true) && opts.entries.length >= 2) lines.push('insmod test', 'insmod loadenv', ...trialLines());
   for (const e of opts.entries) {
     for (const a of e.args) checkGrubText('kernel argument', a);

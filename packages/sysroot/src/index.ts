@@ -10,6 +10,7 @@ export { findKernel, installKernel, type KernelLayout } from './kernel.js';
 export { diffEtc, applyEtcMerge, previewEtcMerge, type EtcDiff, type EtcPreview, type EtcPreviewEntry, type EtcPreviewAction, type EtcConflict } from './etc-merge.js';
 export { selectBootloader, grub2MenuEntries, type Grub2GenerateEnv, joinLines, syslinux, uboot, grub2, GRUB2_MKCONFIG, type Bootloader, type BootloaderType, type BootloaderContext } from './bootloader.js';
 export { grubBlsConfig, grubMenuEntryFromBls, grubQuote, checkGrubText, formatGrubenv, parseGrubenv, readGrubenv, writeGrubenv, trialBootState, startTrialBoot, markBootGood, GRUBENV_PATH, GRUBENV_SIZE, MAX_TRIAL_BOOTS, type GrubMenuEntry, type GrubBlsConfigOptions, type TrialBootState } from './grub-bls.js';
+export { larchGrub, larchGrubMenu, installLarchGrubMenu, hasLarchGrubMenu, clearTrialBoot, trialAction, rootUuidOf, LARCH_GRUB_MARK, LARCH_GRUB_CFG, type TrialAction } from './bootloader-larch-grub.js';
 export { writeDeployments, assignBootserials, parseOsRelease, configuredBootloader, type WriteResult, type WriteOptions } from './write-deployments.js';
 export { cleanupSysroot, type CleanupOptions, type CleanupResult } from './cleanup.js';
 export {
