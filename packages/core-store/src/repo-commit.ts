@@ -447,7 +447,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     const key = `${checksum}.${type}`;
     if (staged.has(key)) return false;
     staged.add(key);
-    if (repo.hasObjectSync(type, checksum)) return false;
+    if (repo.hasLocalObjectSync(type, checksum)) return false;
     return true;
   };
   /** A new object staged: `unpacked` is a content object's payload size (what ostree counts as content bytes written). */
@@ -960,7 +960,7 @@ async function commitStaged(repo: Repo, opts: CommitTreeOptions, stage: StagingD
     rootTree: root.tree,
     rootMeta: root.meta,
   });
-  const had = repo.hasObjectSync('commit', createHash('sha256').update(commitBytes).digest('hex'));
+  const had = repo.hasLocalObjectSync('commit', createHash('sha256').update(commitBytes).digest('hex'));
   const commit = await repo.writeMetadata('commit', commitBytes);
   stats.metadataTotal++;
   if (!had) {

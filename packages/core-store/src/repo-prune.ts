@@ -88,9 +88,9 @@ async function tombstonesEnabled(repo: Repo): Promise<boolean> {
  */
 export async function _deleteCommitObject(repo: Repo, checksum: Checksum, tombstone: boolean): Promise<void> {
   await repo.markCommitPartial(checksum);
-  if (await repo.hasObject('commitmeta', checksum)) await repo.deleteObject('commitmeta', checksum);
+  if (await repo.hasLocalObject('commitmeta', checksum)) await repo.deleteObject('commitmeta', checksum);
   await repo.deleteObject('commit', checksum);
-  if (tombstone && !(await repo.hasObject('tombstone-commit', checksum))) {
+  if (tombstone && !(await repo.hasLocalObject('tombstone-commit', checksum))) {
     await writeTombstone(repo, checksum);
   }
   await repo.clearCommitPartial(checksum);

@@ -126,7 +126,7 @@ export class _ReadBuffer {
  * `into`, the bytes are read into that buffer (grown as needed) and the result is a view of it.
  */
 export function _readMetadataSync(repo: Repo, type: 'dirtree' | 'dirmeta' | 'commit', checksum: Checksum, into?: _ReadBuffer): Uint8Array {
-  const p = repo.objectPath(type, checksum);
+  const p = repo.objectReadPath(type, checksum);
   let fd: number;
   try {
     fd = openSync(p, C.O_RDONLY | C.O_NOFOLLOW);

@@ -12,6 +12,12 @@
  *
  * Locking: object reads and writes take no lock themselves. A writer's whole transaction holds
  * the shared repo lock ({@link Repo.withLock}); destructive operations hold it exclusive.
+ *
+ * Parent repository (`core.parent`, as OSTree): reads fall through to it, writes never touch it.
+ * `hasObject`, `readMetadata`, `openFile` and the like find an object in this repository or else
+ * along the parent chain; the skip-if-present checks of the write path, `listObjects`,
+ * `deleteObject` and everything else that changes `objects/` look at this repository only, so a
+ * pull stores only what no repository of the chain has, and a prune deletes only its own objects.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, unlinkSync } from 'node:fs';
@@ -60,6 +66,9 @@ export function modeConfigString(mode: RepoMode): string {
 
 /** OSTree's default `[archive] zlib-level`. */
 export const DEFAULT_ZLIB_LEVEL = 6;
+
+/** Bound on `core.parent` chains (OSTree follows them without one; a cycle would never end). */
+const MAX_PARENT_DEPTH = 32;
 
 let tmpCounter = 0;
 
@@ -165,6 +174,8 @@ export class Repo {
   readonly mode: RepoMode;
   readonly config: KeyFile;
   readonly tmpPath: string;
+  /** The repository `core.parent` names, opened with this one; null without one. */
+  parent: Repo | null = null;
   private readonly madeDirs = new Set<string>();
 
   private constructor(path: string, mode: RepoMode, config: KeyFile) {
@@ -234,8 +245,35 @@ export class Repo {
     return Repo.open(path);
   }
 
-  /** Open an existing repository. Throws REPO_NOT_FOUND, BAD_CONFIG or BAD_MODE. */
+  /**
+   * Open an existing repository, and its parent chain (`core.parent`, a path relative to the
+   * working directory, as OSTree opens it). Throws REPO_NOT_FOUND, BAD_CONFIG or BAD_MODE; a
+   * parent that cannot be opened fails the open, in ostree's words ("While checking parent
+   * repository 'P': …").
+   */
   static async open(path: string): Promise<Repo> {
+    return Repo.openChain(path, 0);
+  }
+
+  private static async openChain(path: string, depth: number): Promise<Repo> {
+    const repo = await Repo.openOne(path);
+    const parentPath = repo.config.get('core', 'parent');
+    if (parentPath !== undefined && parentPath !== '') {
+      const why = (code: LarchError['code'], detail: string, cause?: unknown): LarchError =>
+        new LarchError(code, `While checking parent repository '${parentPath}': ${detail}`, { path: resolve(parentPath) }, cause !== undefined ? { cause } : undefined);
+      // OSTree follows the chain without a bound; a cycle would never end.
+      if (depth >= MAX_PARENT_DEPTH) throw why('BAD_CONFIG', `more than ${MAX_PARENT_DEPTH} parent repositories (a cycle?)`);
+      try {
+        repo.parent = await Repo.openChain(parentPath, depth + 1);
+      } catch (e) {
+        if (e instanceof LarchError) throw why(e.code, e.message, e);
+        throw why('IO_ERROR', (e as Error).message, e);
+      }
+    }
+    return repo;
+  }
+
+  private static async openOne(path: string): Promise<Repo> {
     const abs = resolve(path);
     const configPath = join(abs, 'config');
     let text: string;
@@ -296,8 +334,18 @@ export class Repo {
     return join(this.path, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.${ext}`);
   }
 
-  /** Synchronous {@link hasObject} (one lstat), for hot loops. */
+  /** Synchronous {@link hasObject} (one lstat per repository of the chain), for hot loops. */
   hasObjectSync(type: ObjectType, checksum: Checksum): boolean {
+    return this.hasLocalObjectSync(type, checksum) || (this.parent?.hasObjectSync(type, checksum) ?? false);
+  }
+
+  /** Whether this repository or one of its parent chain holds the object (ostree_repo_has_object). */
+  async hasObject(type: ObjectType, checksum: Checksum): Promise<boolean> {
+    return (await this.hasLocalObject(type, checksum)) || ((await this.parent?.hasObject(type, checksum)) ?? false);
+  }
+
+  /** Whether this repository itself holds the object, whatever its parent has. Synchronous. */
+  hasLocalObjectSync(type: ObjectType, checksum: Checksum): boolean {
     try {
       return lstatSync(this.objectPath(type, checksum), { throwIfNoEntry: false }) !== undefined;
     } catch (e) {
@@ -305,7 +353,8 @@ export class Repo {
     }
   }
 
-  async hasObject(type: ObjectType, checksum: Checksum): Promise<boolean> {
+  /** Whether this repository itself holds the object, whatever its parent has. */
+  async hasLocalObject(type: ObjectType, checksum: Checksum): Promise<boolean> {
     try {
       await fsp.lstat(this.objectPath(type, checksum));
       return true;
@@ -313,6 +362,18 @@ export class Repo {
       if (hasErrno(e, 'ENOENT')) return false;
       throw ioError(e, 'Checking object', `${checksum}.${type}`);
     }
+  }
+
+  /**
+   * The path to read an object from: in the first repository of the chain (this one, then its
+   * parents) that holds it, else this repository's {@link objectPath}. For readers that open
+   * object files themselves.
+   */
+  objectReadPath(type: ObjectType, checksum: Checksum): string {
+    if (this.parent !== null && !this.hasLocalObjectSync(type, checksum)) {
+      for (let r: Repo | null = this.parent; r !== null; r = r.parent) if (r.hasLocalObjectSync(type, checksum)) return r.objectPath(type, checksum);
+    }
+    return this.objectPath(type, checksum);
   }
 
   /**
@@ -342,7 +403,10 @@ export class Repo {
       }
       if (off !== st.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: short read`, { type, checksum });
     } catch (e) {
-      if (hasErrno(e, 'ENOENT')) throw new LarchError('OBJECT_MISSING', `No such metadata object ${checksum}.${type}`, { type, checksum });
+      if (hasErrno(e, 'ENOENT')) {
+        if (this.parent !== null) return this.parent.readMetadata(type, checksum, opts);
+        throw new LarchError('OBJECT_MISSING', `No such metadata object ${checksum}.${type}`, { type, checksum });
+      }
       if (hasErrno(e, 'ELOOP')) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: is a symlink`, { type, checksum });
       throw ioError(e, 'Reading object', p);
     } finally {
@@ -473,7 +537,7 @@ export class Repo {
       throw new LarchError('OBJECT_CORRUPTED', `Refusing to write invalid ${type} object: ${(e as Error).message}`, { type }, { cause: e });
     }
     const checksum = createHash('sha256').update(bytes).digest('hex');
-    if (await this.hasObject(type, checksum)) return checksum;
+    if (await this.hasLocalObject(type, checksum)) return checksum;
     const tmp = await this.writeTmpFile(bytes, 0o644);
     if (batch) {
       batch.add(tmp, type, checksum);
@@ -485,7 +549,12 @@ export class Repo {
 
   /** Open a content object: its meta, uncompressed size, and a factory for fresh content streams. */
   async openFile(checksum: Checksum): Promise<OpenedContent> {
-    return openContentObject(this.mode, this.objectPath('file', checksum), checksum);
+    try {
+      return await openContentObject(this.mode, this.objectPath('file', checksum), checksum);
+    } catch (e) {
+      if (this.parent !== null && e instanceof LarchError && e.code === 'OBJECT_MISSING') return this.parent.openFile(checksum);
+      throw e;
+    }
   }
 
   /**
@@ -495,7 +564,13 @@ export class Repo {
    */
   openRegularFileSync(checksum: Checksum): { fd: number; size: number } {
     validateChecksum(checksum);
-    return openBareRegularSync(this.mode, this.objectPath('file', checksum), checksum);
+    try {
+      return openBareRegularSync(this.mode, this.objectPath('file', checksum), checksum);
+    } catch (e) {
+      // A parent of another mode stores another format: the caller's bare read cannot use it.
+      if (this.parent?.mode === this.mode && e instanceof LarchError && e.code === 'OBJECT_MISSING') return this.parent.openRegularFileSync(checksum);
+      throw e;
+    }
   }
 
   /**
@@ -508,7 +583,7 @@ export class Repo {
   async writeFile(meta: FileMeta, content: ContentSource, opts: { expectedChecksum?: Checksum; batch?: WriteBatch } = {}): Promise<Checksum> {
     if (opts.expectedChecksum !== undefined) {
       validateChecksum(opts.expectedChecksum);
-      if (await this.hasObject('file', opts.expectedChecksum)) return opts.expectedChecksum;
+      if (await this.hasLocalObject('file', opts.expectedChecksum)) return opts.expectedChecksum;
     }
     const isLink = (meta.mode & S_IFMT) === S_IFLNK;
     let size = 0;
@@ -598,7 +673,10 @@ export class Repo {
     }
   }
 
-  /** Every object in `objects/` (any order). Files that are not objects of this mode are skipped. */
+  /**
+   * Every object in this repository's `objects/` (any order), not its parent's (ostree's
+   * LIST_OBJECTS_NO_PARENTS). Files that are not objects of this mode are skipped.
+   */
   async *listObjects(): AsyncIterable<{ type: ObjectType; checksum: Checksum }> {
     const root = join(this.path, 'objects');
     const contentExt = this.mode === 'archive' ? 'filez' : 'file';
