@@ -3,7 +3,8 @@
  * same command line through larch and ostree, each on its own copy of the same repository, and
  * compares exit status, output and error wording.
  */
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exists, larch, makeSpecTree, ok, ostree, requireOstree, RUN_INTEROP, scratch, SPEC_COMMIT_ARGS, type RunResult } from './helpers.js';
@@ -56,6 +57,7 @@ function expectSame([l, o]: [RunResult, RunResult], what = ''): void {
 
 /** A repository with `commits` commits on branch `test` of the spec tree. */
 async function repoWith(base: string, commits: number, mode = 'archive'): Promise<void> {
+  await mkdir(base, { recursive: true });
   ok(ostree(['init', `--repo=${base}/repo`, `--mode=${mode}`]));
   for (let i = 0; i < commits; i++) ok(ostree(['commit', `--repo=${base}/repo`, ...SPEC_COMMIT_ARGS, `--timestamp=@${1600000000 + i}`, `--tree=dir=${dir}/tree`]));
 }
@@ -121,6 +123,124 @@ describe.runIf(RUN_INTEROP)('small verbs, side by side with ostree', () => {
     expect(await readFile(join(d.larch, 'repo/config'), 'utf8')).toBe(await readFile(join(d.ostree, 'repo/config'), 'utf8'));
     expectSame(both(d, (b) => ['remote', `--repo=${b}/repo`, '--set=a=b', 'list']));
   });
-});
 
-void writeFile;
+  it('diff REV ./: a commit against a directory on disk, as ostree names and orders the entries', async () => {
+    const base = join(dir, `case${n++}`);
+    await repoWith(base, 1);
+    const repo = join(base, 'repo');
+    const co = join(base, 'co');
+    ok(ostree(['checkout', `--repo=${repo}`, '-U', 'test', co]));
+    const same = (args: string[], cwd = co): [RunResult, RunResult] => [larch(args, { cwd }), ostree(args, { cwd })];
+    const unchanged = same([`--repo=${repo}`, 'diff', '--owner-uid=0', '--owner-gid=0', 'test', './']);
+    expectSame(unchanged, 'unchanged');
+    expect(unchanged[0].stdout).toBe('');
+    await writeFile(join(co, 'oh-look-a-file'), 'afile\n');
+    const added = same([`--repo=${repo}`, 'diff', '--owner-uid=0', '--owner-gid=0', 'test', './']);
+    expectSame(added, 'added');
+    expect(added[0].stdout).toBe('A    oh-look-a-file\n');
+    // Every entry differs in owner: the order is ostree's (files and directories of the commit, the disk in GLib's order).
+    const uid = same([`--repo=${repo}`, 'diff', 'test', `--owner-uid=${(process.getuid?.() ?? 0) + 1}`, './']);
+    expectSame(uid, '--owner-uid');
+    expect(uid[0].stdout).toMatch(/^M {4}\/hello\.txt\n/m);
+    expectSame(same([`--repo=${repo}`, 'diff', 'test', `--owner-gid=${(process.getgid?.() ?? 0) + 1}`, './']), '--owner-gid');
+    expectSame(same([`--repo=${repo}`, 'diff', './', 'test']), 'reversed');
+    // An extended attribute on disk makes a difference unless --no-xattrs.
+    spawnSync('setfattr', ['-n', 'user.larchtest', '-v', '1', join(co, 'hello.txt')]);
+    const xattr = same([`--repo=${repo}`, 'diff', '--owner-uid=0', '--owner-gid=0', 'test', './']);
+    expectSame(xattr, 'an xattr');
+    expect(xattr[0].stdout).toContain('M    /hello.txt\n');
+    const noXattrs = same([`--repo=${repo}`, 'diff', '--no-xattrs', '--owner-uid=0', '--owner-gid=0', 'test', './']);
+    expectSame(noXattrs, '--no-xattrs');
+    expect(noXattrs[0].stdout).toBe('A    oh-look-a-file\n');
+    expectSame(same([`--repo=${repo}`, 'diff', 'test', co], base), 'an absolute path');
+    // A file that became a directory.
+    await rm(join(co, 'hello.txt'));
+    await mkdir(join(co, 'hello.txt'));
+    await writeFile(join(co, 'hello.txt', 'other'), '');
+    const retyped = same([`--repo=${repo}`, 'diff', '--owner-uid=0', '--owner-gid=0', 'test', './']);
+    expectSame(retyped, 'file changing type');
+    expect(retyped[0].stdout).toMatch(/^M {4}\/hello\.txt$/m);
+    expectSame(same([`--repo=${repo}`, 'diff', 'test', './missing']), 'a missing directory');
+    expectSame(same([`--repo=${repo}`, 'diff', '--owner-uid=x', 'test', './']), 'a bad uid');
+  });
+
+  it('diff --stats, --fs-diff and a single REV (its parent against it)', async () => {
+    const base = join(dir, `case${n++}`);
+    await repoWith(base, 1);
+    const repo = join(base, 'repo');
+    await writeFile(join(base, 'extra'), 'x\n');
+    await mkdir(join(base, 't2'));
+    await cp(join(dir, 'tree'), join(base, 't2'), { recursive: true, verbatimSymlinks: true });
+    await writeFile(join(base, 't2', 'new'), 'new\n');
+    ok(ostree(['commit', `--repo=${repo}`, '-b', 'test', '--timestamp=@1700000000', `--tree=dir=${base}/t2`]));
+    const same = (args: string[]): [RunResult, RunResult] => [larch(args), ostree(args)];
+    const stats = same([`--repo=${repo}`, 'diff', '--stats', 'test^', 'test']);
+    expectSame(stats, '--stats');
+    expect(stats[0].stdout).toMatch(/^\[A\] Object Count: \d+\n\[B\] Object Count: \d+\nCommon Object Count: \d+\nCommon Object Size: .+\n$/);
+    expectSame(same([`--repo=${repo}`, 'diff', '--stats', '--fs-diff', 'test']), '--stats --fs-diff');
+    const one = same([`--repo=${repo}`, 'diff', 'test']);
+    expectSame(one, 'one revision');
+    expect(one[0].stdout).toBe('A    /new\n');
+    expectSame(same([`--repo=${repo}`, 'diff', 'test^']), 'no parent');
+  });
+
+  it('show -B / --no-byteswap, --print-sizes, --print-related, --print-variant-type', async () => {
+    const base = join(dir, `case${n++}`);
+    await mkdir(base);
+    const repo = join(base, 'repo');
+    ok(ostree(['init', `--repo=${repo}`, '--mode=archive']));
+    const c = ok(
+      ostree(['commit', `--repo=${repo}`, ...SPEC_COMMIT_ARGS, '--add-metadata=SOMENUM=uint64 42', '--generate-sizes', `--tree=dir=${dir}/tree`]),
+    ).trim();
+    const same = (args: string[]): [RunResult, RunResult] => [larch(args), ostree(args)];
+    const swapped = same([`--repo=${repo}`, 'show', '--print-metadata-key=SOMENUM', 'test']);
+    expectSame(swapped);
+    expect(swapped[0].stdout).toBe('uint64 3026418949592973312\n');
+    const unswapped = same([`--repo=${repo}`, 'show', '-B', '--print-metadata-key=SOMENUM', 'test']);
+    expectSame(unswapped, '-B');
+    expect(unswapped[0].stdout).toBe('uint64 42\n');
+    expectSame(same([`--repo=${repo}`, 'show', '--no-byteswap', 'test']), '--no-byteswap on the commit');
+    expectSame(same([`--repo=${repo}`, 'show', '-B', '--raw', 'test']), '-B --raw');
+    const sizes = same([`--repo=${repo}`, 'show', '--print-sizes', 'test']);
+    expectSame(sizes, '--print-sizes');
+    expect(sizes[0].stdout).toMatch(/^Compressed size \(needed\/total\): 0 bytes\/\d+ bytes\n/);
+    // A repository holding only the commit still needs the rest.
+    const thin = join(base, 'thin');
+    ok(ostree(['init', `--repo=${thin}`, '--mode=archive']));
+    ok(ostree(['pull-local', `--repo=${thin}`, '--commit-metadata-only', repo, 'test']));
+    const needed = same([`--repo=${thin}`, 'show', '--print-sizes', c]);
+    expectSame(needed, '--print-sizes, objects missing');
+    expect(needed[0].stdout).toMatch(/Number of objects \(needed\/total\): [1-9]\d*\//);
+    const noSizes = ok(ostree(['commit', `--repo=${repo}`, '-b', 'plain', `--tree=dir=${dir}/tree`])).trim();
+    expectSame(same([`--repo=${repo}`, 'show', '--print-sizes', noSizes]), 'no ostree.sizes');
+    expectSame(same([`--repo=${repo}`, 'show', '--print-related', 'test']), '--print-related');
+    const objects = join(repo, 'objects', c.slice(0, 2));
+    const commitFile = join(objects, `${c.slice(2)}.commit`);
+    const asCommit = same([`--repo=${repo}`, 'show', '--print-variant-type=(a{sv}aya(say)sstayay)', commitFile]);
+    expectSame(asCommit, '--print-variant-type');
+    expect(asCommit[0].stdout).toContain("'subj'");
+    expectSame(same([`--repo=${repo}`, 'show', '--print-variant-type=a{sv}', join(base, 'nofile')]), 'a missing file');
+    expect((await readdir(objects)).length).toBeGreaterThan(0);
+  });
+
+  it('static-delta reindex --to=CHECKSUM: only that revision\'s index', async () => {
+    const d = await pair(async (b) => {
+      await repoWith(b, 0);
+      ok(ostree(['commit', `--repo=${b}/repo`, '-b', 'a', '--timestamp=@1', `--tree=dir=${dir}/tree`]));
+      await mkdir(join(b, 'x'));
+      await writeFile(join(b, 'x', 'x'), 'x\n');
+      ok(ostree(['commit', `--repo=${b}/repo`, '-b', 'b', '--timestamp=@2', `--tree=dir=${dir}/tree`, `--tree=dir=${b}/x`]));
+      ok(ostree(['static-delta', 'generate', `--repo=${b}/repo`, '--empty', '--to=a']));
+      ok(ostree(['static-delta', 'generate', `--repo=${b}/repo`, '--from=a', '--to=b']));
+      ok(ostree(['static-delta', 'generate', `--repo=${b}/repo`, '--empty', '--to=b']));
+      await rm(join(b, 'repo/delta-indexes'), { recursive: true, force: true });
+    });
+    const b = ok(ostree(['rev-parse', `--repo=${d.ostree}/repo`, 'b'])).trim();
+    expectSame(both(d, (r) => ['static-delta', 'reindex', `--repo=${r}/repo`, `--to=${b}`]));
+    const indexes = both(d, (r) => ['static-delta', 'indexes', `--repo=${r}/repo`]);
+    expectSame(indexes, 'indexes');
+    expect(indexes[0].stdout).toBe(`${b}\n`);
+    for (const r of [d.larch, d.ostree]) expect((await readFile(join(r, 'repo/config'), 'utf8')).includes('indexed-deltas=true')).toBe(true);
+    expectSame(both(d, (r) => ['static-delta', 'reindex', `--repo=${r}/repo`, '--to=b']), 'a ref name');
+  });
+});

@@ -56,7 +56,7 @@ export { checkout, type CheckoutOptions, type CheckoutStats } from './repo-check
 export { fsck, type FsckOptions, type FsckReport, type FsckError, type FsckErrorCode } from './repo-fsck.js';
 export { prune, type PruneOptions, type PruneResult } from './repo-prune.js';
 export { generateSummary, readSummary, summaryRefTimestamp, listDeltaDirs, SUMMARY_TYPE, type Summary, type SummaryRef, type GenerateSummaryOptions, type DeltaDir } from './repo-summary.js';
-export { diffCommits, type DiffEntry } from './repo-diff.js';
+export { diffCommits, diffTrees, type DiffEntry, type DiffSide, type DiffTreesOptions } from './repo-diff.js';
 export { log, type LogEntry } from './repo-log.js';
 export { ls, lsStream, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';

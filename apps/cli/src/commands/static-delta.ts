@@ -6,7 +6,7 @@
  *                         [--max-chunk-size=MB] [--compression=xz|none] [--json]
  *                         [--sign=KEY]… [--sign-type=ed25519] [--keys-file=F] [--filename=PATH]
  *                         [--set-endianness=l|B] [--swap-endianness]
- *   static-delta list | show NAME|PATH | delete NAME | reindex | indexes
+ *   static-delta list | show NAME|PATH | delete NAME | reindex [--to=CHECKSUM] | indexes
  *   static-delta apply-offline [--sign-type=T] [--keys-file=F] [--keys-dir=D] PATH [KEY…]
  *                         (PATH: the delta's directory or its superblock)
  *   static-delta verify [--sign-type=T] [--keys-file=F] [--keys-dir=D] DELTA [KEY…]
@@ -225,11 +225,15 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     });
 
   sub(sd, 'reindex', 'Regenerate static delta indexes')
+    .option('--to <rev>', 'Only update delta index to revision REV')
     .action(async (_o: object, cmd: Command) => {
-      const opts = allOptions<object>(cmd);
+      const opts = allOptions<{ to?: string }>(cmd);
       const { reindexDeltas } = await import('@larch/delta');
       const repo = await openRepo(opts);
-      await repo.withLock('exclusive', () => reindexDeltas(repo));
+      // As ostree: --to is a full checksum, not resolved as a revision.
+      const to = opts.to;
+      if (to !== undefined && !/^[0-9a-f]{64}$/.test(to)) throw new CommandError(`Invalid rev ${to}`);
+      await repo.withLock('exclusive', () => reindexDeltas(repo, to !== undefined ? { to } : {}));
     });
 
   sub(sd, 'generate', 'Generate static delta files')
