@@ -5,6 +5,12 @@
  * dirtree order); with `recursive` each subdirectory's entries follow right after it. Listing a
  * file yields that file. `formatLsEntry` reproduces the CLI's line format.
  *
+ * A path is looked up as ostree looks it up (`ostree ls`, `cat` and `export --subpath` alike; see
+ * {@link ostreePathNames}): its components are names taken literally, so `.`, `..` and the empty
+ * name after a trailing `/` are found nowhere; a component below a file or symlink fails with
+ * "Not a directory", a missing one with "No such file or directory: /PATH" naming the path up to
+ * the first missing component.
+ *
  * `lsStream` yields the entries as it walks, depth-first like ostree's print_directory_recurse,
  * keeping only the current path (each level's name and subdirectory list) and a window of file
  * entries being read: a tree whose paths outnumber its objects by any factor (a DAG whose levels
@@ -15,7 +21,7 @@
  * OBJECT_CORRUPTED instead of being walked forever.
  */
 import { LarchError } from './errors.js';
-import { sanitize, splitSafePath } from './fs-safety.js';
+import { sanitize } from './fs-safety.js';
 import { _DirTreeCursor } from './dirtree-cursor.js';
 import { _decodeDirMeta, _readMetadataSync, _ReadBuffer, readMeta, readTree } from './repo-traverse.js';
 import type { Repo } from './repo.js';
@@ -51,9 +57,40 @@ function join(dir: string, name: string): string {
 }
 
 /**
+ * The names ostree looks up, from the root, for `path` (as `ostree_repo_file_resolve_relative_path`
+ * splits it): each component up to a `/` is a name, taken literally ("", "." and ".." included);
+ * `/` alone is the root; and a component that starts with `/` (the second slash of `a//b`) starts
+ * again from the root, so `a//b` is `/b`.
+ */
+export function ostreePathNames(path: string): string[] {
+  let names: string[] = [];
+  let rest = path;
+  for (;;) {
+    if (rest.startsWith('/')) {
+      if (rest === '/') return [];
+      names = [];
+      rest = rest.slice(1);
+    }
+    const slash = rest.indexOf('/');
+    if (slash < 0) {
+      names.push(rest);
+      return names;
+    }
+    names.push(rest.slice(0, slash));
+    rest = rest.slice(slash + 1);
+  }
+}
+
+/** A path in a message: as it is (ostree's wording), quoted only if it holds control characters. */
+function shown(path: string): string {
+  return /[\u0000-\u001f\u007f]/.test(path) ? sanitize(path) : path;
+}
+
+/**
  * List `path` in `commit`, all entries at once (see {@link lsStream} for a listing of any size).
  * Locking: none. Errors: INVALID_ARGUMENT when the path does not exist ("No such file or
- * directory: PATH"), OBJECT_MISSING / OBJECT_CORRUPTED from the objects read.
+ * directory: PATH", `reason` 'not-found') or goes below a file or symlink ("Not a directory",
+ * `reason` 'not-a-directory'), OBJECT_MISSING / OBJECT_CORRUPTED from the objects read.
  */
 export async function ls(repo: Repo, commit: Checksum, path: string, opts: LsOptions = {}): Promise<LsEntry[]> {
   const out: LsEntry[] = [];
@@ -74,26 +111,25 @@ const META_CACHE = 1024;
  */
 export async function* lsStream(repo: Repo, commit: Checksum, path: string, opts: LsOptions = {}): AsyncGenerator<LsEntry> {
   const c = await repo.readCommit(commit);
-  const parts = splitSafePath(path, { path });
   let tree = c.rootTree;
   let meta = c.rootMeta;
+  let file: Checksum | null = null;
   let cur = '/';
-  for (let i = 0; i < parts.length; i++) {
+  for (const name of ostreePathNames(path)) {
+    if (file !== null) throw new LarchError('INVALID_ARGUMENT', 'Not a directory', { path, at: cur, reason: 'not-a-directory' });
     const dt = await readTree(repo, tree);
-    const name = parts[i];
-    const d = dt.dirs.find((x) => x.name === name);
     cur = join(cur, name);
-    if (d) {
+    const f = dt.files.find((x) => x.name === name);
+    const d = f === undefined ? dt.dirs.find((x) => x.name === name) : undefined;
+    if (f !== undefined) file = f.checksum;
+    else if (d !== undefined) {
       tree = d.treeChecksum;
       meta = d.metaChecksum;
-      continue;
-    }
-    const f = dt.files.find((x) => x.name === name);
-    if (f && i === parts.length - 1) {
-      yield await fileEntry(repo, cur, f.checksum);
-      return;
-    }
-    throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${sanitize(path)}`, { path, reason: 'not-found' });
+    } else throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${shown(cur)}`, { path, at: cur, reason: 'not-found' });
+  }
+  if (file !== null) {
+    yield await fileEntry(repo, cur, file);
+    return;
   }
   yield dirEntry(cur, tree, meta, await readMeta(repo, meta));
   if (opts.directoryOnly) return;
