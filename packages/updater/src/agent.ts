@@ -26,7 +26,7 @@
  * `ostree admin deploy` does.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
@@ -34,7 +34,7 @@ import { LarchError, Repo, readSummary, summaryRefTimestamp, type SummaryRef } f
 import { addRemote, FileFetcher, getRemote, isRetryable, joinUrl, pull, UndiciFetcher, verificationPolicy, type Fetcher, type FetchOptions, type FetchResponse, type PullProgress } from '@larch/http-pull';
 import * as native from '@larch/native';
 import { createPullVerifier } from '@larch/signing';
-import { deploy, rollback as sysrootRollback, setDefault, Sysroot, sysrootStatus, deploymentName, type Deployment, type SysrootStatus } from '@larch/sysroot';
+import { deploy, markBootGood, rollback as sysrootRollback, setDefault, Sysroot, sysrootStatus, deploymentName, trialBootState, type Deployment, type SysrootStatus } from '@larch/sysroot';
 import { inMaintenanceWindow, msUntilWindow, type AgentConfig } from './config.js';
 import { meteredFetcher, readBody } from './fetcher.js';
 import { runHealthChecks, type HealthReport } from './health.js';
@@ -68,6 +68,8 @@ export interface CycleResult {
 type StepResult = { kind: 'continue' } | { kind: 'idle' } | { kind: 'wait'; until: number } | { kind: 'rebooted' };
 
 const MAX_SUMMARY = 64 * 1024 * 1024;
+/** The most of `failedTrialsFile` read (about 15,000 commits). */
+const MAX_FAILED_TRIALS = 1024 * 1024;
 
 function jsonLine(rec: LogRecord): void {
   process.stdout.write(`${JSON.stringify(rec)}\n`);
@@ -331,7 +333,62 @@ export class Agent {
     }
   }
 
+  /**
+   * Take the commits the boot loader gave up on (`failedTrialsFile`) as bad commits, report them,
+   * and when the default deployment is one of them while another is booted (GRUB fell back and
+   * keeps booting the previous entry), make the booted deployment the default again (the sysroot's
+   * larch-grub backend then ends the fallback in grubenv). Lines that are not a commit are ignored
+   * (logged once each cycle). Never throws: a failure is logged.
+   */
+  private async takeFailedTrials(): Promise<void> {
+    const file = this.config.failedTrialsFile;
+    let text: string;
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(MAX_FAILED_TRIALS);
+        const n = readSync(fd, buf, 0, buf.length, 0);
+        text = buf.subarray(0, n).toString('latin1');
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.emit('error', { failedPhase: 'failed-trials', code: 'IO_ERROR', message: `Cannot read failedTrialsFile ${file}: ${(e as Error).message}` });
+      return;
+    }
+    const commits: string[] = [];
+    let ignored = 0;
+    for (const line of text.split('\n')) {
+      const l = line.trim();
+      if (l === '') continue;
+      if (/^[0-9a-f]{64}$/.test(l)) commits.push(l);
+      else ignored += 1;
+    }
+    if (ignored > 0) this.emit('failed-trials-ignored', { file, lines: ignored });
+    const fresh = commits.filter((c) => !this.state.badCommits.includes(c));
+    for (const c of fresh) {
+      this.state.badCommits.push(c);
+      this.save();
+      this.emit('marked-bad', { commit: c, source: 'failed-trial' });
+    }
+    try {
+      const sr = await this.loadSysroot();
+      const def = sr.deployments.find((d) => !d.staged);
+      if (def && sr.booted && commits.includes(def.csum) && def.csum !== sr.booted.csum) {
+        const i = sr.deployments.filter((d) => !d.staged).findIndex((d) => sr.isBooted(d));
+        if (i > 0) {
+          await setDefault(this.config.sysroot, i);
+          this.emit('rolled-back-default', { commit: def.csum, default: deploymentName(sr.booted), source: 'failed-trial' });
+        }
+      }
+    } catch (e) {
+      this.fail('check', e);
+    }
+    if (fresh.length > 0) await this.checkIn('marked-bad');
+  }
+
   private async check(): Promise<StepResult> {
+    await this.takeFailedTrials();
     try {
       if (this.config.metered && !this.windowOpen()) {
         this.emit('deferred', { reason: 'metered connection outside maintenance windows' });
@@ -628,6 +685,16 @@ export class Agent {
       this.fail('confirm', new LarchError('INVALID_ARGUMENT', `Required health check failed on ${target.commit}: ${failed.join(', ')}`, { reason: 'health-check', checks: failed }));
       this.go('rollback', { reason: 'required health check failed', checks: failed });
       return { kind: 'continue' };
+    }
+    // The boot loader's trial of this deployment (the sysroot's larch-grub backend started it with
+    // the deploy) ends here: marked good, GRUB keeps booting it.
+    try {
+      if (sr.deployments.find((d) => !d.staged)?.csum === booted.csum && trialBootState(sr.path).pending) {
+        markBootGood(sr.path);
+        this.emit('trial-marked-good', { commit: booted.csum });
+      }
+    } catch (e) {
+      this.fail('confirm', e);
     }
     this.state.counters.updates += 1;
     this.state.lastUpdateAt = this.now();

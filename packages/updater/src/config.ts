@@ -127,6 +127,12 @@ export const configSchema = z
     bootedRoot: z.string().min(1).optional(),
     /** A file whose content changes on every boot (default `/proc/sys/kernel/random/boot_id`). */
     bootIdFile: z.string().min(1).default('/proc/sys/kernel/random/boot_id'),
+    /**
+     * Commits the boot loader gave up on (one 64-hex commit a line; written by the booted system's
+     * boot check after GRUB fell back from a trial boot, docs/BOOT.md). The agent takes each as a
+     * bad commit: never deployed again, reported to the server (default `/var/lib/larch/failed-trials`).
+     */
+    failedTrialsFile: z.string().min(1).default('/var/lib/larch/failed-trials'),
     /** Accept an update older than the booted commit (default false). */
     allowDowngrade: z.boolean().default(false),
     /** Space to keep free on top of what an update needs, on the sysroot and /boot (default 0 bytes). */
