@@ -252,23 +252,23 @@ export class Repo {
    * repository 'P': …").
    */
   static async open(path: string): Promise<Repo> {
-    return Repo.openChain(path, 0);
+    return Repo.openChain(path, []);
   }
 
-  private static async openChain(path: string, depth: number): Promise<Repo> {
+  /** Open `path` and its parents; `below` holds the paths of the children already opened. */
+  private static async openChain(path: string, below: string[]): Promise<Repo> {
     const repo = await Repo.openOne(path);
     const parentPath = repo.config.get('core', 'parent');
-    if (parentPath !== undefined && parentPath !== '') {
-      const why = (code: LarchError['code'], detail: string, cause?: unknown): LarchError =>
-        new LarchError(code, `While checking parent repository '${parentPath}': ${detail}`, { path: resolve(parentPath) }, cause !== undefined ? { cause } : undefined);
-      // OSTree follows the chain without a bound; a cycle would never end.
-      if (depth >= MAX_PARENT_DEPTH) throw why('BAD_CONFIG', `more than ${MAX_PARENT_DEPTH} parent repositories (a cycle?)`);
-      try {
-        repo.parent = await Repo.openChain(parentPath, depth + 1);
-      } catch (e) {
-        if (e instanceof LarchError) throw why(e.code, e.message, e);
-        throw why('IO_ERROR', (e as Error).message, e);
-      }
+    if (parentPath === undefined || parentPath === '') return repo;
+    // OSTree follows the chain without a bound, so a cycle never ends; here a chain stops at a
+    // repository already in it, or after MAX_PARENT_DEPTH parents, as the remote lookup does.
+    const chain = [...below, repo.path];
+    if (chain.includes(resolve(parentPath)) || chain.length > MAX_PARENT_DEPTH) return repo;
+    try {
+      repo.parent = await Repo.openChain(parentPath, chain);
+    } catch (e) {
+      const why = `While checking parent repository '${parentPath}': ${(e as Error).message}`;
+      throw new LarchError(e instanceof LarchError ? e.code : 'IO_ERROR', why, { path: resolve(parentPath) }, { cause: e });
     }
     return repo;
   }
