@@ -6,7 +6,7 @@
  * Also `remote summary` through the remote's `proxy` key, against a proxy served here.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -131,6 +131,27 @@ describe.skipIf(!RUN_INTEROP)('pull-local as ostree (interop)', () => {
     expect(l.stderr).toContain(`${name(victim)}.file: ${words} for file://`);
     expect(existsSync(join(r.l, victim))).toBe(false);
     expect(readdirSync(join(r.l, 'tmp')).filter((f) => f.startsWith('larch-'))).toEqual([]);
+  });
+
+  it('a symlink or trailing bytes in the source objects: copied and checked, never linked', () => {
+    const odd = join(dir, 'odd');
+    cpSync(src, odd, { recursive: true });
+    const [linked, padded] = filez(odd);
+    // One object is a symlink to a file outside the repository (with the right bytes), one has
+    // junk after its deflate stream.
+    const outside = join(dir, 'outside.filez');
+    renameSync(join(odd, linked), outside);
+    symlinkSync(outside, join(odd, linked));
+    const original = readFileSync(join(odd, padded));
+    writeFileSync(join(odd, padded), Buffer.concat([original, Buffer.from('junk after the stream')]));
+    const r = fresh('archive');
+    ok(larch(['pull-local', `--repo=${r.l}`, odd, 'main']));
+    const l = lstatSync(join(r.l, linked));
+    expect(l.isFile()).toBe(true);
+    expect(l.ino).not.toBe(statSync(outside).ino);
+    expect(statSync(join(r.l, padded)).ino).not.toBe(statSync(join(odd, padded)).ino);
+    expect(readFileSync(join(r.l, padded))).toEqual(original);
+    ok(larch(['fsck', `--repo=${r.l}`]));
   });
 
   it('--untrusted with --trust-source is a usage error', () => {

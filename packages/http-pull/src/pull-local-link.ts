@@ -4,8 +4,9 @@
  *
  * 1. link(2) the source's `.filez` into the destination's `tmp/`: from here on the inode is
  *    ours, so a rename or replacement of the source path can no longer change what is checked;
- * 2. check that link: a regular file owned by the destination repository's owner (a file of
- *    another user could be rewritten by that user after the check), whose header parses, whose
+ * 2. check that link: a regular file (a symlink in the source's `objects/` is copied, never
+ *    linked) owned by the destination repository's owner (a file of another user could be
+ *    rewritten by that user after the check), whose header parses, whose
  *    payload inflates to exactly the declared size, and whose content checksum is the name; the
  *    file must end with its deflate stream (an object with junk after it is copied instead, and
  *    the copy drops the junk);
@@ -16,7 +17,8 @@
  *
  * When the link cannot be made (EXDEV, EMLINK, EPERM) or the file does not qualify, the caller
  * falls back to copying through the usual verify-then-store path. With `trust` (`pull-local
- * --trust-source`) step 2 only checks the owner, as ostree's default pull-local checks nothing.
+ * --trust-source`) step 2 only checks the file type and owner, as ostree's default pull-local
+ * checks nothing.
  */
 import { constants as fsc, linkSync, promises as fsp, unlinkSync } from 'node:fs';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
@@ -122,7 +124,14 @@ export class LinkImporter {
 
   /** Check the linked file (see the top of this file); its size, or null to copy instead. */
   private async check(path: string, checksum: string): Promise<number | null> {
-    const fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+    } catch (e) {
+      // link(2) took a symlink as it is: never published as an object; the copy reads through it.
+      if ((e as NodeJS.ErrnoException).code === 'ELOOP') return null;
+      throw e;
+    }
     try {
       const st = await fh.stat();
       if (!st.isFile() || st.uid !== this.destUid) return null;
