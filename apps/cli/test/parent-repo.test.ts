@@ -4,7 +4,7 @@
  * objects no repository of the chain has; `prune` in the child walks commits through the parent
  * but deletes only the child's own objects, even once the parent no longer references them;
  * `commit` into the child stores its objects in the child even when the parent has them; `cat`
- * reads a file the child holds only through its parent. After each step both tools must leave the
+ * reads a file the child holds only through its parent, and `fsck` verifies it there. After each step both tools must leave the
  * same object files in both repositories and print the same.
  */
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -83,6 +83,14 @@ describeInterop('a repository with core.parent: reads fall through to the parent
     sameObjects();
     expect(objects(join(base.larch, 'child-repo')).filter((n) => n.endsWith('.filez'))).toHaveLength(3);
     expect(objects(join(base.larch, 'repo')).filter((n) => n.endsWith('.filez'))).toHaveLength(3);
+  });
+
+  it('fsck in the child verifies the objects it reaches through its parent and marks nothing partial', () => {
+    for (const t of TOOLS) {
+      const r = run(t, ['--repo=child-repo', 'fsck']);
+      expect(r.code, `${t} fsck\n${r.stdout}${r.stderr}`).toBe(0);
+      expect(readdirSync(join(base[t], 'child-repo/state')), t).toEqual([]);
+    }
   });
 
   it('commit into the child writes its objects to the child, even those the parent has', () => {

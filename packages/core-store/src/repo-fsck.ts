@@ -430,7 +430,7 @@ async function walkCommit(st: State, checksum: Checksum): Promise<void> {
 async function verifyCommitMeta(st: State, checksum: Checksum): Promise<void> {
   let bytes: Uint8Array;
   try {
-    bytes = await fsp.readFile(st.repo.objectPath('commitmeta', checksum));
+    bytes = await fsp.readFile(st.repo.objectReadPath('commitmeta', checksum));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     push(st, 'commitmeta', checksum, 'IO_ERROR', `Reading ${checksum}.commitmeta: ${(e as Error).message}`);
@@ -526,7 +526,7 @@ async function runContentConsumers(st: State): Promise<void> {
         await new Promise<void>((r) => st.contentWaiters.push(r));
         continue;
       }
-      const items = batch.map((c): [string, string] => [c, st.repo.objectPath('file', c)]);
+      const items = batch.map((c): [string, string] => [c, st.repo.objectReadPath('file', c)]);
       const results = await pool.check(items);
       for (let i = 0; i < batch.length; i++) {
         const r = results[i];

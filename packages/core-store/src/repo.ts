@@ -367,11 +367,15 @@ export class Repo {
   /**
    * The path to read an object from: in the first repository of the chain (this one, then its
    * parents) that holds it, else this repository's {@link objectPath}. For readers that open
-   * object files themselves.
+   * object files themselves and read them in this repository's format: a content object is
+   * looked for only in parents of the same mode.
    */
   objectReadPath(type: ObjectType, checksum: Checksum): string {
     if (this.parent !== null && !this.hasLocalObjectSync(type, checksum)) {
-      for (let r: Repo | null = this.parent; r !== null; r = r.parent) if (r.hasLocalObjectSync(type, checksum)) return r.objectPath(type, checksum);
+      for (let r: Repo | null = this.parent; r !== null; r = r.parent) {
+        if (type === 'file' && r.mode !== this.mode) break;
+        if (r.hasLocalObjectSync(type, checksum)) return r.objectPath(type, checksum);
+      }
     }
     return this.objectPath(type, checksum);
   }
