@@ -145,6 +145,19 @@ describe.skipIf(!RUN_INTEROP)('fsck against ostree', () => {
     expect(r.ours.stderr).toMatch(/^error: In commits [0-9a-f]{64}: fsck [0-9a-f]{64}\.dirtree: [0-9a-f]{64}\.dirtree: Invalid \/ in filename \.\.\/afile\n$/);
   });
 
+  it('checkout of a dirtree with a ../ name fails with the bare name, as ostree, and writes nothing', () => {
+    const repos = pair(bareBase);
+    for (const repo of [repos.real, repos.ours]) execFileSync('tar', ['xf', SUITE_TARBALL, '-C', repo]);
+    const at = (repo: string): string => join(repo, 'ostree-path-traverse/repo');
+    const real = ostree(['checkout', `--repo=${at(repos.real)}`, 'pathtraverse-test', join(repos.real, 'co')]);
+    const ours = larch(['checkout', `--repo=${at(repos.ours)}`, 'pathtraverse-test', join(repos.ours, 'co')]);
+    expect(real.code).toBe(1);
+    expect(ours.code).toBe(1);
+    expect(real.stderr).toContain('Invalid / in filename ../afile');
+    expect(ours.stderr).toMatch(/^error: Invalid \/ in filename \.\.\/afile( \(dirtree [0-9a-f]{64}\))?\n$/);
+    expect(existsSync(join(repos.ours, 'afile'))).toBe(false);
+  });
+
   it('an emptied commit: "Corrupted commit object; checksum expected"', () => {
     const repos = pair(bareBase);
     const c = rev(repos.real, 'test2');

@@ -26,11 +26,20 @@ export function validatePathComponent(name: string, context: Record<string, unkn
   let why: string | null = null;
   if (name.length === 0) why = 'Invalid empty filename';
   else if (name === '.' || name === '..') why = `Invalid special element '.' or '..' in filename ${name}`;
-  else if (name.includes('/')) why = `Invalid / in filename ${sanitize(name)}`;
-  else if (name.includes('\0')) why = `Invalid NUL in filename ${sanitize(name)}`;
+  else if (name.includes('/')) why = `Invalid / in filename ${shownName(name)}`;
+  else if (name.includes('\0')) why = `Invalid NUL in filename ${shownName(name)}`;
   if (why === null) return;
   const where = typeof context.dirtree === 'string' ? ` (dirtree ${context.dirtree})` : '';
   throw new LarchError('INVALID_NAME', `${why}${where}`, { name, ...context });
+}
+
+/**
+ * A name as ostree prints it in an error (bare), unless it holds control characters or is very
+ * long: then escaped and quoted by `sanitize`, so the error stays one line.
+ */
+function shownName(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  return name.length > 200 || /[\u0000-\u001f\u007f]/.test(name) ? sanitize(name) : name;
 }
 
 /** Escape control characters and cap the length, so untrusted text is safe inside a message. */
