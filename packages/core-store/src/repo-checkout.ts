@@ -149,7 +149,14 @@ interface Ctx {
   opts: CheckoutOptions;
   userMode: boolean;
   anyUnion: boolean;
+  /** Files are hardlinked from the repository itself (its mode fits the checkout mode). */
   hardlink: boolean;
+  /**
+   * The repositories of the `core.parent` chain (the repository itself first) whose mode fits
+   * the checkout mode; empty with `noHardlinks`. A file is hardlinked from the first of them
+   * that holds it, as ostree walks the chain, and copied when none does.
+   */
+  linkable: Repo[];
   /** Every dirmeta of the tree, validated in phase 1 (one per distinct object). */
   metas: Map<Checksum, DirMeta>;
   stats: CheckoutStats;
@@ -195,14 +202,17 @@ export async function checkout(repo: Repo, opts: CheckoutOptions): Promise<Check
   // A bare-user-only repository records no owners or xattrs: its checkouts are always user mode.
   const userMode = opts.userMode === true || repo.mode === 'bare-user-only';
   if (opts.requireHardlinks && opts.noHardlinks) throw new LarchError('INVALID_ARGUMENT', 'Cannot specify both --require-hardlinks and --force-copy', {});
-  const hardlink =
-    opts.noHardlinks !== true && ((repo.mode === 'bare' && !userMode) || (repo.mode === 'bare-user' && userMode) || repo.mode === 'bare-user-only');
+  const fits = (r: Repo): boolean => (r.mode === 'bare' && !userMode) || (userMode && (r.mode === 'bare-user' || r.mode === 'bare-user-only'));
+  const linkable: Repo[] = [];
+  if (opts.noHardlinks !== true) for (let r: Repo | null = repo; r !== null; r = r.parent) if (fits(r)) linkable.push(r);
+  const hardlink = linkable[0] === repo;
   const ctx: Ctx = {
     repo,
     opts,
     userMode,
     anyUnion: opts.union === true || opts.unionAdd === true || opts.unionIdentical === true,
     hardlink,
+    linkable,
     metas: new Map(),
     stats: { files: 0, dirs: 0, hardlinked: 0, copied: 0 },
     sinceProgress: 0,
@@ -422,7 +432,7 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
         const objPath = `${ctx.objectsDir}${csum.slice(0, 2)}/${csum.slice(2)}.file`;
         let linked = false;
         try {
-          if (!mustCopy(ctx, objPath, csum)) {
+          if (!mustCopy(ctx, ctx.repo.mode, objPath, csum)) {
             linkSync(objPath, `${dir.path}/${name}`);
             linked = true;
           }
@@ -434,6 +444,9 @@ async function writeTree(ctx: Ctx, root: string, tree: Checksum, meta: Checksum,
           ctx.stats.files++;
           report(ctx, false);
         } else await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
+      } else if (ctx.linkable.length > 0) {
+        // Only a parent repository's mode fits the checkout: hardlink from it what it holds.
+        await start(dir, () => hardlinkOrCopy(ctx, dir.path, name, csum));
       } else if (ctx.cache && linkFromCacheSync(ctx, dir.path, name, csum)) {
         // linked
       } else if (!(ctx.repo.mode === 'archive' && !ctx.anyUnion && !ctx.opts.requireHardlinks && copySmallArchiveSync(ctx, dir.path, name, csum))) {
@@ -644,8 +657,8 @@ function tmpName(dir: string, name: string): string {
  * is recognised by its checksum, which for a given metadata is fixed (sha256 of the header
  * alone); that checksum is computed once per distinct metadata.
  */
-function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
-  if (ctx.repo.mode === 'bare-user') {
+function mustCopy(ctx: Ctx, mode: Repo['mode'], objPath: string, csum: Checksum): boolean {
+  if (mode === 'bare-user') {
     const m = native.lgetxattr(objPath, USER_META_XATTR);
     if (m === null || m.length < 12) return true; // the copy path reports the corruption
     if ((m.readUInt32BE(8) & S_IFMT) === S_IFLNK) return true;
@@ -667,15 +680,34 @@ function mustCopy(ctx: Ctx, objPath: string, csum: Checksum): boolean {
     return csum === empty;
   }
   const st = lstatSync(objPath);
-  if (st.isSymbolicLink()) return ctx.repo.mode !== 'bare';
+  if (st.isSymbolicLink()) return mode !== 'bare';
   return st.size === 0 || (ctx.userMode && (st.mode & 0o400) === 0);
 }
 
+/**
+ * The repository to hardlink `csum` from: the first of `ctx.linkable` that holds it (one lstat
+ * each), or null when none does and the file is copied. Without a parent chain, the repository
+ * itself, unchecked (a missing object is reported when the link fails).
+ */
+function linkSource(ctx: Ctx, csum: Checksum): Repo | null {
+  if (ctx.repo.parent === null) return ctx.linkable[0] ?? null;
+  for (const r of ctx.linkable) if (r.hasLocalObjectSync('file', csum)) return r;
+  return null;
+}
+
+/** Copy `csum` to `dir/name`, through the uncompressed cache when it applies. */
+async function copyOrCache(ctx: Ctx, dir: string, name: string, csum: Checksum): Promise<void> {
+  if (ctx.cache && linkFromCacheSync(ctx, dir, name, csum)) return;
+  await copyFile(ctx, dir, name, csum);
+}
+
 async function hardlinkOrCopy(ctx: Ctx, dir: string, name: string, csum: Checksum): Promise<void> {
-  const objPath = ctx.repo.objectPath('file', csum);
+  const from = linkSource(ctx, csum);
+  if (from === null) return copyOrCache(ctx, dir, name, csum);
+  const objPath = from.objectPath('file', csum);
   const target = path.join(dir, name);
   try {
-    if (mustCopy(ctx, objPath, csum)) return await copyFile(ctx, dir, name, csum);
+    if (mustCopy(ctx, from.mode, objPath, csum)) return await copyFile(ctx, dir, name, csum);
     linkSync(objPath, target);
     ctx.stats.hardlinked++;
     ctx.stats.files++;
@@ -762,7 +794,7 @@ async function checkoutSingleFile(ctx: Ctx, name: string, csum: Checksum): Promi
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioErr(e, 'mkdirat', dir);
     }
   }
-  if (ctx.hardlink) await hardlinkOrCopy(ctx, dir, name, csum);
+  if (ctx.linkable.length > 0) await hardlinkOrCopy(ctx, dir, name, csum);
   else await copyFile(ctx, dir, name, csum);
 }
 
@@ -929,11 +961,13 @@ const SMALL_ARCHIVE_OBJECT = 1024 * 1024;
  * ostree's checkout; fsck verifies.
  */
 function readSmallArchive(ctx: Ctx, csum: Checksum): OpenedFile | null {
-  const objectPath = ctx.repo.objectPath('file', csum);
+  // In the repository itself or an archive parent; one of another mode is read by openFile.
+  const objectPath = ctx.repo.objectReadPath('file', csum);
   let fd: number;
   try {
     fd = openSync(objectPath, C.O_RDONLY | C.O_NOFOLLOW);
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && ctx.repo.parent !== null) return null;
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new LarchError('OBJECT_MISSING', `Object missing: ${csum}.file`, { type: 'file', checksum: csum });
     throw ioErr(e, 'Opening', objectPath);
   }
@@ -1000,8 +1034,8 @@ async function createEntry(ctx: Ctx, obj: OpenedFile, p: string): Promise<boolea
       }
       return true;
     }
-    if (ctx.repo.mode !== 'archive') {
-      // Bare objects hold the raw content: let the kernel copy (reflink when it can). COPYFILE_EXCL
+    if (!obj.objectPath.endsWith('.filez')) {
+      // Bare objects (here, or in a parent of a bare mode) hold the raw content: let the kernel copy (reflink when it can). COPYFILE_EXCL
       // opens with O_CREAT|O_EXCL, which fails on any existing entry including a dangling symlink.
       await fsp.copyFile(obj.objectPath, p, C.COPYFILE_EXCL | C.COPYFILE_FICLONE);
       return true;

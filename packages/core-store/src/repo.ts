@@ -273,6 +273,27 @@ export class Repo {
     return repo;
   }
 
+  /**
+   * As ostree on every open of a repository whose `objects/` it may write to: recreate `tmp/`
+   * and `tmp/cache/` (not the latter with OSTREE_SKIP_CACHE set), which may have been removed to
+   * free space, before the configuration is read. A repository that cannot be written is left as
+   * it is (where ostree then fails to open one without `tmp/`, this reads it).
+   */
+  private static async recreateTmp(abs: string): Promise<void> {
+    try {
+      await fsp.access(join(abs, 'objects'), fsc.W_OK);
+    } catch {
+      return;
+    }
+    for (const d of process.env.OSTREE_SKIP_CACHE === undefined ? ['tmp', 'tmp/cache'] : ['tmp']) {
+      try {
+        await fsp.mkdir(join(abs, d), 0o775);
+      } catch (e) {
+        if (!hasErrno(e, 'EEXIST')) throw new LarchError('IO_ERROR', `mkdir(${d}): ${(e as Error).message}`, { path: join(abs, d), errno: (e as NodeJS.ErrnoException).code }, { cause: e });
+      }
+    }
+  }
+
   private static async openOne(path: string): Promise<Repo> {
     const abs = resolve(path);
     const configPath = join(abs, 'config');
@@ -280,8 +301,10 @@ export class Repo {
     try {
       const st = await fsp.stat(join(abs, 'objects'));
       if (!st.isDirectory()) throw Object.assign(new Error('objects is not a directory'), { code: 'ENOENT' });
+      await Repo.recreateTmp(abs);
       text = await fsp.readFile(configPath, 'utf8');
     } catch (e) {
+      if (e instanceof LarchError) throw e;
       if (hasErrno(e, 'ENOENT') || hasErrno(e, 'ENOTDIR')) {
         throw new LarchError('REPO_NOT_FOUND', `Couldn't find repository at ${abs}: no config or objects directory`, { path: abs }, { cause: e });
       }
