@@ -71,7 +71,9 @@ describe.skipIf(!RUN_INTEROP)('pull-local as ostree (interop)', () => {
     ok(larch(['fsck', `--repo=${r.l}`]));
   });
 
-  it('archive to bare-user and --untrusted: the same closing line (content is written)', () => {
+  it('archive to bare-user and --untrusted: the same closing line (content is written), metadata hardlinked', () => {
+    const rev = ok(ostree(['rev-parse', `--repo=${src}`, 'main'])).trim();
+    const commit = join('objects', rev.slice(0, 2), `${rev.slice(2)}.commit`);
     for (const args of [[src, 'main'], ['--untrusted', src, 'main']]) {
       const r = fresh('bare-user');
       const { o, l } = both(r, args);
@@ -79,6 +81,9 @@ describe.skipIf(!RUN_INTEROP)('pull-local as ostree (interop)', () => {
       expect(l.code).toBe(0);
       expect(l.stdout).toBe(o.stdout);
       expect(l.stdout).toMatch(/content objects imported; [1-9][\d.]*\s(bytes|kB) content written\n$/);
+      expect(statSync(join(r.o, commit)).ino).toBe(statSync(join(src, commit)).ino);
+      expect(statSync(join(r.l, commit)).ino, 'commit hardlinked').toBe(statSync(join(src, commit)).ino);
+      ok(larch(['fsck', `--repo=${r.l}`]));
     }
   });
 

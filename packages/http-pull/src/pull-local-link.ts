@@ -1,6 +1,8 @@
 /**
- * Importing a content object from a local repository by hardlink (`pull-local` between two
- * archive repositories on one filesystem), as ostree does, without giving up verification:
+ * Importing objects from a local repository on the same filesystem by hardlink (`pull-local`),
+ * as ostree does, without giving up verification. Metadata objects (the same bytes in every
+ * mode) are linked between any modes: linked into `tmp/`, read there, checked by the pull as
+ * any metadata, then published. Content objects are linked between archive repositories only:
  *
  * 1. link(2) the source's `.filez` into the destination's `tmp/`: from here on the inode is
  *    ours, so a rename or replacement of the source path can no longer change what is checked;
@@ -76,19 +78,84 @@ export class LinkImporter {
   private enabled = true;
   private readonly barrier: SyncBarrier;
 
+  /** Content objects are linked only between archive repositories (their files differ by mode). */
+  private readonly content: boolean;
+
   constructor(
     private readonly src: Repo,
     private readonly dest: Repo,
     private readonly destUid: number,
     private readonly maxSize: number,
     private readonly trust: boolean,
+    /**
+     * Commits too (a commit is published before the pull checks its bindings, as ostree imports
+     * it; not when its signatures are to be checked first).
+     */
+    private readonly commits: boolean,
   ) {
+    this.content = src.mode === 'archive' && dest.mode === 'archive';
     this.barrier = new SyncBarrier(() => dest.syncTmpFs());
   }
 
-  /** Whether objects of `src` can be hardlinked into `dest` at all (both archive). */
-  static possible(src: Repo, dest: Repo): boolean {
-    return src.mode === 'archive' && dest.mode === 'archive';
+  /**
+   * Link a metadata object (the same bytes in every mode) into `tmp/` and read it there: the
+   * bytes to check, and the link to publish with {@link publishMetadata} once they are checked
+   * (or to drop with {@link discard}). Null when it cannot be linked: the caller reads it.
+   */
+  async linkMetadata(type: 'commit' | 'dirtree' | 'dirmeta', checksum: string, maxBytes: number): Promise<{ tmp: string; bytes: Uint8Array } | null> {
+    if (!this.enabled || (type === 'commit' && !this.commits)) return null;
+    const tmp = this.linkToTmp(this.src.objectReadPath(type, checksum));
+    if (tmp === null) return null;
+    try {
+      const fh = await fsp.open(tmp, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+      try {
+        const st = await fh.stat();
+        if (st.isFile() && st.uid === this.destUid && st.size <= maxBytes) {
+          const bytes = Buffer.alloc(st.size);
+          const { bytesRead } = await fh.read(bytes, 0, st.size, 0);
+          if (bytesRead === st.size) return { tmp, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytesRead) };
+        }
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ELOOP') {
+        removeQuietly(tmp);
+        throw e;
+      }
+    }
+    removeQuietly(tmp);
+    return null;
+  }
+
+  /**
+   * Publish a checked metadata link. A commit is first marked partial (its tree is not there
+   * yet), as the pull does before it stores a commit.
+   */
+  async publishMetadata(tmp: string, type: 'commit' | 'dirtree' | 'dirmeta', checksum: string): Promise<void> {
+    if (type === 'commit') await this.dest.markCommitPartial(checksum);
+    this.dest.publishStagedSync(tmp, type, checksum);
+    if (this.dest.fsyncEnabled) await this.barrier.wait();
+  }
+
+  /** Drop a link that was not published. */
+  discard(tmp: string): void {
+    removeQuietly(tmp);
+  }
+
+  /** link(2) into `tmp/`; null when linking is not possible here (EXDEV, EMLINK, EPERM). */
+  private linkToTmp(from: string): string | null {
+    const tmp = this.dest.newTmpPath('link');
+    try {
+      linkSync(from, tmp);
+      return tmp;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EXDEV') this.enabled = false;
+      // ENOENT: not in the source or a parent it can be linked from (or missing): read instead.
+      if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM' || code === 'ENOENT') return null;
+      throw e;
+    }
   }
 
   /**
@@ -96,16 +163,9 @@ export class LinkImporter {
    * instead; throws OBJECT_CORRUPTED (nothing published) when the object is not what its name says.
    */
   async import(checksum: string): Promise<LinkResult> {
-    if (!this.enabled) return { linked: false };
-    const tmp = this.dest.newTmpPath('link');
-    try {
-      linkSync(this.src.objectPath('file', checksum), tmp);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EXDEV') this.enabled = false;
-      if (code === 'EXDEV' || code === 'EMLINK' || code === 'EPERM') return { linked: false };
-      throw e;
-    }
+    if (!this.enabled || !this.content) return { linked: false };
+    const tmp = this.linkToTmp(this.src.objectReadPath('file', checksum));
+    if (tmp === null) return { linked: false };
     let bytes: number | null;
     try {
       bytes = await this.check(tmp, checksum);

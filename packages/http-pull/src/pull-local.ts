@@ -3,9 +3,9 @@
  * given as a path or a file:// URL, in any mode. Objects are read through core-store and go
  * through exactly the verification of a network pull (pull-engine.ts): metadata checksums and
  * formats, content re-hashed while it is copied. An archive source hands over its `.filez`
- * files as they are; other modes hand over header + payload. Between two archive repositories on
- * one filesystem content objects are hardlinked, as ostree does, after the same check
- * (pull-local-link.ts). `trustSource` skips the checks where objects are taken as they are.
+ * files as they are; other modes hand over header + payload. On one filesystem, metadata objects
+ * (and content objects between archive repositories) are hardlinked, as ostree does, after the
+ * same check (pull-local-link.ts). `trustSource` skips the checks where objects are taken as they are.
  *
  * Refs: `refs/heads/REF` in the destination (or `refs/remotes/REMOTE/REF` with `remote`).
  * Signatures (`ostree pull-local --gpg-verify --gpg-verify-summary --remote=R`): with
@@ -63,8 +63,8 @@ export interface PullLocalOptions {
    */
   trustSource?: boolean;
   /**
-   * Hardlink content objects between archive repositories on one filesystem, after checking
-   * them (default true, as ostree); false always copies.
+   * Hardlink objects from a source on the same filesystem, after checking them (default true, as
+   * ostree): metadata in any mode, content between archive repositories; false always copies.
    */
   hardlink?: boolean;
   signal?: AbortSignal;
@@ -116,8 +116,8 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
   const linkInto =
-    opts.hardlink !== false && LinkImporter.possible(src, repo)
-      ? new LinkImporter(src, repo, (await stat(repo.path)).uid, limits.maxContentSize, Boolean(opts.trustSource))
+    opts.hardlink !== false
+      ? new LinkImporter(src, repo, (await stat(repo.path)).uid, limits.maxContentSize, Boolean(opts.trustSource), !opts.gpgVerify)
       : undefined;
   const source = new LocalRepoSource(src, {
     onBytes: (n) => progress.addBytes(n),

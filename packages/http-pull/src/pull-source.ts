@@ -91,8 +91,9 @@ export interface LocalSourceOptions {
   /** Bytes read are reported here (there is no transfer layer to count them). */
   onBytes?: (n: number) => void;
   /**
-   * Hardlink content objects into this repository when it is in the source's mode and on its
-   * filesystem (verified first, see pull-local-link.ts); others are copied as before.
+   * Hardlink objects into the destination when it is on the source's filesystem: metadata in
+   * any mode, content between archive repositories (checked first, see pull-local-link.ts);
+   * others are copied as before.
    */
   linkInto?: LinkImporter;
   /**
@@ -119,10 +120,13 @@ export class LocalRepoSource implements ObjectSource {
 
   async metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null> {
     const object = `${checksum}.${type}`;
-    const where = pathToFileURL(this.src.objectPath(type, checksum)).toString();
+    const where = pathToFileURL(this.src.objectReadPath(type, checksum)).toString();
     let bytes: Uint8Array;
+    // A metadata object hardlinked into tmp/ is checked from the link, then the link is published.
+    let linked: { tmp: string; bytes: Uint8Array } | null = null;
     try {
-      bytes = await this.src.readMetadata(type, checksum);
+      if (this.link !== null && type !== 'commitmeta') linked = await this.link.linkMetadata(type, checksum, maxBytes);
+      bytes = linked !== null ? linked.bytes : await this.src.readMetadata(type, checksum);
     } catch (e) {
       if (e instanceof LarchError && e.code === 'OBJECT_MISSING') {
         if (optional) return null;
@@ -134,15 +138,28 @@ export class LocalRepoSource implements ObjectSource {
     if (bytes.length > maxBytes) {
       throw fetchError('LIMIT_EXCEEDED', 'too-large', object, where, `${bytes.length} bytes exceed the limit of ${maxBytes}`, { limit: maxBytes, observed: bytes.length });
     }
+    let value: T;
     try {
-      return { bytes, value: check(bytes) };
+      value = check(bytes);
     } catch (e) {
       if (this.trust && type !== 'commitmeta' && e instanceof LarchError && typeof e.data.actual === 'string') {
         // Only the name is wrong: a trusted source's object is taken as it is.
-        return { bytes, value: parseTrusted(type, checksum, bytes) as T };
+        value = parseTrusted(type, checksum, bytes) as T;
+      } else {
+        if (linked !== null) this.link!.discard(linked.tmp);
+        throw fetchError(e instanceof LarchError ? e.code : 'OBJECT_CORRUPTED', 'corrupted', object, where, (e as Error).message, e instanceof LarchError ? { ...e.data } : {}, e);
       }
-      throw fetchError(e instanceof LarchError ? e.code : 'OBJECT_CORRUPTED', 'corrupted', object, where, (e as Error).message, e instanceof LarchError ? { ...e.data } : {}, e);
     }
+    if (linked !== null) {
+      // Checked: published now, so the pull's own copy of it finds it present and writes nothing.
+      try {
+        await this.link!.publishMetadata(linked.tmp, type as 'commit' | 'dirtree' | 'dirmeta', checksum);
+      } catch (e) {
+        this.link!.discard(linked.tmp);
+        throw e;
+      }
+    }
+    return { bytes, value };
   }
 
   async content(checksum: string, stage: (input: ContentInput) => Promise<number>): Promise<number> {
@@ -155,32 +172,36 @@ export class LocalRepoSource implements ObjectSource {
           return r.bytes;
         }
       } catch (e) {
-        throw this.contentError(checksum, this.src.objectPath('file', checksum), e);
+        throw this.contentError(checksum, this.src.objectReadPath('file', checksum), e);
       }
     }
     if (this.src.mode === 'archive') {
-      // Hand over the stored .filez as is; it is verified exactly like a download.
+      // Hand over the stored .filez as is (the source's, or an archive parent's); it is verified
+      // exactly like a download. One held only by a parent of another mode is read below.
       const { createReadStream } = await import('node:fs');
-      const p = this.src.objectPath('file', checksum);
+      const p = this.src.objectReadPath('file', checksum);
       const { stat } = await import('node:fs/promises');
       let sizeHint: number | null = null;
       try {
         sizeHint = (await stat(p)).size;
       } catch (e) {
-        throw this.contentError(checksum, p, e);
+        if (this.src.parent === null || (e as NodeJS.ErrnoException).code !== 'ENOENT') throw this.contentError(checksum, p, e);
       }
-      const stream = createReadStream(p, { highWaterMark: 256 * 1024 });
-      try {
-        const n = await stage({ kind: 'filez', body: stream, sizeHint });
-        this.onBytes(sizeHint);
-        return n;
-      } catch (e) {
-        throw this.contentError(checksum, p, e);
-      } finally {
-        stream.destroy();
+      if (sizeHint !== null) {
+        const stream = createReadStream(p, { highWaterMark: 256 * 1024 });
+        try {
+          const n = await stage({ kind: 'filez', body: stream, sizeHint });
+          this.onBytes(sizeHint);
+          return n;
+        } catch (e) {
+          throw this.contentError(checksum, p, e);
+        } finally {
+          stream.destroy();
+        }
       }
     }
-    const p = this.src.objectPath('file', checksum);
+    // Read through the source's parent chain, in whatever mode holds it.
+    const p = this.src.objectReadPath('file', checksum);
     let stream: NodeJS.ReadableStream | undefined;
     try {
       const opened = await this.src.openFile(checksum);
