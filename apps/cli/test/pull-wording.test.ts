@@ -125,6 +125,11 @@ beforeAll(async () => {
   ok(larch(['static-delta', 'generate', `--repo=${join(srv, 'deltas')}`, `--from=${two.c1}`, `--to=${two.c2}`]));
   ok(larch(['summary', `--repo=${join(srv, 'deltas')}`, '-u']));
   deltas = { c1: two.c1, c2: two.c2 };
+  // `suid`: main holds a setuid file (mode 04644, set by --statoverride).
+  ok(larch(['init', `--repo=${join(srv, 'suid')}`, '--mode=archive']));
+  await fsp.writeFile(join(dir, 'statoverride'), '2048 /some-setuid\n');
+  await fsp.writeFile(join(tree, 'some-setuid'), 'asetuid\n');
+  ok(larch(['commit', `--repo=${join(srv, 'suid')}`, '-b', 'main', '-s', 'suid', `--statoverride=${join(dir, 'statoverride')}`, `--tree=dir=${tree}`]));
   ({ url, stop } = await serve(srv, quirks));
 }, 120_000);
 
@@ -238,6 +243,20 @@ describe('pull: what it prints and the errors scripts grep, side by side with os
       const r = await run(tool, [`--repo=${repo}`, 'pull', '--untrusted', '--per-object-fsync', 'origin', 'main']);
       expect(r.code, r.stderr).toBe(0);
       ok(await run(tool, [`--repo=${repo}`, 'fsck']));
+    }
+  });
+
+  it('--bareuseronly-files refuses a setuid file, unpacking and mirroring, in ostree\'s words; safe trees pass', async () => {
+    for (const tool of TOOLS) {
+      for (const flag of [[], ['--mirror']]) {
+        const repo = client(tool, 'suid', 'bare-user-only');
+        const r = await run(tool, [`--repo=${repo}`, 'pull', ...flag, '--bareuseronly-files', 'origin', 'main']);
+        expect(r.code, `${tool} ${flag.join(' ')}`).toBe(1);
+        expect(r.stderr).toMatch(/Content object [0-9a-f]{64}: invalid mode 0104644 with bits 04000/);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      }
+      const safe = client(tool, 'plain', 'bare-user-only');
+      expect((await run(tool, [`--repo=${safe}`, 'pull', '--bareuseronly-files', 'origin', 'main'])).code).toBe(0);
     }
   });
 

@@ -42,6 +42,7 @@ import type { PullLimits } from './limits.js';
 import type { ProgressTracker } from './progress.js';
 import type { ObjectSource } from './pull-source.js';
 import { stageFilez, stageMetadata, stagePlain, verifyCommitMeta, verifyMetadata } from './pull-store.js';
+import { bareuseronlyChecked, validateBareuseronlyMode } from './bareuseronly.js';
 import type { TaskGroup } from './pull-transfer.js';
 
 /** One commit to pull: by ref (checked against the commit's ref bindings) or by checksum. */
@@ -68,6 +69,8 @@ export interface EngineOptions {
   collectionId?: string | null;
   /** Skip the ref and collection binding checks (`ostree pull --disable-verify-bindings`). */
   disableVerifyBindings?: boolean;
+  /** Refuse regular files with mode bits outside 0775 (`ostree pull --bareuseronly-files`). */
+  bareuseronlyFiles?: boolean;
   /** Called with the exact commit bytes and detached metadata before the commit is stored. */
   verifyCommit?: (checksum: Checksum, commitBytes: Uint8Array, detachedMeta: Uint8Array | null) => Promise<void>;
 }
@@ -401,8 +404,9 @@ export class PullEngine {
         const n = await source.content(checksum, async (input) => {
           const staged =
             input.kind === 'filez'
-              ? await stageFilez(repo, this.proxy, checksum, input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
-              : await stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream);
+              ? await stageFilez(repo, this.proxy, checksum, this.o.bareuseronlyFiles ? bareuseronlyChecked(checksum, input.body) : input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
+              : (this.o.bareuseronlyFiles && validateBareuseronlyMode(checksum, input.meta.mode),
+                await stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream));
           size = staged.size;
           return staged.written;
         });

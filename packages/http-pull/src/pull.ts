@@ -115,6 +115,8 @@ export interface PullOptions {
   dryRun?: boolean;
   /** Skip the commits' ref and collection binding checks (`ostree pull --disable-verify-bindings`). */
   disableVerifyBindings?: boolean;
+  /** Refuse regular files with mode bits outside 0775, as `ostree pull --bareuseronly-files`. */
+  bareuseronlyFiles?: boolean;
   /** Extra headers sent with every request of the pull (`ostree pull --http-header=NAME=VALUE`). */
   httpHeaders?: Array<[string, string]>;
   signal?: AbortSignal;
@@ -162,6 +164,7 @@ const optionsSchema = z.object({
   requireStaticDeltas: z.boolean().optional(),
   dryRun: z.boolean().optional(),
   disableVerifyBindings: z.boolean().optional(),
+  bareuseronlyFiles: z.boolean().optional(),
   httpHeaders: z.array(z.tuple([z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'Invalid header name' }), z.string().regex(/^[^\r\n\0]*$/, { message: 'Invalid header value' })])).optional(),
 });
 
@@ -373,6 +376,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           subpath,
           collectionId: cfg.collectionId,
           disableVerifyBindings: Boolean(opts.disableVerifyBindings),
+          bareuseronlyFiles: Boolean(opts.bareuseronlyFiles),
           ...(policy.commit.length > 0 || checkDowngrade ? { verifyCommit } : {}),
         };
         // 4a. Static deltas, where offered (the object walk below completes and checks them).

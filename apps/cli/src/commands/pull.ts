@@ -45,6 +45,7 @@ interface PullOpts {
   untrusted?: boolean;
   perObjectFsync?: boolean;
   disableVerifyBindings?: boolean;
+  bareuseronlyFiles?: boolean;
 }
 
 /** Register `pull`. */
@@ -68,6 +69,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--http-header <NAME=VALUE>', 'Add NAME=VALUE as HTTP header to all requests', collect, [] as string[])
     .option('--untrusted', 'Verify checksums of local sources (always enabled for HTTP pulls)')
     .option('--disable-verify-bindings', 'Do not verify commit bindings')
+    .option('--bareuseronly-files', 'Reject regular files with mode outside of 0775 (world writable, suid, etc.)')
     .option('--per-object-fsync', 'Perform writes in such a way that avoids stalling concurrent processes')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
@@ -121,6 +123,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           timestampCheck: Boolean(opts.timestampCheck),
           ...(opts.dryRun ? { dryRun: true } : {}),
           ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
+          ...(opts.bareuseronlyFiles ? { bareuseronlyFiles: true } : {}),
           ...(httpHeaders.length > 0 ? { httpHeaders } : {}),
           ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,
