@@ -92,7 +92,9 @@ describeInterop('pull against a faulty server (interop)', () => {
       const present = await repoObjectPaths(dest);
       server.faults.clear();
       server.requests.length = 0;
-      await pull({ repo, remote: 'origin', refs: ['main'], limits: LIMITS });
+      // Not the short stall timer: on a loaded machine it would retry (and so fetch twice) objects
+      // that were only slow.
+      await pull({ repo, remote: 'origin', refs: ['main'], limits: { ...LIMITS, stallTimeoutMs: 10_000 } });
       const fetched = objectRequests(server.requests).filter((p) => !p.endsWith('.commitmeta'));
       for (const p of fetched) expect(present.has(p), `${p} was fetched again`).toBe(false);
       const after = await repoObjectPaths(dest);
