@@ -91,7 +91,9 @@ beforeAll(async () => {
   for (const t of [t1, t2]) await fsp.mkdir(join(t, 'usr/lib'), { recursive: true });
   for (let i = 0; i < 4; i++) await fsp.writeFile(join(t1, `usr/lib/blob${i}.bin`), bytes(700_000, i));
   await fsp.writeFile(join(t1, 'readme'), 'one\n');
-  for (let i = 0; i < 4; i++) await fsp.writeFile(join(t2, `usr/lib/blob${i}.bin`), bytes(700_000, i + 10));
+  // New names: stored whole (not patched), each file fills most of a 1 MB part, so the delta has
+  // several parts (ostree's rule: a whole file starts a new part when it would overflow this one).
+  for (let i = 0; i < 4; i++) await fsp.writeFile(join(t2, `usr/lib/blob${i}-v2.bin`), bytes(700_000, i + 10));
   await fsp.writeFile(join(t2, 'readme'), 'two\n');
   const repoPath = join(dir, 'src');
   ok(larch(['init', `--repo=${repoPath}`, '--mode=archive']));
