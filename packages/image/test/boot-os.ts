@@ -31,10 +31,16 @@ export interface BootableOs {
   seconds: number;
 }
 
-/** Build (or find in the cache) a version of the bootable OS. */
-export function bootableOs(version: string): BootableOs {
+/**
+ * Build (or find in the cache) a version of the bootable OS; `extra`: a directory overlaid on the
+ * tree (build.sh's LARCH_TEST_OS_EXTRA).
+ */
+export function bootableOs(version: string, extra?: string): BootableOs {
   const t0 = Date.now();
-  const r = spawnSync('bash', [BUILD_SH, version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20 });
+  const env = { ...process.env };
+  if (extra !== undefined) env.LARCH_TEST_OS_EXTRA = extra;
+  else delete env.LARCH_TEST_OS_EXTRA;
+  const r = spawnSync('bash', [BUILD_SH, version], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 << 20, env });
   if (r.status !== 0) throw new Error(`build.sh ${version} failed (${r.status ?? r.signal}): ${r.stderr.trim().split('\n').slice(-10).join('\n')}`);
   const lines = r.stdout.trim().split('\n');
   const dir = lines[lines.length - 1];

@@ -45,6 +45,11 @@ export interface BootOptions {
    * instead, so a panic with panic=N ends the run). A power-off always ends it.
    */
   reboot?: boolean;
+  /**
+   * QEMU `-netdev` options of one virtio NIC (e.g. `user,id=n0,restrict=on,guestfwd=…`; the id
+   * must be `n0`); default none: no network at all.
+   */
+  netdev?: string;
 }
 
 export function bootImage(opts: BootOptions): Vm {
@@ -63,7 +68,7 @@ export function bootImage(opts: BootOptions): Vm {
     '-display', 'none',
     '-monitor', 'none',
     '-serial', `file:${consolePath}`,
-    '-nic', 'none',
+    ...(opts.netdev ? ['-netdev', opts.netdev, '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none']),
     ...(opts.reboot ? [] : ['-no-reboot']),
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
