@@ -5,7 +5,7 @@
  * resuming with Range), `--dry-run`, `--http-header`, `--untrusted`, `--per-object-fsync`, and the
  * ref-binding check (`--mirror` included) with `--disable-verify-bindings`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -243,6 +243,19 @@ describe('pull: what it prints and the errors scripts grep, side by side with os
       const r = await run(tool, [`--repo=${repo}`, 'pull', '--untrusted', '--per-object-fsync', 'origin', 'main']);
       expect(r.code, r.stderr).toBe(0);
       ok(await run(tool, [`--repo=${repo}`, 'fsck']));
+    }
+  });
+
+  it.runIf(RUN_INTEROP)('a dirtree with a ../ name is refused as "X.dirtree: Invalid / in filename ../afile", as ostree', async () => {
+    // ostree's own hostile repository, from its test suite (Debian ostree-tests).
+    spawnSync('tar', ['xf', '/usr/libexec/installed-tests/libostree/ostree-path-traverse.tar.gz', '-C', join(dir, 'srv')]);
+    const tree = 'ae9a5d2701a02740aa2ee317ba53b13e3efb0f29609cd4896e1bafeee4caddb5';
+    for (const tool of TOOLS) {
+      const repo = client(tool, 'ostree-path-traverse/repo');
+      const r = await run(tool, [`--repo=${repo}`, 'pull', 'origin', 'pathtraverse-test']);
+      expect(r.code, tool).toBe(1);
+      expect(r.stderr).toContain(`${tree}.dirtree: Invalid / in filename ../afile`);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
     }
   });
 

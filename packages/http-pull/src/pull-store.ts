@@ -62,7 +62,10 @@ export function verifyMetadata(type: MetadataType, checksum: string, bytes: Uint
     if (type === 'dirtree') return parseDirTree(bytes);
     return parseDirMeta(bytes);
   } catch (e) {
-    throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: ${(e as Error).message}`, { type, checksum }, { cause: e });
+    // A structural fault (a bad name in a dirtree, …) is named as ostree names it: `X.dirtree: Invalid / in filename ../afile`.
+    const detail = e instanceof LarchError && typeof e.data.detail === 'string' ? e.data.detail : null;
+    const message = detail !== null ? `${checksum}.${type}: ${detail}` : `Corrupted ${type} object ${checksum}: ${(e as Error).message}`;
+    throw new LarchError('OBJECT_CORRUPTED', message, { type, checksum }, { cause: e });
   }
 }
 
