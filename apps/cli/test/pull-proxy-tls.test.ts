@@ -137,6 +137,9 @@ describe.skipIf(!RUN)('pull through proxies and over TLS, against ostree', () =>
     for (const f of ['ca.pem', 'server.pem', 'server.key', 'other.pem', 'other.key', 'client.pem', 'client.key']) await chmod(join(pki, f), 0o644);
 
     for (const k of Object.keys(port) as Array<keyof typeof port>) port[k] = await freePort();
+    // The dead proxy: port 1 (tcpmux), which nothing on a test machine listens on. A free ephemeral
+    // port could be taken by another test file's server while this one runs.
+    port.dead = 1;
     const user = serverUser();
 
     // nginx, with its own prefix (pid, logs, temp dirs) in the scratch dir.
