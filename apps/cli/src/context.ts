@@ -3,7 +3,7 @@
  * and the one error type the CLI itself raises (argument mistakes). Everything that knows the
  * repository format lives in @larch/core-store; verbs only parse, call, print.
  */
-import { access, mkdir } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Repo } from '@larch/core-store';
 
@@ -89,14 +89,8 @@ export async function repoPath(opts: RepoOptions): Promise<string> {
 
 /** Open the repository named by the options (see repoPath); REPO_NOT_FOUND / BAD_CONFIG from core-store. */
 export async function openRepo(opts: RepoOptions): Promise<Repo> {
-  const repo = await Repo.open(await repoPath(opts));
-  // As ostree does on opening a writable repository: recreate tmp/ (and tmp/cache/ unless
-  // OSTREE_SKIP_CACHE is set) if someone removed it to free space. One we cannot write to is left alone.
-  const tmp = process.env.OSTREE_SKIP_CACHE === undefined ? join(repo.path, 'tmp', 'cache') : join(repo.path, 'tmp');
-  await mkdir(tmp, { mode: 0o775, recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    if (!['EACCES', 'EPERM', 'EROFS'].includes(e.code ?? '')) throw e;
-  });
-  return repo;
+  // Repo.open recreates a removed tmp/ (and tmp/cache/) of a writable repository, as ostree does.
+  return Repo.open(await repoPath(opts));
 }
 
 let interrupted: NodeJS.Signals | undefined;
