@@ -53,10 +53,10 @@ export function larch(args: string[], opts: RunOptions = {}): RunResult {
   );
 }
 
-/** Like {@link larch}, without blocking the event loop (for tests that serve over HTTP in-process). */
-export function larchAsync(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+/** Run a program without blocking the event loop (for tests that serve over HTTP in-process). */
+function spawnAsync(cmd: string, args: string[], opts: RunOptions): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: env(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: env(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -65,6 +65,16 @@ export function larchAsync(args: string[], opts: RunOptions = {}): Promise<RunRe
     child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** Like {@link larch}, without blocking the event loop. */
+export function larchAsync(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return spawnAsync(process.execPath, [CLI, ...args], opts);
+}
+
+/** Like {@link ostree}, without blocking the event loop. */
+export function ostreeAsync(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return spawnAsync('ostree', args, opts);
 }
 
 export function larchBytes(args: string[], opts: RunOptions = {}): { code: number; stdout: Buffer; stderr: string } {

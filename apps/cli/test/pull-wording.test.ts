@@ -5,27 +5,12 @@
  * resuming with Range), `--dry-run`, `--http-header`, `--untrusted`, `--per-object-fsync`, and the
  * ref-binding check (`--mirror` included) with `--disable-verify-bindings`.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createReadStream, promises as fsp } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectOneErrorLine, larch, larchAsync, makeSpecTree, ok, ostree, RUN_INTEROP, scratch, twoCommitRepo, type RunResult } from './helpers.js';
-
-/** `ostree` without blocking the event loop (the server below runs in this process). */
-function ostreeAsync(args: string[]): Promise<RunResult> {
-  return new Promise((resolveRun, reject) => {
-    const env: NodeJS.ProcessEnv = { ...process.env, TZ: 'UTC', LC_ALL: 'C.UTF-8' };
-    delete env.OSTREE_REPO;
-    const child = spawn('ostree', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolveRun({ code: code ?? -1, stdout, stderr }));
-  });
-}
+import { expectOneErrorLine, larch, larchAsync, ostreeAsync, makeSpecTree, ok, ostree, RUN_INTEROP, scratch, twoCommitRepo, type RunResult } from './helpers.js';
 
 type Tool = 'larch' | 'ostree';
 const run = (tool: Tool, args: string[]): Promise<RunResult> => (tool === 'larch' ? larchAsync(args) : ostreeAsync(args));
