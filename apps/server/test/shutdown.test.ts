@@ -42,17 +42,15 @@ function refused(url: string): Promise<boolean> {
 
 describe('larch-server graceful shutdown', () => {
   it('stops accepting on SIGTERM, finishes the in-flight download, then exits 0', async () => {
-    const server = await startServerProcess([`--repo=${repo}`, '--port=0', '--access-log=/dev/null']);
+    // The longest shutdown timeout: however slowly a loaded machine moves the body, the download
+    // is finished, not cut off.
+    const server = await startServerProcess([`--repo=${repo}`, '--port=0', '--shutdown-timeout=3600', '--access-log=/dev/null']);
     const res = await startDownload(server.url);
-    res.pause(); // hold the response mid-body
-    await new Promise((r) => setTimeout(r, 200));
+    res.pause(); // hold the response mid-body (24 MiB does not fit in the socket buffers)
     process.kill(server.pid, 'SIGTERM');
-    let isRefused = false;
-    for (let i = 0; i < 100 && !isRefused; i++) {
-      isRefused = await refused(server.url);
-      if (!isRefused) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(isRefused).toBe(true);
+    // Wait for the listening socket to close, however long a loaded machine takes to get there
+    // (a server that kept accepting would keep this test waiting until its timeout).
+    while (!(await refused(server.url))) await new Promise((r) => setTimeout(r, 20));
     let got = 0;
     res.on('data', (c: Buffer) => (got += c.length));
     await new Promise<void>((resolve, reject) => {
@@ -66,18 +64,20 @@ describe('larch-server graceful shutdown', () => {
   });
 
   it('does not wait for idle keep-alive connections', async () => {
-    const server = await startServerProcess([`--repo=${repo}`, '--port=0', '--access-log=/dev/null']);
+    // With the longest shutdown and keep-alive timeouts, a server that waited for the idle
+    // connection would not exit within the test's time; one that does not wait closes it and exits.
+    const server = await startServerProcess([`--repo=${repo}`, '--port=0', '--shutdown-timeout=3600', '--keep-alive-timeout=3600', '--access-log=/dev/null']);
     const u = new URL(server.url);
     const s = connect(Number(u.port), u.hostname);
+    const closed = new Promise<void>((resolve) => s.on('close', () => resolve()));
+    s.on('error', () => undefined);
     await new Promise<void>((resolve) => {
       s.on('data', () => resolve());
       s.write('GET /config HTTP/1.1\r\nHost: x\r\n\r\n');
     });
-    const t0 = Date.now();
     process.kill(server.pid, 'SIGINT');
     expect(await server.exited).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(3000);
-    s.destroy();
+    await closed;
   });
 
   it('gives up on a stalled client after --shutdown-timeout and still exits 0', async () => {
@@ -89,13 +89,12 @@ describe('larch-server graceful shutdown', () => {
       res.on('error', () => resolve());
       res.on('close', resolve);
     });
-    await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     process.kill(server.pid, 'SIGTERM');
+    // It exits (the client never reads, so without the timeout it would wait for ever), and not
+    // before the timeout has passed. No upper bound: a loaded machine may exit late.
     expect(await server.exited).toBe(0);
-    const took = Date.now() - t0;
-    expect(took).toBeGreaterThanOrEqual(900);
-    expect(took).toBeLessThan(5000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
     res.resume();
     await aborted;
     expect(res.complete).toBe(false);
