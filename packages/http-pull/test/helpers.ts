@@ -18,8 +18,14 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/** A server whose request log arrives late (from another process): `drain` waits for it. */
+export interface PythonServer extends TestServer {
+  /** Resolve once every request answered so far is in `requests`. */
+  drain(): Promise<void>;
+}
+
 /** `python3 -m http.server` on an ephemeral port, serving `dir`; the access log is parsed from stderr. */
-export async function startPythonServer(dir: string): Promise<TestServer> {
+export async function startPythonServer(dir: string): Promise<PythonServer> {
   const child: ChildProcess = spawn('python3', ['-u', '-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -38,7 +44,7 @@ export async function startPythonServer(dir: string): Promise<TestServer> {
   });
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`python http.server did not start: ${out}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`python http.server did not start: ${out}`)), 120_000);
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
       out += d;
@@ -53,9 +59,20 @@ export async function startPythonServer(dir: string): Promise<TestServer> {
       reject(new Error(`python http.server exited with ${code}: ${out}`));
     });
   });
+  let marks = 0;
   return {
     url: `http://127.0.0.1:${port}/`,
     requests,
+    // http.server logs a request before it answers it, so once a marker request is answered and
+    // its log line has come in, so have those of every request answered before it.
+    drain: async () => {
+      const mark = `/.larch-test-drain-${++marks}`;
+      await new Promise<void>((resolve, reject) => {
+        http.get(`http://127.0.0.1:${port}${mark}`, { agent: false }, (res) => res.resume().on('end', resolve)).on('error', reject);
+      });
+      while (!requests.includes(mark)) await new Promise((r) => setTimeout(r, 10));
+      requests.splice(requests.indexOf(mark), 1);
+    },
     stop: async () => {
       if (child.exitCode !== null) return;
       const gone = new Promise((r) => child.once('exit', r));

@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo, type RepoMode } from '@larch/core-store';
 import { compareTrees, formatDifferences, interopDescribe, ostree, ostreeOk, requireOstree, tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { addRemote, pull, type PullProgress } from '../src/index.js';
-import { makeOstreeRemote, objectRequests, ostreeCheckout, startPythonServer, type TestServer } from './helpers.js';
+import { makeOstreeRemote, objectRequests, ostreeCheckout, startPythonServer, type PythonServer } from './helpers.js';
 
 const describeInterop = interopDescribe(describe);
 
 describeInterop('pull from a static server (interop)', () => {
   let tmp: TmpDir;
-  let server: TestServer;
+  let server: PythonServer;
   let remote: Awaited<ReturnType<typeof makeOstreeRemote>>;
 
   beforeAll(async () => {
@@ -37,8 +37,10 @@ describeInterop('pull from a static server (interop)', () => {
       const repo = await Repo.init({ path: dest, mode });
       await addRemote(repo, { name: 'origin', url: server.url, gpgVerify: false });
       const events: PullProgress[] = [];
+      await server.drain();
       server.requests.length = 0;
       const result = await pull({ repo, remote: 'origin', refs: ['main'], onProgress: (p) => events.push(p) });
+      await server.drain();
       expect(result.refs).toEqual([{ ref: 'main', refspec: 'origin:main', checksum: remote.commits[2], previous: null }]);
       expect(await repo.resolveRef('origin:main')).toBe(remote.commits[2]);
       expect(await repo.isCommitPartial(remote.commits[2])).toBe(false);
@@ -76,16 +78,18 @@ describeInterop('pull from a static server (interop)', () => {
   it('makes fewer requests than the real ostree pull for the same commit', async () => {
     const ours = await Repo.init({ path: tmp.join('count-ours'), mode: 'archive' });
     await addRemote(ours, { name: 'origin', url: server.url, gpgVerify: false });
+    await server.drain();
     server.requests.length = 0;
     await pull({ repo: ours, remote: 'origin', refs: ['main'] });
-    await new Promise((r) => setTimeout(r, 200)); // let the access log drain
+    await server.drain();
     const oursCount = server.requests.length;
 
     await ostreeOk(['init', `--repo=${tmp.join('count-ostree')}`, '--mode=archive']);
     await ostreeOk(['remote', 'add', `--repo=${tmp.join('count-ostree')}`, '--no-gpg-verify', 'origin', server.url]);
+    await server.drain();
     server.requests.length = 0;
     await ostreeOk(['pull', `--repo=${tmp.join('count-ostree')}`, '--disable-static-deltas', 'origin', 'main']);
-    await new Promise((r) => setTimeout(r, 200)); // let the access log drain
+    await server.drain();
     const theirs = server.requests.length;
     expect(oursCount).toBe(theirs - 1); // summary.sig
   });
@@ -94,9 +98,10 @@ describeInterop('pull from a static server (interop)', () => {
     const repo = await Repo.init({ path: tmp.join('again'), mode: 'archive' });
     await addRemote(repo, { name: 'origin', url: server.url, gpgVerify: false });
     await pull({ repo, remote: 'origin', refs: ['main'] });
+    await server.drain();
     server.requests.length = 0;
     const r = await pull({ repo, remote: 'origin', refs: ['main'] });
-    await new Promise((res) => setTimeout(res, 100));
+    await server.drain();
     expect(server.requests).toEqual(['/summary', '/config', `/objects/${remote.commits[2].slice(0, 2)}/${remote.commits[2].slice(2)}.commitmeta`]);
     expect(r.refs[0].previous).toBe(remote.commits[2]);
   });
@@ -111,6 +116,7 @@ describeInterop('pull from a static server (interop)', () => {
       const repo = await Repo.init({ path: tmp.join('from-nosummary'), mode: 'bare-user' });
       await addRemote(repo, { name: 'o', url: s2.url, gpgVerify: false });
       await pull({ repo, remote: 'o', refs: ['other'] });
+      await s2.drain();
       expect(await repo.resolveRef('o:other')).toBe(remote.other);
       expect(s2.requests.slice(0, 2)).toEqual(['/summary', '/refs/heads/other']);
       expect((await ostree(['fsck', `--repo=${tmp.join('from-nosummary')}`])).code).toBe(0);

@@ -8,13 +8,13 @@ import { Repo } from '@larch/core-store';
 import { Variant, encode } from '@larch/gvariant';
 import { interopDescribe, ostree, requireOstree, tmpDir, type TmpDir } from '@larch/test-fixtures';
 import { addRemote, pull } from '../src/index.js';
-import { makeOstreeRemote, objectRequests, startPythonServer, type TestServer } from './helpers.js';
+import { makeOstreeRemote, objectRequests, startPythonServer, type PythonServer } from './helpers.js';
 
 const describeInterop = interopDescribe(describe);
 
 describeInterop('pull options (interop)', () => {
   let tmp: TmpDir;
-  let server: TestServer;
+  let server: PythonServer;
   let remote: Awaited<ReturnType<typeof makeOstreeRemote>>;
   let n = 0;
 
@@ -45,6 +45,7 @@ describeInterop('pull options (interop)', () => {
   it('depth 0 fetches only the tip; ostree log reports the missing history', async () => {
     const repo = await fresh();
     await pull({ repo, remote: 'origin', refs: ['main'] });
+    await server.drain();
     expect(await repo.hasObject('commit', remote.commits[2])).toBe(true);
     expect(await repo.hasObject('commit', remote.commits[1])).toBe(false);
     const log = await ostree(['log', `--repo=${repo.path}`, 'origin:main']);
@@ -54,8 +55,10 @@ describeInterop('pull options (interop)', () => {
 
   it('depth 1 fetches the parent with its tree, complete (not partial)', async () => {
     const repo = await fresh('bare-user');
+    await server.drain();
     server.requests.length = 0;
     const r = await pull({ repo, remote: 'origin', refs: ['main'], depth: 1 });
+    await server.drain();
     expect(await repo.hasObject('commit', remote.commits[1])).toBe(true);
     expect(await repo.isCommitPartial(remote.commits[1])).toBe(false);
     expect(await repo.hasObject('commit', remote.commits[0])).toBe(false);
@@ -69,14 +72,17 @@ describeInterop('pull options (interop)', () => {
   it('depth -1 fetches the whole history', async () => {
     const repo = await fresh();
     await pull({ repo, remote: 'origin', refs: ['main'], depth: -1 });
+    await server.drain();
     for (const c of remote.commits) expect(await repo.hasObject('commit', c)).toBe(true);
     expect(await fsckOk(repo)).toContain('Verifying content integrity of 3 commit objects');
   });
 
   it('mirror pulls every ref into refs/heads and copies the summary byte for byte', async () => {
     const repo = await fresh();
+    await server.drain();
     server.requests.length = 0;
     const r = await pull({ repo, remote: 'origin', mirror: true });
+    await server.drain();
     expect(server.requests.slice(0, 2)).toEqual(['/summary.sig', '/summary']);
     expect(r.refs.map((x) => x.refspec).sort()).toEqual(['main', 'other']);
     expect(await repo.resolveRef('main')).toBe(remote.commits[2]);
@@ -95,6 +101,7 @@ describeInterop('pull options (interop)', () => {
     try {
       const repo = await fresh();
       await pull({ repo, remote: 'origin', mirror: true });
+      await server.drain();
       expect(Buffer.compare(await fsp.readFile(repo.path + '/summary.sig'), Buffer.from(sigBytes))).toBe(0);
       expect(Buffer.compare(await fsp.readFile(repo.path + '/summary'), await fsp.readFile(remote.repo + '/summary'))).toBe(0);
     } finally {
@@ -104,8 +111,10 @@ describeInterop('pull options (interop)', () => {
 
   it('commit-metadata-only stores the commit, marks it partial and fetches no tree', async () => {
     const repo = await fresh('bare-user');
+    await server.drain();
     server.requests.length = 0;
     const r = await pull({ repo, remote: 'origin', refs: ['main'], commitMetadataOnly: true });
+    await server.drain();
     expect(r.partialCommits).toEqual([remote.commits[2]]);
     expect(await repo.isCommitPartial(remote.commits[2])).toBe(true);
     expect(await repo.resolveRef('origin:main')).toBe(remote.commits[2]);
@@ -115,14 +124,17 @@ describeInterop('pull options (interop)', () => {
 
     // A later full pull completes the same commit and clears the marker.
     await pull({ repo, remote: 'origin', refs: ['main'] });
+    await server.drain();
     expect(await repo.isCommitPartial(remote.commits[2])).toBe(false);
     expect(await fsckOk(repo)).not.toContain('partial');
   });
 
   it('subpath fetches only that directory and leaves the commit partial', async () => {
     const repo = await fresh();
+    await server.drain();
     server.requests.length = 0;
     const r = await pull({ repo, remote: 'origin', refs: ['main'], subpath: '/sub' });
+    await server.drain();
     expect(r.partialCommits).toEqual([remote.commits[2]]);
     const src = await Repo.open(remote.repo);
     const commit = await src.readCommit(remote.commits[2]);
@@ -140,6 +152,7 @@ describeInterop('pull options (interop)', () => {
   it('pulls two refs at once and a bare commit checksum without writing a ref for it', async () => {
     const repo = await fresh();
     const r = await pull({ repo, remote: 'origin', refs: ['main', 'other'], commits: [remote.commits[0]] });
+    await server.drain();
     expect(r.refs.map((x) => x.refspec).sort()).toEqual(['origin:main', 'origin:other']);
     expect(await repo.hasObject('commit', remote.commits[0])).toBe(true);
     expect(await repo.isCommitPartial(remote.commits[0])).toBe(false);
