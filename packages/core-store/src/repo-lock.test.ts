@@ -28,7 +28,7 @@ describe('repo lock', () => {
     const x = await repo.lock('exclusive', { timeoutMs: 0 });
     await expect(repo.lock('shared', { timeoutMs: 30 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
     // a waiter gets the lock once it is released
-    const waiting = repo.lock('shared', { timeoutMs: 5000 });
+    const waiting = repo.lock('shared', { timeoutMs: 600_000 });
     setTimeout(() => void x.release(), 50);
     const w = await waiting;
     await w.release();
@@ -49,14 +49,22 @@ describe('repo lock', () => {
     await ex.release();
   });
 
-  it('excludes another process holding the lock with flock(1)', { timeout: 10000 }, async () => {
+  it('excludes another process holding the lock with flock(1)', async () => {
     const lockFile = join(repo.path, '.lock');
-    const child = spawn('flock', ['-x', lockFile, 'sleep', '0.5']);
+    // The other process holds the lock until its stdin closes, and says when it has it.
+    const child = spawn('flock', ['-x', lockFile, 'sh', '-c', 'echo locked; cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.on('exit', r));
-    await new Promise((r) => setTimeout(r, 150));
-    const t0 = Date.now();
-    const h = await repo.lock('shared', { timeoutMs: 5000 });
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    await new Promise<void>((resolve) => child.stdout!.on('data', (b: Buffer) => b.toString().includes('locked') && resolve()));
+    await expect(repo.lock('shared', { timeoutMs: 0 })).rejects.toMatchObject({ code: 'LOCK_TIMEOUT' });
+    // A waiter gets it only once the other process lets go (the pause only gives a waiter that
+    // ignored the other process a chance to show it; nothing depends on its length).
+    let released = false;
+    const waiting = repo.lock('shared', { timeoutMs: 600_000 }).then((h) => ({ h, afterRelease: released }));
+    await new Promise((r) => setTimeout(r, 50));
+    released = true;
+    child.stdin!.end();
+    const { h, afterRelease } = await waiting;
+    expect(afterRelease).toBe(true);
     await h.release();
     await exited;
   });

@@ -183,10 +183,9 @@ describe('pull with fake fetchers', () => {
         dump: async () => undefined,
       };
     });
-    const t0 = Date.now();
+    // The body never moves again: without the stall timer this pull would not end at all.
     const e = (await pull({ repo, remote: 'origin', refs: ['main'], fetcher: f, limits: { ...FAST, retries: 1, stallTimeoutMs: 150 } }).catch((x: unknown) => x)) as LarchError;
     expect(e.data.reason).toBe('stalled');
-    expect(Date.now() - t0).toBeLessThan(3000);
   });
 
   it('refuses to pull when gpg-verify is on (the default) and no verifier is given', async () => {
