@@ -6,6 +6,7 @@
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Repo } from '@larch/core-store';
+import { localeText } from './output-charset.js';
 
 /** A mistake in the command line: printed as `error: MESSAGE`, exit status 1. */
 export class UsageError extends Error {
@@ -33,14 +34,16 @@ export interface Io {
   readonly stderrIsTTY: boolean;
 }
 
-/** The real process streams. */
+/** The real process streams; text is converted to the locale's charset as ostree's is. */
 export function processIo(): Io {
+  // Text in the locale's charset, as GLib's g_print/g_printerr write ostree's; bytes as they are.
+  const text = localeText();
   return {
-    out: (text) => {
-      process.stdout.write(text);
+    out: (t) => {
+      process.stdout.write(typeof t === 'string' ? text(t) : t);
     },
-    err: (text) => {
-      process.stderr.write(text);
+    err: (t) => {
+      process.stderr.write(text(t));
     },
     flush: () =>
       new Promise<void>((res) => {

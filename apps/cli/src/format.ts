@@ -3,6 +3,7 @@
  * (scripts parse these): commit dates, summary timestamps, GLib's human-readable sizes, the
  * indented subject/body block, and one-line error messages.
  */
+import { asciiJson } from './output-charset.js';
 
 /**
  * `2020-01-01 00:00:00 +0000`: ostree prints commit dates in UTC with this fixed layout
@@ -113,9 +114,12 @@ export function oneLine(message: string, max = 4096): string {
   return s;
 }
 
-/** Stable JSON for --json output: bigints become numbers when exact, strings otherwise. */
+/**
+ * Stable JSON for --json output: bigints become numbers when exact, strings otherwise; non-ASCII
+ * characters as \u escapes, so the bytes are the same in every locale.
+ */
 export function toJson(value: unknown): string {
-  return `${JSON.stringify(
+  return `${asciiJson(JSON.stringify(
     value,
     (_k, v: unknown) => {
       if (typeof v === 'bigint') {
@@ -124,5 +128,10 @@ export function toJson(value: unknown): string {
       return v;
     },
     2,
-  )}\n`;
+  ))}\n`;
+}
+
+/** One line of --json event output (no indentation), ASCII as `toJson` is. */
+export function jsonLine(value: unknown): string {
+  return `${asciiJson(JSON.stringify(JSON.parse(toJson(value))))}\n`;
 }

@@ -99,6 +99,20 @@ function cLocale(env: Env): TimeLocale {
 }
 
 /**
+ * nl_langinfo(CODESET) after ostree's setlocale(LC_ALL, ""): LC_CTYPE's charset, or the C
+ * locale's ANSI_X3.4-1968 when LC_CTYPE is C/POSIX or the system lacks one of the locales named.
+ * Runs `locale` only when LC_CTYPE names another locale; never throws.
+ */
+export function ctypeCharset(env: Env = process.env): string {
+  const ascii = 'ANSI_X3.4-1968';
+  const ctype = localeName(env, 'LC_CTYPE');
+  if (ctype === 'C' || ctype === 'POSIX') return ascii;
+  const r = spawnSync('locale', ['-k', 'charmap'], { env, timeout: 10_000 });
+  if (r.error || r.status !== 0 || r.stderr.toString('utf8').includes('Cannot set')) return ascii;
+  return unquote(keywords(r.stdout).get('charmap'))?.toString('latin1') ?? ascii;
+}
+
+/**
  * The TimeLocale ostree would use in the environment `env`. Runs `locale -k` (and later
  * `date +%Z`) when a category names a locale other than C/POSIX; never throws.
  */

@@ -21,7 +21,8 @@ const interop = haveOstree || inCI ? it : it.skip;
 
 function ostree(...args: string[]): string {
   if (!haveOstree) throw new Error('the ostree CLI is required for interop tests (CI=true) but was not found in PATH');
-  const r = spawnSync('ostree', args, { encoding: 'utf8' });
+  // GLib prints in the locale's charset: pin a UTF-8 one so strings are compared as they are.
+  const r = spawnSync('ostree', args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
   if (r.status !== 0) throw new Error(`ostree ${args.join(' ')} failed: ${r.stderr}`);
   return r.stdout;
 }

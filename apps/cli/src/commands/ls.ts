@@ -11,6 +11,7 @@ import type { Io } from '../context.js';
 import { openRepo } from '../context.js';
 import { allOptions, verb } from './common.js';
 import { holdYoungGeneration } from './walk-memory.js';
+import { asciiJson } from '../output-charset.js';
 
 interface LsOptions {
   recursive?: boolean;
@@ -53,7 +54,7 @@ class JsonArrayPrinter {
   private first = true;
   constructor(private readonly out: Printer) {}
   async element(value: unknown): Promise<void> {
-    const body = JSON.stringify(value, null, 2).replace(/\n/g, '\n  ');
+    const body = asciiJson(JSON.stringify(value, null, 2)).replace(/\n/g, '\n  ');
     await this.out.write(`${this.first ? '[\n' : ',\n'}  ${body}`);
     this.first = false;
   }

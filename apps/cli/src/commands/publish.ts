@@ -15,7 +15,7 @@ import type { Command } from 'commander';
 import type { PublishProgress } from '@larch/object-store';
 import type { VerbContext } from '../cli.js';
 import { interruptible, repoPath, UsageError } from '../context.js';
-import { formatSize, toJson } from '../format.js';
+import { formatSize, jsonLine } from '../format.js';
 import { integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
@@ -67,7 +67,7 @@ export function registerPublish(program: Command, ctx: VerbContext): void {
           const grace = parseOption(integer('--grace', { min: 0 }), opts.grace);
           const r = await os.pruneStore(store, { graceSeconds: grace, dryRun: Boolean(opts.dryRun), concurrency });
           if (opts.json) {
-            ctx.io.out(`${oneJsonLine({ event: 'done', ...r })}\n`);
+            ctx.io.out(jsonLine({ event: 'done', ...r }));
             return;
           }
           if (opts.dryRun) for (const d of r.deleted) ctx.io.out(`${d.key} ${d.size}\n`);
@@ -86,7 +86,7 @@ export function registerPublish(program: Command, ctx: VerbContext): void {
             const t = Date.now();
             if (p.phase !== 'objects' || t - last > 250 || p.filesDone === p.filesTotal) {
               last = t;
-              ctx.io.out(`${JSON.stringify({ event: 'progress', ...p })}\n`);
+              ctx.io.out(jsonLine({ event: 'progress', ...p }));
             }
           } else bar?.update(p);
         };
@@ -98,7 +98,7 @@ export function registerPublish(program: Command, ctx: VerbContext): void {
         }
         const secs = (Date.now() - started) / 1000;
         if (opts.json) {
-          ctx.io.out(`${oneJsonLine({ event: 'done', store: store.location, seconds: secs, ...r })}\n`);
+          ctx.io.out(jsonLine({ event: 'done', store: store.location, seconds: secs, ...r }));
           return;
         }
         if (opts.dryRun) for (const k of r.uploaded) ctx.io.out(`${k}\n`);
@@ -125,7 +125,3 @@ function publishBar(): { update(p: PublishProgress): void; stop(): void } {
   );
 }
 
-/** One JSON line (toJson's conversions of bigints and bytes, without its indentation). */
-function oneJsonLine(value: unknown): string {
-  return JSON.stringify(JSON.parse(toJson(value)));
-}

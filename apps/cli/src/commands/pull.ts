@@ -21,7 +21,7 @@ import { LarchError } from '@larch/core-store';
 import { pull, summaryCacheRoot, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
-import { formatSize, toJson } from '../format.js';
+import { formatSize, jsonLine, toJson } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
@@ -190,7 +190,7 @@ function describe(p: PullProgress): string {
 export function progressSink(io: Io, json: boolean): ProgressSink | null {
   if (json) {
     return {
-      update: (p) => io.out(`${JSON.stringify({ event: 'progress', ...p })}\n`),
+      update: (p) => io.out(jsonLine({ event: 'progress', ...p })),
       stop: () => undefined,
     };
   }
@@ -236,6 +236,6 @@ export function printResult(io: Io, r: PullResult, json: boolean): void {
     io.out(`Delta update: ${d.partsFetched}/${d.partsTotal} parts, ${formatSize(d.fetchedSize)}/${formatSize(d.totalSize)}, ${formatSize(d.totalUncompressedSize)} total uncompressed\n`);
     return;
   }
-  if (json) io.out(`${JSON.stringify(JSON.parse(toJson({ event: 'done', ...r })))}\n`);
+  if (json) io.out(jsonLine({ event: 'done', ...r }));
   else io.out(summaryLine(r));
 }

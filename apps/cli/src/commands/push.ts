@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import type { VerbContext } from '../cli.js';
 import { interruptible, repoPath, UsageError } from '../context.js';
-import { formatSize } from '../format.js';
+import { formatSize, jsonLine } from '../format.js';
 import { integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
@@ -79,7 +79,7 @@ export function registerPush(program: Command, ctx: VerbContext): void {
             ...(batchBytes !== undefined ? { batchBytes } : {}),
             ...(concurrency !== undefined ? { concurrency } : {}),
             onProgress: (p) => {
-              if (json) ctx.io.out(`${JSON.stringify({ event: 'progress', ...p, job: p.job ? { id: p.job.id, state: p.job.state, step: p.job.step } : undefined })}\n`);
+              if (json) ctx.io.out(jsonLine({ event: 'progress', ...p, job: p.job ? { id: p.job.id, state: p.job.state, step: p.job.step } : undefined }));
               bar?.update(p);
             },
           }),
@@ -88,7 +88,7 @@ export function registerPush(program: Command, ctx: VerbContext): void {
         bar?.stop();
       }
       if (json) {
-        ctx.io.out(`${JSON.stringify({ event: 'result', ...result })}\n`);
+        ctx.io.out(jsonLine({ event: 'result', ...result }));
         return;
       }
       ctx.io.out(
