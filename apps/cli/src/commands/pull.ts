@@ -21,7 +21,7 @@ import { LarchError } from '@larch/core-store';
 import { pull, summaryCacheRoot, type PullProgress, type PullResult, type PullVerifier } from '@larch/http-pull';
 import type { VerbContext } from '../cli.js';
 import { interruptible, openRepo, UsageError, type Io } from '../context.js';
-import { formatSize, jsonLine, toJson } from '../format.js';
+import { formatSize, jsonLine } from '../format.js';
 import { collect, integer, parseOption } from '../options.js';
 import { startProgress } from '../progress.js';
 import { allOptions, verb } from './common.js';
