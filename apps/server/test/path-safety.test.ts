@@ -107,9 +107,15 @@ describe('larch-server path safety', () => {
   });
 
   it('logs every refused request', async () => {
-    // The log is written in batches at least every 200 ms.
-    await new Promise((r) => setTimeout(r, 600));
-    const lines = (await readFile(tmp.join('access.log'), 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { status: number; path: string });
+    // The log is written in batches: wait until the refused requests are all in it.
+    const wanted = ['/refs/heads/evil', '/refs/heads/fifo', '/%2e%2e/outside/sentinel'];
+    let lines: Array<{ status: number; path: string }> = [];
+    for (;;) {
+      const text = await readFile(tmp.join('access.log'), 'utf8').catch(() => '');
+      lines = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as { status: number; path: string });
+      if (wanted.every((t) => lines.some((x) => x.path === t))) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     for (const t of ['/refs/heads/evil', '/refs/heads/fifo', '/%2e%2e/outside/sentinel']) {
       const l = lines.find((x) => x.path === t);
       expect(l, t).toBeDefined();

@@ -135,11 +135,16 @@ describe('generate + apply-offline', () => {
     expect(sb.parts.length).toBeGreaterThan(2);
     const dir = join(v.repo.path, deltaRelDir(null, v.v2));
     const files = directoryPartSource(dir);
-    // Part 1 fails at once while part 0 is still being read.
+    // Part 1 fails at once while part 0 is still being read (it is read once part 1 has failed).
+    let part1Failed!: () => void;
+    const afterPart1 = new Promise<void>((r) => (part1Failed = r));
     const source = {
       async readPart(i: number, h: (typeof sb.parts)[number]): Promise<Uint8Array> {
-        if (i === 1) throw new Error('part 1 unreachable');
-        if (i === 0) await new Promise((r) => setTimeout(r, 100));
+        if (i === 1) {
+          setImmediate(part1Failed);
+          throw new Error('part 1 unreachable');
+        }
+        if (i === 0) await afterPart1;
         return files.readPart(i, h);
       },
     };
