@@ -5,8 +5,10 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -23,27 +25,63 @@ export interface Engine {
   env: Record<string, string>;
   /** True when this process started the engine (and so stops it). */
   startedHere: boolean;
+  /** The settings the script runs with (S3E_DIR and the ports). */
+  scriptEnv: Record<string, string>;
+  /** The scratch directory to remove after stopping: set for an engine of this process's own. */
+  ownDir?: string;
 }
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
+/** A TCP port on 127.0.0.1 that nothing listens on now (the OS's choice). */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r, j) => s.once('error', j).listen(0, '127.0.0.1', () => r()));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 /**
- * Start the engine (idempotent) and put its exports into process.env. Throws when it cannot start:
- * under CI=true the suite fails; locally too (these tests exist to exercise a real store).
+ * Start an engine and put its exports into process.env. Throws when it cannot start: under
+ * CI=true the suite fails; locally too (these tests exist to exercise a real store).
+ *
+ * By default the engine is this process's own: a new cluster in a new temporary directory, its
+ * S3 and monitor ports chosen by the OS, stopped and removed by stopEngine. Two copies of the
+ * suite (or two test files) running at once so never share daemons, ports or data. With S3E_DIR
+ * set, the engine in that directory is used instead (started when it is not running, and then
+ * stopped at the end unless S3E_KEEP=1): quicker for repeated local runs, but shared.
  */
 export async function startEngine(): Promise<Engine> {
-  const wasUp = await exec('bash', [ENGINE_SCRIPT, 'status']).then(() => true, () => false);
-  const { stdout } = await exec('bash', [ENGINE_SCRIPT, 'start'], { timeout: 600_000, maxBuffer: 1 << 20 }).catch((e: Error & { stderr?: string }) => {
+  const shared = process.env.S3E_DIR;
+  const scriptEnv: Record<string, string> = {};
+  let ownDir: string | undefined;
+  if (!shared) {
+    ownDir = await mkdtemp(path.join(tmpdir(), 'larch-s3e-'));
+    scriptEnv.S3E_DIR = ownDir;
+    scriptEnv.S3E_PORT = String(await freePort());
+    scriptEnv.S3E_MON_PORT = String(await freePort());
+  }
+  const opts = { env: { ...process.env, ...scriptEnv } };
+  const wasUp = shared ? await exec('bash', [ENGINE_SCRIPT, 'status'], opts).then(() => true, () => false) : false;
+  const started = await exec('bash', [ENGINE_SCRIPT, 'start'], { ...opts, timeout: 900_000, maxBuffer: 1 << 20 }).catch(async (e: Error & { stderr?: string }) => {
+    if (ownDir) await removeOwnEngine(scriptEnv, ownDir);
     throw new Error(`the S3 engine did not start (${ENGINE_SCRIPT} start): ${(e.stderr ?? e.message).trim().split('\n').slice(-3).join(' / ')}`);
   });
   const env: Record<string, string> = {};
-  for (const m of stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2];
+  for (const m of started.stdout.matchAll(/^export (\w+)=(.*)$/gm)) env[m[1]] = m[2];
   Object.assign(process.env, env);
-  return { endpoint: env.S3_ENDPOINT, env, startedHere: !wasUp };
+  return { endpoint: env.S3_ENDPOINT, env, startedHere: !wasUp, scriptEnv, ownDir };
+}
+
+async function removeOwnEngine(scriptEnv: Record<string, string>, dir: string): Promise<void> {
+  await exec('bash', [ENGINE_SCRIPT, 'stop'], { env: { ...process.env, ...scriptEnv }, timeout: 300_000 }).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
 }
 
 export async function stopEngine(e: Engine): Promise<void> {
-  if (e.startedHere && process.env.S3E_KEEP !== '1') await exec('bash', [ENGINE_SCRIPT, 'stop'], { timeout: 120_000 });
+  if (e.ownDir) await removeOwnEngine(e.scriptEnv, e.ownDir);
+  else if (e.startedHere && process.env.S3E_KEEP !== '1') await exec('bash', [ENGINE_SCRIPT, 'stop'], { env: { ...process.env, ...e.scriptEnv }, timeout: 300_000 });
 }
 
 /** Delete every object of the store's bucket, then the bucket (tests leave no data in the engine). */

@@ -1,7 +1,7 @@
 /**
  * @larch/object-store against a real S3 engine: Ceph radosgw started by
- * tooling/s3-engine/s3-engine.sh (installed and created on first use, stopped at the end when this
- * file started it). When the engine cannot start (not root, no Debian packages), the file fails
+ * tooling/s3-engine/s3-engine.sh: a cluster of this file's own, in a temporary directory and on
+ * ports the OS chose, removed at the end (or the one in $S3E_DIR, when that is set). When the engine cannot start (not root, no Debian packages), the file fails
  * under CI=true and is skipped otherwise, as the interop tests are without `ostree`. Every describe
  * uses its own bucket.
  */
@@ -34,12 +34,13 @@ beforeAll(() => {
 
 afterAll(async () => {
   for (const s of stores) {
-    await removeBucket(s).catch(() => undefined);
+    // An engine of this file's own goes as a whole; a shared one keeps no test data.
+    if (!started?.ownDir) await removeBucket(s).catch(() => undefined);
     s.destroy();
   }
   for (const d of dirs) await d.cleanup();
-  if (engine) await stopEngine(engine);
-}, 180_000);
+  if (started) await stopEngine(started);
+}, 600_000);
 
 async function newDir(): Promise<TmpDir> {
   const d = await tmpDir('larch-os-');
@@ -382,7 +383,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
     await commitTree(repo, d.join('tree'), 'main', 'v1');
     await ostreeOk(['summary', '-u', `--repo=${repo}`]);
     await publishRepo(repo, store);
-  }, 300_000);
+  }, 600_000);
 
   it('transient 500s, 503 SlowDown and dropped connections are retried; the publish completes', async () => {
     const proxy = await startProxy(engine.endpoint);
@@ -415,7 +416,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
     } finally {
       await proxy.close();
     }
-  }, 300_000);
+  }, 600_000);
 
   for (const [fault, pattern] of [
     ['slowdown', /SlowDown \(503\)/],
@@ -449,7 +450,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
       } finally {
         await proxy.close();
       }
-    }, 300_000);
+    }, 600_000);
   }
 });
 
@@ -510,7 +511,7 @@ s3Describe('multipart uploads', () => {
     } finally {
       await proxy.close();
     }
-  }, 120_000);
+  }, 600_000);
 
   it('publish sends a large delta part in parts, and compares it by its multipart ETag when its delta changes', async () => {
     const d = await newDir();
@@ -543,5 +544,5 @@ s3Describe('multipart uploads', () => {
     await ostreeOk(['fsck', `--repo=${o}`]);
     await ostreeOk(['checkout', `--repo=${o}`, '-U', 'main', d.join('co')]);
     expect(await compareTrees(d.join('tree'), d.join('co'))).toEqual([]);
-  }, 180_000);
+  }, 600_000);
 });
