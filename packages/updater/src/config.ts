@@ -69,8 +69,12 @@ export const configSchema = z
     bandwidthLimit: nonNeg.default(0),
     /** Metered connection: download only inside a maintenance window too (default false). */
     metered: z.boolean().default(false),
-    /** The reboot command, argv form (default `["systemctl", "reboot"]`). */
-    rebootCommand: z.array(z.string()).min(1).default(['systemctl', 'reboot']),
+    /**
+     * The reboot command, argv form (default `["systemctl", "reboot", "--no-block"]`). It should
+     * return once the reboot is under way: a command that waits for it (plain `systemctl reboot`)
+     * is killed when the shutdown stops the agent's service, which then counts as a failed reboot.
+     */
+    rebootCommand: z.array(z.string()).min(1).default(['systemctl', 'reboot', '--no-block']),
     healthChecks: z
       .object({
         /** Directory holding `required.d/` and `wanted.d/` (default `/etc/larch/health.d`). */

@@ -52,7 +52,7 @@ describe('configuration', () => {
       maintenanceWindows: [],
       bandwidthLimit: 0,
       metered: false,
-      rebootCommand: ['systemctl', 'reboot'],
+      rebootCommand: ['systemctl', 'reboot', '--no-block'],
       healthChecks: { dir: '/etc/larch/health.d', checkTimeoutSeconds: 60, confirmTimeoutSeconds: 900, maxBootAttempts: 3 },
       timeouts: { noProgressSeconds: 60, requestSeconds: 600, rebootSeconds: 300 },
       backoff: { initialSeconds: 30, maxSeconds: 3600 },
