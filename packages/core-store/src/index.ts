@@ -63,3 +63,23 @@ export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, ope
 export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
 export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';
 export { exportArchive, streamSink, TAR_RECORD_SIZE, type ExportOptions, type ExportResult, type TarSink } from './repo-export.js';
+export {
+  signCommit,
+  verifyCommitSignatures,
+  deleteCommitSignatures,
+  updateCommitMeta,
+  signSummary,
+  verifySummarySignatures,
+  deleteSummarySignatures,
+  readSummaryFile,
+  readSummarySignatures,
+  signaturesOf,
+  MAX_SIGNATURES_PER_KEY,
+  type RepoSigner,
+  type RepoVerifier,
+  type SignatureCheck,
+  type SignOptions,
+  type SignatureSelector,
+  type DeleteSignaturesOptions,
+  type DetachedDict,
+} from './repo-sign.js';
