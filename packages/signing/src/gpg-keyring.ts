@@ -310,3 +310,20 @@ export async function loadRemoteGpgKeyring(args: RemoteGpgKeySources): Promise<G
   if (ring.keys.length === 0) throw new SigningError('KEY_NOT_FOUND', `No GPG keys found for remote "${sanitize(args.remote)}"`, { remote: args.remote });
   return ring;
 }
+
+/**
+ * The keys OSTree consults to tell which key made a commit's existing GPG signatures: `extra`
+ * (an in-process signer's own key), the keyring of GnuPG home `homedir`, and the global keyring
+ * directory. A missing or unreadable keyring just contributes nothing. Read-only; no locks.
+ */
+export async function gpgLookupKeyring(homedir: string | undefined, extra: GpgKeyring['keys'] = []): Promise<GpgKeyring> {
+  const rings: GpgKeyring[] = [new GpgKeyring(extra)];
+  const quiet = <T>(p: Promise<T>): Promise<T | null> => p.catch(() => null);
+  if (homedir !== undefined) {
+    const h = await quiet(loadGpgHomedirKeyring(homedir));
+    if (h !== null) rings.push(h);
+  }
+  const g = await quiet(loadGlobalGpgKeyring());
+  if (g !== null) rings.push(g);
+  return GpgKeyring.merge(rings);
+}

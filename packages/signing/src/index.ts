@@ -74,6 +74,7 @@ export {
   loadGpgKeyPathEntry,
   loadGpgHomedirKeyring,
   loadGlobalGpgKeyring,
+  gpgLookupKeyring,
   collectRemoteGpgKeys,
   loadRemoteGpgKeyring,
 } from './gpg-keyring.js';
@@ -102,3 +103,19 @@ export {
 export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
 export { importGpgKeys, remoteKeyringPath, deleteRemoteKeyring, loadRepoGpgKeyring } from './gpg-import.js';
 export { DUMMY_SIGNATURES_KEY, DummySigner, DummyVerifier } from './sign-dummy.js';
+export {
+  type SignerSpec,
+  type SignerOptions,
+  type SignerSpecOptions,
+  type BuiltSigner,
+  wantsSigning,
+  checkSignType,
+  signerSpecsFromOptions,
+  buildSigners,
+  signersFromOptions,
+  preflightSigners,
+  gnupgHome,
+  ed25519SecretKeyOf,
+  ed25519PublicKeyOf,
+  ed25519VerifierFromOptions,
+} from './signer-options.js';

@@ -15,6 +15,8 @@ function checkEnabled(): void {
 /** Signs with a dummy key: the signature is the key's bytes. */
 export class DummySigner {
   readonly metadataKey = DUMMY_SIGNATURES_KEY;
+  /** For messages: dummy keys have no identity. */
+  readonly keyId = 'dummy';
   constructor(private readonly key: string) {
     checkEnabled();
   }

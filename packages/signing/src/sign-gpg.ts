@@ -21,7 +21,7 @@ import * as openpgp from 'openpgp';
 import { z } from 'zod';
 import { GPG_SIGNATURES_KEY } from './detached-metadata.js';
 import { SigningError, sanitize } from './errors.js';
-import type { GpgKeyring } from './gpg-keyring.js';
+import { gpgLookupKeyring, type GpgKeyring } from './gpg-keyring.js';
 import { parseUserId } from './gpg-user-id.js';
 import type { SignatureReport, Signer, Verifier, VerifyOptions } from './sign.js';
 
@@ -257,6 +257,16 @@ export class GpgProgramSigner implements Signer {
     this.homedir = r.data.homedir;
   }
 
+  /**
+   * Index of a signature in `signatures` made by this key, or -1: the key is recognised through
+   * its GnuPG home's keyring and the global keyrings, as `ostree gpg-sign` looks it up before
+   * refusing to sign twice. `data` is unused (the issuer is in each packet).
+   */
+  async findOwnSignature(_data: Uint8Array, signatures: readonly Uint8Array[]): Promise<number> {
+    if (signatures.length === 0) return -1;
+    return findGpgSignatureByKey(signatures, await gpgLookupKeyring(this.homedir), this.keyId);
+  }
+
   sign(data: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
     const o = this.options;
     const args = ['--homedir', o.homedir, '--batch', '--no-tty', '--detach-sign', '--local-user', o.keyId];
@@ -332,6 +342,15 @@ export class OpenPgpSigner implements Signer {
   /** The public part of the signing key (to recognise signatures it made). */
   get publicKey(): openpgp.PublicKey {
     return this.key.toPublic();
+  }
+
+  /**
+   * Index of a signature in `signatures` made by this key, or -1 (its own public key, plus the
+   * global keyrings, name it), as {@link GpgProgramSigner.findOwnSignature}.
+   */
+  async findOwnSignature(_data: Uint8Array, signatures: readonly Uint8Array[]): Promise<number> {
+    if (signatures.length === 0) return -1;
+    return findGpgSignatureByKey(signatures, await gpgLookupKeyring(undefined, [this.publicKey]), this.keyId);
   }
 
   /**
