@@ -64,6 +64,27 @@ export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
 export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';
 export { exportArchive, streamSink, TAR_RECORD_SIZE, type ExportOptions, type ExportResult, type TarSink } from './repo-export.js';
 export {
+  OBJECTS_DIR,
+  DELTAS_DIR,
+  DELTA_INDEXES_DIR,
+  REFS_HEADS_DIR,
+  REFS_REMOTES_DIR,
+  REFS_MIRRORS_DIR,
+  MODIFIED_BASE64_CLASS,
+  MODIFIED_BASE64_LENGTH,
+  objectSuffix,
+  objectRelPath,
+  modifiedBase64,
+  checksumFromModifiedBase64,
+  deltaName,
+  deltaRelDir,
+  deltaRelPath,
+  parseDeltaDirName,
+  deltaIndexRelPath,
+  parseDeltaIndexName,
+  type ObjectSuffix,
+} from './layout.js';
+export {
   signCommit,
   verifyCommitSignatures,
   deleteCommitSignatures,

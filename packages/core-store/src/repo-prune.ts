@@ -24,6 +24,7 @@ import { parseCommit, serializeTombstone } from './objects/index.js';
 import { objectKey, traverseCommit, type ObjectRef } from './repo-traverse.js';
 import type { Repo } from './repo.js';
 import type { Checksum, ObjectType } from './types.js';
+import { DELTAS_DIR, parseDeltaDirName } from './layout.js';
 
 export interface PruneOptions {
   /** Roots are the refs only (not every commit). */
@@ -233,15 +234,9 @@ async function walkYoungerThan(repo: Repo, c: Checksum, cutoff: bigint, walk: (c
   }
 }
 
-/** Decode the "modified base64" of a delta path part back to hex (spec section 11). */
-function b64ToHex(s: string): string | null {
-  const buf = Buffer.from(s.replace(/_/g, '/'), 'base64');
-  return buf.length === 32 ? buf.toString('hex') : null;
-}
-
 /** Remove the static deltas leading to `commit`, or with null those whose target commit no longer exists. */
 async function pruneStaticDeltas(repo: Repo, commit: Checksum | null): Promise<void> {
-  const root = path.join(repo.path, 'deltas');
+  const root = path.join(repo.path, DELTAS_DIR);
   let prefixes: string[];
   try {
     prefixes = await fsp.readdir(root);
@@ -256,8 +251,7 @@ async function pruneStaticDeltas(repo: Repo, commit: Checksum | null): Promise<v
       continue;
     }
     for (const rest of names) {
-      const full = pre + rest;
-      const to = b64ToHex(full.includes('-') ? full.slice(full.indexOf('-') + 1) : full);
+      const to = parseDeltaDirName(pre, rest)?.to ?? null;
       if (to === null) continue;
       if (commit !== null ? to === commit : !(await repo.hasObject('commit', to))) await fsp.rm(path.join(root, pre, rest), { recursive: true, force: true });
     }

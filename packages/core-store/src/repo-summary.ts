@@ -24,6 +24,7 @@ import { parseCommit } from './objects/index.js';
 import { parseRefspec } from './repo-refs.js';
 import type { Repo } from './repo.js';
 import type { Checksum } from './types.js';
+import { DELTAS_DIR, parseDeltaDirName } from './layout.js';
 
 export const SUMMARY_TYPE = '(a(s(taya{sv}))a{sv})';
 
@@ -99,12 +100,6 @@ async function listMirrors(repo: Repo): Promise<Map<string, Map<string, Checksum
   return out;
 }
 
-/** Decode the "modified base64" of a delta path part (spec section 11) back to hex. */
-function b64ToHex(s: string): string | null {
-  const buf = Buffer.from(s.replace(/_/g, '/'), 'base64');
-  return buf.length === 32 ? buf.toString('hex') : null;
-}
-
 /** A static delta directory in a repository. */
 export interface DeltaDir {
   from: Checksum | null;
@@ -119,7 +114,7 @@ export interface DeltaDir {
  * lock; names that do not decode are skipped.
  */
 export async function listDeltaDirs(repo: Repo): Promise<DeltaDir[]> {
-  const root = path.join(repo.path, 'deltas');
+  const root = path.join(repo.path, DELTAS_DIR);
   const out: DeltaDir[] = [];
   let prefixes: string[];
   try {
@@ -135,11 +130,9 @@ export async function listDeltaDirs(repo: Repo): Promise<DeltaDir[]> {
       continue;
     }
     for (const rest of rests) {
-      const full = pre + rest;
-      const dash = full.indexOf('-');
-      const from = dash >= 0 ? b64ToHex(full.slice(0, dash)) : null;
-      const to = b64ToHex(dash >= 0 ? full.slice(dash + 1) : full);
-      if (to === null || (dash >= 0 && from === null)) continue;
+      const name = parseDeltaDirName(pre, rest);
+      if (name === null) continue;
+      const { from, to } = name;
       const dir = path.join(root, pre, rest);
       try {
         await fsp.access(path.join(dir, 'superblock'));

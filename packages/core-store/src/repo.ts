@@ -39,6 +39,7 @@ import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesS
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
 import { _activeStagingDir, allocateStagingDir, cleanupTmp, withStagingDir, withTransaction, type CleanupTmpOptions, type StagingDir, type Transaction } from './repo-staging.js';
+import { objectRelPath, objectSuffix } from './layout.js';
 
 export type { ContentSource, OpenedContent } from './objects/content-io.js';
 
@@ -352,9 +353,8 @@ export class Repo {
   /** Absolute path of an object (content objects are `.filez` in archive mode, `.file` otherwise). */
   objectPath(type: ObjectType, checksum: Checksum): string {
     validateChecksum(checksum);
-    const ext = type === 'file' && this.mode === 'archive' ? 'filez' : EXT[type];
-    if (ext === undefined) throw new LarchError('INVALID_ARGUMENT', `Unknown object type ${String(type)}`, { type });
-    return join(this.path, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.${ext}`);
+    if (EXT[type] === undefined) throw new LarchError('INVALID_ARGUMENT', `Unknown object type ${String(type)}`, { type });
+    return join(this.path, objectRelPath(checksum, objectSuffix(type, this.mode)));
   }
 
   /** Synchronous {@link hasObject} (one lstat per repository of the chain), for hot loops. */
