@@ -75,3 +75,4 @@ export {
   type SuperblockVerifier,
   type SuperblockVerification,
 } from './sign.js';
+export { refreshSummary, reindexDeltasLocked, hasDelta, type RefreshSummaryOptions } from './summary-refresh.js';
