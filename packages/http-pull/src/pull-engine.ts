@@ -43,6 +43,7 @@ import type { ProgressTracker } from './progress.js';
 import type { ObjectSource } from './pull-source.js';
 import { stageFilez, stageMetadata, stagePlain, verifyCommitMeta, verifyMetadata } from './pull-store.js';
 import { bareuseronlyChecked, validateBareuseronlyMode } from './bareuseronly.js';
+import { stageTrustedFilez, stageTrustedPlain } from './pull-local-trusted.js';
 import type { TaskGroup } from './pull-transfer.js';
 
 /** One commit to pull: by ref (checked against the commit's ref bindings) or by checksum. */
@@ -71,6 +72,11 @@ export interface EngineOptions {
   disableVerifyBindings?: boolean;
   /** Refuse regular files with mode bits outside 0775 (`ostree pull --bareuseronly-files`). */
   bareuseronlyFiles?: boolean;
+  /**
+   * Store every content object of an archive destination as received, unchecked (`pull --mirror
+   * --http-trusted` into an archive repository, as ostree's trusted direct copy).
+   */
+  trustedContent?: boolean;
   /** Called with the exact commit bytes and detached metadata before the commit is stored. */
   verifyCommit?: (checksum: Checksum, commitBytes: Uint8Array, detachedMeta: Uint8Array | null) => Promise<void>;
 }
@@ -402,11 +408,18 @@ export class PullEngine {
         }
         let size = 0;
         const n = await source.content(checksum, async (input) => {
+          const body = input.kind === 'filez' && this.o.bareuseronlyFiles ? bareuseronlyChecked(checksum, input.body) : null;
+          // A bare-user-only repository refuses such files anyway: in ostree's words, as they arrive.
+          if (input.kind === 'plain' && (this.o.bareuseronlyFiles || repo.mode === 'bare-user-only')) validateBareuseronlyMode(checksum, input.meta.mode);
+          // A trusted local source (pull-local): filed under its name unchecked (pull-local-trusted.ts).
           const staged =
             input.kind === 'filez'
-              ? await stageFilez(repo, this.proxy, checksum, this.o.bareuseronlyFiles ? bareuseronlyChecked(checksum, input.body) : input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
-              : (this.o.bareuseronlyFiles && validateBareuseronlyMode(checksum, input.meta.mode),
-                await stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream));
+              ? (input.trusted || this.o.trustedContent) && repo.mode === 'archive'
+                ? await stageTrustedFilez(repo, this.proxy, checksum, body ?? input.body)
+                : await stageFilez(repo, this.proxy, checksum, body ?? input.body, input.sizeHint, this.o.limits.maxContentSize, (this.receivers ??= new ReceiveWorkers(repo)))
+              : input.trusted
+                ? await stageTrustedPlain(repo, this.proxy, checksum, input.meta, input.size, input.stream)
+                : await stagePlain(repo, this.proxy, checksum, input.meta, input.size, input.stream);
           size = staged.size;
           return staged.written;
         });

@@ -2,41 +2,52 @@
  * Importing objects from a local repository on the same filesystem by hardlink (`pull-local`),
  * as ostree does, without giving up verification. Metadata objects (the same bytes in every
  * mode) are linked between any modes: linked into `tmp/`, read there, checked by the pull as
- * any metadata, then published. Content objects are linked between archive repositories only:
+ * any metadata, then published. Content objects are linked between repositories of the same mode
+ * (archive, bare, bare-user, bare-user-only: the stored file is then the same in both):
  *
- * 1. link(2) the source's `.filez` into the destination's `tmp/`: from here on the inode is
+ * 1. link(2) the source's object file into the destination's `tmp/`: from here on the inode is
  *    ours, so a rename or replacement of the source path can no longer change what is checked;
- * 2. check that link: a regular file (a symlink in the source's `objects/` is copied, never
+ * 2. check that link: a regular file (a symlink among the source's objects is copied, never
  *    linked) owned by the destination repository's owner (a file of another user could be
- *    rewritten by that user after the check), whose header parses, whose
- *    payload inflates to exactly the declared size, and whose content checksum is the name; the
- *    file must end with its deflate stream (an object with junk after it is copied instead, and
- *    the copy drops the junk);
+ *    rewritten by that user after the check; in a bare repository, where a file's owner is part
+ *    of the object, the check of the content stands for this), whose content checksum is the name:
+ *    for an archive object, its header parses, its payload inflates to exactly the declared
+ *    size and the file ends with its deflate stream (an object with junk after it is copied
+ *    instead, and the copy drops the junk); for the bare modes the metadata is read from the
+ *    link as the mode stores it (`user.ostreemeta`, or the inode's own mode, owner and xattrs);
  * 3. publish the link into `objects/` (never replacing an object), then wait for one syncfs(2)
  *    of the filesystem shared by every import in flight, so the new entry (and the data of a
  *    source written without fsync) is durable before the pull goes on to mark its commit
  *    complete.
  *
  * When the link cannot be made (EXDEV, EMLINK, EPERM) or the file does not qualify, the caller
- * falls back to copying through the usual verify-then-store path. With `trust` (`pull-local
- * --trust-source`) step 2 only checks the file type and owner, as ostree's default pull-local
- * checks nothing.
+ * falls back to copying through the usual verify-then-store path. With `trust` (a trusted local
+ * source, see pull-local.ts) step 2 only checks the file type and owner, as ostree's trusted
+ * pull-local checks nothing. With `bareuseronly` (`--bareuseronly-files`) the mode read from
+ * the link is checked as well, trusted or not.
  */
 import { constants as fsc, linkSync, promises as fsp, unlinkSync } from 'node:fs';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { Stats } from 'node:fs';
 import {
   LarchError,
   MAX_ARCHIVE_HEADER_SIZE,
   S_IFLNK,
   S_IFMT,
+  USER_META_XATTR,
   contentHasher,
   fileChecksumMismatch,
   parseArchiveHeaderVariant,
+  parseUserMeta,
+  readXattrs,
   type ArchiveHeader,
+  type FileMeta,
   type Repo,
+  type RepoMode,
 } from '@larch/core-store';
+import { validateBareuseronlyMode } from './bareuseronly.js';
 
 /** Objects up to this size are checked in one read and one synchronous inflate. */
 const SMALL = 256 * 1024;
@@ -78,7 +89,7 @@ export class LinkImporter {
   private enabled = true;
   private readonly barrier: SyncBarrier;
 
-  /** Content objects are linked only between archive repositories (their files differ by mode). */
+  /** Content objects are linked only between repositories of one mode (their files differ by mode). */
   private readonly content: boolean;
 
   constructor(
@@ -92,8 +103,10 @@ export class LinkImporter {
      * it; not when its signatures are to be checked first).
      */
     private readonly commits: boolean,
+    /** Check the mode of each linked content object (`--bareuseronly-files`). */
+    private readonly bareuseronly = false,
   ) {
-    this.content = src.mode === 'archive' && dest.mode === 'archive';
+    this.content = src.mode === dest.mode;
     this.barrier = new SyncBarrier(() => dest.syncTmpFs());
   }
 
@@ -194,18 +207,61 @@ export class LinkImporter {
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile() || st.uid !== this.destUid) return null;
-      if (this.trust) return st.size;
-      if (st.size <= SMALL) {
-        const whole = Buffer.alloc(st.size);
-        const { bytesRead } = await fh.read(whole, 0, st.size, 0);
-        return checkSmall(whole.subarray(0, bytesRead), checksum, this.maxSize) ? bytesRead : null;
+      const mode = this.dest.mode;
+      if (!st.isFile() || (mode !== 'bare' && st.uid !== this.destUid)) return null;
+      if (mode === 'archive') {
+        if (this.bareuseronly) validateBareuseronlyMode(checksum, (await readArchiveHeader(fh, st.size, checksum, this.maxSize)).meta.mode);
+        if (this.trust) return st.size;
+        if (st.size <= SMALL) {
+          const whole = Buffer.alloc(st.size);
+          const { bytesRead } = await fh.read(whole, 0, st.size, 0);
+          return checkSmall(whole.subarray(0, bytesRead), checksum, this.maxSize) ? bytesRead : null;
+        }
+        return (await checkLarge(fh, st.size, checksum, this.maxSize)) ? st.size : null;
       }
-      return (await checkLarge(fh, st.size, checksum, this.maxSize)) ? st.size : null;
+      if (this.trust && !this.bareuseronly) return st.size;
+      const meta = bareMeta(mode, path, st, checksum);
+      // A bare-user symlink object (a regular file holding the target): copied, as ostree does
+      // when it converts, so that it is read and checked the usual way.
+      if (meta === null) return null;
+      if (this.bareuseronly) validateBareuseronlyMode(checksum, meta.mode);
+      if (this.trust) return st.size;
+      if (st.size > this.maxSize) return null;
+      const hash = contentHasher(meta);
+      for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, highWaterMark: SMALL })) hash.update(chunk as Buffer);
+      const actual = hash.digest('hex');
+      if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
+      return st.size;
     } finally {
       await fh.close();
     }
   }
+}
+
+/**
+ * The metadata of a regular-file object of a bare mode, read from the linked file as that mode
+ * stores it; null for a bare-user object that stands for a symlink.
+ */
+function bareMeta(mode: Exclude<RepoMode, 'archive'>, path: string, st: Stats, checksum: string): FileMeta | null {
+  if (mode === 'bare') return { uid: st.uid, gid: st.gid, mode: st.mode, symlinkTarget: '', xattrs: readXattrs(path) };
+  if (mode === 'bare-user-only') return { uid: 0, gid: 0, mode: st.mode, symlinkTarget: '', xattrs: [] };
+  const stored = readXattrs(path, (name) => name !== USER_META_XATTR);
+  if (stored.length === 0) throw corrupted(checksum, `Unable to read ${USER_META_XATTR} xattr`);
+  let um: Omit<FileMeta, 'symlinkTarget'>;
+  try {
+    um = parseUserMeta(stored[0].value);
+  } catch (e) {
+    throw corrupted(checksum, (e as Error).message, e);
+  }
+  if ((um.mode & S_IFMT) === S_IFLNK) return null;
+  return { ...um, symlinkTarget: '' };
+}
+
+/** The header of an archive object, for its mode. */
+async function readArchiveHeader(fh: fsp.FileHandle, fileSize: number, checksum: string, maxSize: number): Promise<ArchiveHeader> {
+  const prefix = Buffer.alloc(Math.min(fileSize, 8 + MAX_ARCHIVE_HEADER_SIZE));
+  const { bytesRead } = await fh.read(prefix, 0, prefix.length, 0);
+  return parseHeader(prefix.subarray(0, bytesRead), fileSize, checksum, maxSize).header;
 }
 
 function removeQuietly(p: string): void {

@@ -1,11 +1,18 @@
 /**
  * `pullLocal`: copy commits from another repository on this machine (`ostree pull-local`),
- * given as a path or a file:// URL, in any mode. Objects are read through core-store and go
- * through exactly the verification of a network pull (pull-engine.ts): metadata checksums and
- * formats, content re-hashed while it is copied. An archive source hands over its `.filez`
- * files as they are; other modes hand over header + payload. On one filesystem, metadata objects
- * (and content objects between archive repositories) are hardlinked, as ostree does, after the
- * same check (pull-local-link.ts). `trustSource` skips the checks where objects are taken as they are.
+ * given as a path or a file:// URL, in any mode. Objects are read through core-store. An
+ * untrusted source goes through exactly the verification of a network pull (pull-engine.ts):
+ * metadata checksums and formats, content re-hashed while it is copied. An archive source hands
+ * over its `.filez` files as they are; other modes hand over header + payload. On one
+ * filesystem, metadata objects (and content objects between repositories of the same mode) are
+ * hardlinked, as ostree does, after the same check (pull-local-link.ts).
+ *
+ * Trust (`trust`): ostree trusts every local source unless `--untrusted`. Here a source is
+ * trusted with `'owner'` only when its directory belongs to the invoking user (a repository
+ * another user can write is not), always with `'always'` (`--trust-source`), never with
+ * `'never'` (`--untrusted`, the default of this function). A trusted source's objects are filed
+ * under the names it gives them without being checked against them, as ostree does: a corrupted
+ * source object is copied as it is (pull-local-trusted.ts) and `fsck` finds it later.
  *
  * Refs: `refs/heads/REF` in the destination (or `refs/remotes/REMOTE/REF` with `remote`).
  * Signatures (`ostree pull-local --gpg-verify --gpg-verify-summary --remote=R`): with
@@ -35,7 +42,7 @@ export interface PullLocalOptions {
   repo: Repo;
   /** Source repository: a path or a file:// URL. */
   src: string;
-  /** Refs (heads of the source) or commit checksums; default: every head of the source. */
+  /** Refs (heads of the source) or commit checksums; default: every ref of the source (`R:REF` of a remote is refused). */
   refs?: string[];
   /** Parents to follow: 0 (default), N, or -1 for all. */
   depth?: number;
@@ -55,16 +62,18 @@ export interface PullLocalOptions {
    */
   requireStaticDeltas?: boolean;
   /**
-   * `--trust-source`: take the source's objects without checking them against their names where
-   * they can be taken as they are (metadata, and content hardlinked between archive
-   * repositories), as ostree's pull-local does by default. A corrupted source is then copied
-   * into the destination unnoticed (fsck finds it later); content converted between modes is
-   * still checked. Off by default: every object is verified.
+   * Which sources are trusted (their objects taken without checking them against their names,
+   * as ostree's pull-local without `--untrusted`; a corrupted source is then copied unnoticed and
+   * fsck finds it later): `'owner'` a source whose directory belongs to the invoking user (the
+   * CLI's default), `'always'` (`--trust-source`), `'never'` (`--untrusted`; the default here).
    */
-  trustSource?: boolean;
+  trust?: 'owner' | 'always' | 'never';
+  /** Refuse regular files with mode bits outside 0775, as `ostree pull-local --bareuseronly-files`. */
+  bareuseronlyFiles?: boolean;
   /**
-   * Hardlink objects from a source on the same filesystem, after checking them (default true, as
-   * ostree): metadata in any mode, content between archive repositories; false always copies.
+   * Hardlink objects from a source on the same filesystem, after checking them unless trusted
+   * (default true, as ostree): metadata in any mode, content between repositories of the same
+   * mode; false always copies.
    */
   hardlink?: boolean;
   signal?: AbortSignal;
@@ -102,7 +111,9 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
   }
   const limits = resolveLimits(opts.limits);
   const targets: CommitTarget[] = [];
-  const names = opts.refs && opts.refs.length > 0 ? opts.refs : [...(await src.listRefs({ kind: 'heads' })).keys()];
+  // Without refs, every ref as `ostree refs` lists them, as ostree: a remote's `R:REF` is then
+  // refused by the name check below (`Invalid ref name R:REF`).
+  const names = opts.refs && opts.refs.length > 0 ? opts.refs : [...(await src.listRefs()).keys()];
   for (const name of names) {
     if (isChecksum(name)) {
       targets.push({ checksum: name, ref: null, maxSize: limits.maxMetadataSize });
@@ -115,13 +126,16 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
   }
   const progress = new ProgressTracker(opts.onProgress);
   const group = new TaskGroup(opts.signal);
+  const trust = await sourceTrusted(src.path, opts.trust ?? 'never');
+  const bareuseronly = Boolean(opts.bareuseronlyFiles);
   const linkInto =
     opts.hardlink !== false
-      ? new LinkImporter(src, repo, (await stat(repo.path)).uid, limits.maxContentSize, Boolean(opts.trustSource), !opts.gpgVerify)
+      ? new LinkImporter(src, repo, (await stat(repo.path)).uid, limits.maxContentSize, trust, !opts.gpgVerify, bareuseronly)
       : undefined;
   const source = new LocalRepoSource(src, {
     onBytes: (n) => progress.addBytes(n),
-    trust: Boolean(opts.trustSource),
+    trust,
+    destMode: repo.mode,
     ...(linkInto !== undefined ? { linkInto } : {}),
   });
   return repo.withLock(
@@ -136,6 +150,7 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
         depth: opts.depth ?? 0,
         commitMetadataOnly: Boolean(opts.commitMetadataOnly),
         subpath: null,
+        bareuseronlyFiles: bareuseronly,
         ...(verifyCtx !== null && opts.gpgVerify
           ? {
               verifyCommit: async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => {
@@ -162,6 +177,17 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
     },
     opts.signal ? { signal: opts.signal } : {},
   );
+}
+
+/**
+ * Whether a source repository is trusted under `policy`: with `'owner'`, when its directory
+ * belongs to the invoking user (ostree compares the same st_uid for its hardlink rule). Another
+ * user who can write the source could put anything under any name in it.
+ */
+export async function sourceTrusted(path: string, policy: 'owner' | 'always' | 'never'): Promise<boolean> {
+  if (policy !== 'owner') return policy === 'always';
+  const uid = process.getuid?.();
+  return uid !== undefined && (await stat(path)).uid === uid;
 }
 
 function verificationContext(opts: PullLocalOptions): { verifier: PullVerifier; ctx: { remote: string; config: ReturnType<typeof getRemote> } } {

@@ -6,7 +6,7 @@
  */
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import { LarchError, parseCommit, parseDirMeta, parseDirTree, type Repo } from '@larch/core-store';
+import { LarchError, parseCommit, parseDirMeta, parseDirTree, type Repo, type RepoMode } from '@larch/core-store';
 import { fetchError } from './errors.js';
 import { joinUrl } from './fetcher.js';
 import type { LinkImporter } from './pull-local-link.js';
@@ -17,8 +17,10 @@ export type SourceMetadataType = 'commit' | 'dirtree' | 'dirmeta' | 'commitmeta'
 
 /** A content object as a source hands it over. */
 export type ContentInput =
-  | { kind: 'filez'; body: AsyncIterable<Uint8Array>; sizeHint: number | null }
-  | { kind: 'plain'; meta: import('@larch/core-store').FileMeta; size: number; stream: NodeJS.ReadableStream };
+  | { kind: 'filez'; body: AsyncIterable<Uint8Array>; sizeHint: number | null; trusted?: boolean }
+  | { kind: 'plain'; meta: import('@larch/core-store').FileMeta; size: number; stream: NodeJS.ReadableStream; trusted?: boolean };
+// `trusted`: from a trusted local source (pull-local): stored under its name without checking it
+// (pull-local-trusted.ts); a `filez` is so taken only by an archive destination.
 
 /** A place objects are read from (a remote over a Fetcher, or a local repository). */
 export interface ObjectSource {
@@ -97,10 +99,13 @@ export interface LocalSourceOptions {
    */
   linkInto?: LinkImporter;
   /**
-   * `pull-local --trust-source`: a metadata object whose bytes do not match its name is taken as
-   * it is (still parsed), and hardlinked content is not re-hashed, as ostree's default pull-local.
+   * A trusted source (pull-local.ts says which are): as ostree's pull-local without
+   * `--untrusted`, a metadata object whose bytes do not match its name is taken as it is (still
+   * parsed), and content is linked or copied without being checked against its name.
    */
   trust?: boolean;
+  /** The destination's mode: trusted content of an archive source goes to an archive one as its `.filez`. */
+  destMode?: RepoMode;
 }
 
 /** Objects of a repository on the local disk, in any mode. */
@@ -108,6 +113,7 @@ export class LocalRepoSource implements ObjectSource {
   private readonly onBytes: (n: number) => void;
   private readonly link: LinkImporter | null;
   private readonly trust: boolean;
+  private readonly destMode: RepoMode | null;
 
   constructor(
     private readonly src: Repo,
@@ -116,6 +122,7 @@ export class LocalRepoSource implements ObjectSource {
     this.onBytes = opts.onBytes ?? (() => undefined);
     this.link = opts.linkInto ?? null;
     this.trust = Boolean(opts.trust);
+    this.destMode = opts.destMode ?? null;
   }
 
   async metadata<T>(type: SourceMetadataType, checksum: string, maxBytes: number, optional: boolean, check: (bytes: Uint8Array) => T): Promise<{ bytes: Uint8Array; value: T } | null> {
@@ -175,9 +182,10 @@ export class LocalRepoSource implements ObjectSource {
         throw this.contentError(checksum, this.src.objectReadPath('file', checksum), e);
       }
     }
-    if (this.src.mode === 'archive') {
+    if (this.src.mode === 'archive' && (!this.trust || this.destMode === 'archive')) {
       // Hand over the stored .filez as is (the source's, or an archive parent's); it is verified
-      // exactly like a download. One held only by a parent of another mode is read below.
+      // exactly like a download (trusted: copied as it is). One held only by a parent of another
+      // mode is read below.
       const { createReadStream } = await import('node:fs');
       const p = this.src.objectReadPath('file', checksum);
       const { stat } = await import('node:fs/promises');
@@ -190,7 +198,7 @@ export class LocalRepoSource implements ObjectSource {
       if (sizeHint !== null) {
         const stream = createReadStream(p, { highWaterMark: 256 * 1024 });
         try {
-          const n = await stage({ kind: 'filez', body: stream, sizeHint });
+          const n = await stage({ kind: 'filez', body: stream, sizeHint, ...(this.trust ? { trusted: true } : {}) });
           this.onBytes(sizeHint);
           return n;
         } catch (e) {
@@ -206,7 +214,7 @@ export class LocalRepoSource implements ObjectSource {
     try {
       const opened = await this.src.openFile(checksum);
       stream = opened.open();
-      const n = await stage({ kind: 'plain', meta: opened.meta, size: opened.size, stream });
+      const n = await stage({ kind: 'plain', meta: opened.meta, size: opened.size, stream, ...(this.trust ? { trusted: true } : {}) });
       this.onBytes(opened.size);
       return n;
     } catch (e) {

@@ -1,14 +1,14 @@
 /**
  * `larch pull-local [--depth=N] [--remote=REMOTE] [--gpg-verify] [--gpg-verify-summary]
- * [--commit-metadata-only] [--untrusted] [--trust-source] [--json] SRC_REPO [REF|CHECKSUM…]`:
- * copy commits from another local repository (a path or file:// URL), verifying every object, as
- * `ostree pull-local --untrusted` (`--untrusted` is accepted; it is always so). Between archive
- * repositories on one filesystem the checked objects are hardlinked, as ostree does. Without
- * refs every head of SRC_REPO is copied. The closing line is ostree's for a local source:
+ * [--commit-metadata-only] [--untrusted] [--trust-source] [--bareuseronly-files] [--json]
+ * SRC_REPO [REF|CHECKSUM…]`: copy commits from another local repository (a path or file:// URL).
+ * As ostree, a source is trusted unless `--untrusted`: its objects are copied (or hardlinked,
+ * between repositories of one mode on one filesystem) without being checked against their
+ * names, so a corrupted object is copied unnoticed (fsck finds it). Unlike ostree, that holds only
+ * for a source directory owned by the invoking user: a source owned by anyone else is verified
+ * as with `--untrusted`, unless `--trust-source`. Without refs every head of SRC_REPO is copied.
+ * The closing line is ostree's for a local source:
  * `N metadata, M content objects imported; SIZE content written`.
- *
- * `--trust-source` restores ostree's default, which does not check a local source: a corrupted
- * object is then copied unnoticed. It is for sources the user fully controls.
  *
  * With --gpg-verify (and --remote, whose keyring is used, as in OSTree) each commit's signatures
  * are checked before it is stored; --gpg-verify-summary checks SRC_REPO's summary against its
@@ -33,6 +33,7 @@ interface PullLocalOpts {
   requireStaticDeltas?: boolean;
   untrusted?: boolean;
   trustSource?: boolean;
+  bareuseronlyFiles?: boolean;
 }
 
 /** Register `pull-local`. */
@@ -46,8 +47,9 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
     .option('--gpg-verify', 'GPG verify commits (must specify --remote)')
     .option('--gpg-verify-summary', 'GPG verify summary (must specify --remote)')
     .option('--require-static-deltas', 'Require static deltas')
-    .option('--untrusted', 'Verify checksums of local sources (always enabled)')
-    .option('--trust-source', 'Do not verify the objects of SRC_REPO, as ostree without --untrusted (a corrupted source is copied unnoticed)')
+    .option('--untrusted', 'Verify checksums of local sources (always enabled for HTTP pulls)')
+    .option('--trust-source', 'Do not verify the objects of SRC_REPO even when another user owns it (a corrupted source is copied unnoticed)')
+    .option('--bareuseronly-files', 'Reject regular files with mode outside of 0775 (world writable, suid, etc.)')
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .action(async (src: string, refs: string[], _o: PullLocalOpts, cmd: Command) => {
       const opts = allOptions<PullLocalOpts>(cmd);
@@ -64,7 +66,8 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
           depth,
           commitMetadataOnly: Boolean(opts.commitMetadataOnly),
           requireStaticDeltas: Boolean(opts.requireStaticDeltas),
-          trustSource: Boolean(opts.trustSource),
+          trust: opts.untrusted ? 'never' : opts.trustSource ? 'always' : 'owner',
+          bareuseronlyFiles: Boolean(opts.bareuseronlyFiles),
           ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
           ...(verify ? { gpgVerify: Boolean(opts.gpgVerify), gpgVerifySummary: Boolean(opts.gpgVerifySummary), verifier: signatureVerifier(repo.path) } : {}),
           signal,
