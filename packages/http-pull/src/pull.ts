@@ -117,6 +117,13 @@ export interface PullOptions {
   disableVerifyBindings?: boolean;
   /** Refuse regular files with mode bits outside 0775, as `ostree pull --bareuseronly-files`. */
   bareuseronlyFiles?: boolean;
+  /**
+   * `ostree pull --http-trusted`: with `mirror` into an archive repository (and without
+   * `bareuseronlyFiles`), content objects are stored as received without checking them against
+   * their names, as ostree copies them. Metadata is still verified, and so is everything pulled
+   * into another mode or without `mirror`.
+   */
+  httpTrusted?: boolean;
   /** Extra headers sent with every request of the pull (`ostree pull --http-header=NAME=VALUE`). */
   httpHeaders?: Array<[string, string]>;
   signal?: AbortSignal;
@@ -165,6 +172,7 @@ const optionsSchema = z.object({
   dryRun: z.boolean().optional(),
   disableVerifyBindings: z.boolean().optional(),
   bareuseronlyFiles: z.boolean().optional(),
+  httpTrusted: z.boolean().optional(),
   httpHeaders: z.array(z.tuple([z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { message: 'Invalid header name' }), z.string().regex(/^[^\r\n\0]*$/, { message: 'Invalid header value' })])).optional(),
 });
 
@@ -377,6 +385,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           collectionId: cfg.collectionId,
           disableVerifyBindings: Boolean(opts.disableVerifyBindings),
           bareuseronlyFiles: Boolean(opts.bareuseronlyFiles),
+          trustedContent: Boolean(opts.httpTrusted && opts.mirror && repo.mode === 'archive' && !opts.bareuseronlyFiles),
           ...(policy.commit.length > 0 || checkDowngrade ? { verifyCommit } : {}),
         };
         // 4a. Static deltas, where offered (the object walk below completes and checks them).

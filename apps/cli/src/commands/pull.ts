@@ -46,6 +46,7 @@ interface PullOpts {
   perObjectFsync?: boolean;
   disableVerifyBindings?: boolean;
   bareuseronlyFiles?: boolean;
+  httpTrusted?: boolean;
 }
 
 /** Register `pull`. */
@@ -68,6 +69,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--dry-run', 'Only print information on what will be downloaded (requires static deltas)')
     .option('--http-header <NAME=VALUE>', 'Add NAME=VALUE as HTTP header to all requests', collect, [] as string[])
     .option('--untrusted', 'Verify checksums of local sources (always enabled for HTTP pulls)')
+    .option('--http-trusted', 'Do not verify checksums of HTTP sources (mostly useful when mirroring)')
     .option('--disable-verify-bindings', 'Do not verify commit bindings')
     .option('--bareuseronly-files', 'Reject regular files with mode outside of 0775 (world writable, suid, etc.)')
     .option('--per-object-fsync', 'Perform writes in such a way that avoids stalling concurrent processes')
@@ -124,6 +126,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.dryRun ? { dryRun: true } : {}),
           ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
           ...(opts.bareuseronlyFiles ? { bareuseronlyFiles: true } : {}),
+          ...(opts.httpTrusted ? { httpTrusted: true } : {}),
           ...(httpHeaders.length > 0 ? { httpHeaders } : {}),
           ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,
