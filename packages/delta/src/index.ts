@@ -31,8 +31,8 @@ export { ByteSink, ChunkSink, OpReader, OP_NAMES } from './ops.js';
 export { bsdiff, bspatch, suffixArray } from './bsdiff.js';
 export { chunks as rollsumChunks, rollsumMatches, ostreeRollsumStats, ostreeTakesRollsum, type Chunk, type Match, type OstreeRollsumStats } from './rollsum.js';
 export { xzCompress, xzDecompressBounded, XZ_MEMLIMIT } from './xz.js';
+export { applySuperblock, type ApplyOptions, type ApplyResult, type DeltaProgress } from './apply.js';
 export {
-  applySuperblock,
   unpackPart,
   verifyPart,
   partComplete,
@@ -41,11 +41,8 @@ export {
   maxStoredPartSize,
   superblockCommitMeta,
   MAX_PART_BODY,
-  type ApplyOptions,
-  type ApplyResult,
   type PartSource,
-  type DeltaProgress,
-} from './apply.js';
+} from './part-reader.js';
 export { generateDelta, type GenerateEvent, type GenerateOptions, type GenerateStats } from './generate.js';
 export {
   listDeltas,

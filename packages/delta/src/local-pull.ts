@@ -24,12 +24,13 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { LarchError, readSummary, type Checksum, type Repo } from '@larch/core-store';
+import { LarchError, deltaIndexRelPath, deltaRelDir, readSummary, type Checksum, type Repo } from '@larch/core-store';
 import { encode } from '@larch/gvariant';
-import { applySuperblock, superblockCommitMeta, type ApplyResult } from './apply.js';
+import { applySuperblock, type ApplyResult } from './apply.js';
+import { superblockCommitMeta } from './part-reader.js';
 import { decodeSuperblock } from './format.js';
 import { directoryPartSource, MAX_SUPERBLOCK_SIZE, parseDeltaIndex, readBounded } from './manage.js';
-import { deltaIndexRelPath, deltaRelDir, parseDeltaName } from './names.js';
+import { parseDeltaName } from './names.js';
 
 /** Largest summary or delta index read (ostree's OSTREE_MAX_METADATA_SIZE). */
 const MAX_METADATA_SIZE = 128 * 1024 * 1024;

@@ -10,11 +10,23 @@
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LarchError, listDeltaDirs, type Checksum, type Repo } from '@larch/core-store';
+import {
+  DELTA_INDEXES_DIR,
+  LarchError,
+  deltaIndexRelPath,
+  deltaName,
+  deltaRelDir,
+  deltaRelPath,
+  listDeltaDirs,
+  parseDeltaIndexName,
+  type Checksum,
+  type Repo,
+} from '@larch/core-store';
 import { Variant, decode, encode } from '@larch/gvariant';
-import { applySuperblock, maxStoredPartSize, unpackPart, MAX_PART_BODY, type ApplyOptions, type ApplyResult, type PartSource } from './apply.js';
+import { applySuperblock, type ApplyOptions, type ApplyResult } from './apply.js';
+import { maxStoredPartSize, unpackPart, MAX_PART_BODY, type PartSource } from './part-reader.js';
 import { decodePartBody, decodeSuperblock, inlinePartBytes, superblockFigures, type PartHeader, type Superblock } from './format.js';
-import { deltaIndexRelPath, deltaName, deltaRelDir, mb64Decode, parseDeltaName } from './names.js';
+import { parseDeltaName } from './names.js';
 import { checkSuperblockPolicy, verifySuperblock, type SuperblockVerification, type SuperblockVerifier } from './sign.js';
 import { OP_NAMES, OpReader } from './ops.js';
 
@@ -155,7 +167,7 @@ export async function showDelta(repo: Repo, name: string): Promise<DeltaDescript
     shown = name;
   } else {
     const { from, to } = parseDeltaName(name);
-    shown = `${deltaRelDir(from, to)}/superblock`;
+    shown = deltaRelPath(from, to, 'superblock');
     sbPath = join(repo.path, shown);
   }
   const bytes = await readForShow(sbPath, shown, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
@@ -165,7 +177,7 @@ export async function showDelta(repo: Repo, name: string): Promise<DeltaDescript
   const parts: PartDescription[] = [];
   for (let i = 0; i < sb.parts.length; i++) {
     const h = sb.parts[i];
-    const rel = `${deltaRelDir(sb.from, sb.to)}/${i}`;
+    const rel = deltaRelPath(sb.from, sb.to, i);
     const iv = sb.metadata.find(([k]) => k === rel)?.[1];
     const stored = iv !== undefined ? inlinePartBytes(iv, `part ${i}`) : await readForShow(join(dir, String(i)), rel, maxStoredPartSize(), `static delta part ${i}`);
     // Sizes as stored may be anything (see above): decode within the largest bound instead.
@@ -261,13 +273,13 @@ export async function reindexDeltas(repo: Repo, opts: { to?: Checksum } = {}): P
     wanted.add(rel);
     await writeIfChanged(join(repo.path, rel), encode('a{sv}', [['ostree.static-deltas', new Variant('a{sv}', list)]]));
   }
-  const root = join(repo.path, 'delta-indexes');
+  const root = join(repo.path, DELTA_INDEXES_DIR);
   if (opts.to !== undefined) {
     if (!byTo.has(opts.to)) await fsp.rm(join(repo.path, deltaIndexRelPath(opts.to)), { force: true });
   } else {
     for (const pre of await fsp.readdir(root).catch(() => [] as string[])) {
       for (const f of await fsp.readdir(join(root, pre)).catch(() => [] as string[])) {
-        if (!wanted.has(`delta-indexes/${pre}/${f}`) && f.endsWith('.index')) await fsp.rm(join(root, pre, f), { force: true });
+        if (!wanted.has(`${DELTA_INDEXES_DIR}/${pre}/${f}`) && f.endsWith('.index')) await fsp.rm(join(root, pre, f), { force: true });
       }
     }
   }
@@ -323,13 +335,13 @@ export async function applyOffline(repo: Repo, path: string, opts: ApplyOptions 
  * sorted. Entries with other names are skipped, as ostree skips them. Locking: none.
  */
 export async function listDeltaIndexes(repo: Repo): Promise<Checksum[]> {
-  const root = join(repo.path, 'delta-indexes');
+  const root = join(repo.path, DELTA_INDEXES_DIR);
   const out: Checksum[] = [];
   for (const pre of await fsp.readdir(root, { withFileTypes: true }).catch(() => [])) {
     if (!pre.isDirectory() || pre.name.length !== 2) continue;
     for (const f of await fsp.readdir(join(root, pre.name), { withFileTypes: true })) {
       if (!f.isFile() || !f.name.endsWith('.index') || f.name.length !== 41 + '.index'.length) continue;
-      const to = mb64Decode(pre.name + f.name.slice(0, 41));
+      const to = parseDeltaIndexName(pre.name, f.name);
       if (to !== null) out.push(to);
     }
   }
@@ -348,7 +360,7 @@ export async function verifyDelta(repo: Repo, delta: string, verifier: Superbloc
     sbPath = await superblockPathOf(delta);
   } else {
     const { from, to } = parseDeltaName(delta);
-    sbPath = join(repo.path, deltaRelDir(from, to), 'superblock');
+    sbPath = join(repo.path, deltaRelPath(from, to, 'superblock'));
   }
   const bytes = await readBounded(sbPath, MAX_SUPERBLOCK_SIZE, 'static delta superblock');
   return verifySuperblock(decodeSuperblock(bytes), verifier);
