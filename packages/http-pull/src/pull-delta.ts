@@ -15,12 +15,10 @@
  * `data.reason` says why; the TO commit is written only after every part and fallback is in.
  */
 import { createHash } from 'node:crypto';
-import { LarchError, type Checksum, type Repo } from '@larch/core-store';
+import { LarchError, deltaIndexRelPath, deltaRelDir, deltaRelPath, type Checksum, type Repo } from '@larch/core-store';
 import {
   applySuperblock,
   decodeSuperblock,
-  deltaIndexRelPath,
-  deltaRelDir,
   parseDeltaIndex,
   type DeltaProgress,
   type FallbackEntry,
@@ -146,7 +144,7 @@ export async function pullDelta(opts: DeltaPullOptions): Promise<DeltaPullResult
   const signal = opts.signal ?? new AbortController().signal;
   const ctx = deltaContext(opts.fetcher, signal, opts.retries ?? 3, opts.limits);
   const rel = deltaRelDir(opts.from, opts.to);
-  const sbUrl = joinUrl(opts.baseUrl, `${rel}/superblock`);
+  const sbUrl = joinUrl(opts.baseUrl, deltaRelPath(opts.from, opts.to, 'superblock'));
   const sbBytes = await fetchBytes(ctx, sbUrl, MAX_DELTA_SUPERBLOCK, `static delta superblock ${rel}`);
   if (sbBytes === null) throw deltaError('not-found', `Static delta ${rel} not found on the remote (${sbUrl})`, { url: sbUrl });
   let wireBytes = sbBytes.length;
@@ -173,7 +171,7 @@ export async function pullDelta(opts: DeltaPullOptions): Promise<DeltaPullResult
     sb,
     {
       async readPart(i: number, h: PartHeader): Promise<Uint8Array> {
-        const url = joinUrl(opts.baseUrl, `${rel}/${i}`);
+        const url = joinUrl(opts.baseUrl, deltaRelPath(opts.from, opts.to, i));
         const b = await fetchBytes(ctx, url, h.size, `static delta part ${rel}/${i}`);
         if (b === null) throw deltaError('not-found', `Static delta part ${rel}/${i} not found on the remote (${url})`, { url });
         wireBytes += b.length;

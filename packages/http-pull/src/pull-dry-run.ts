@@ -7,8 +7,8 @@
  * count as already fetched, as in ostree. Nothing is written to the repository, no ref moves.
  */
 import { createHash } from 'node:crypto';
-import { LarchError, type Checksum, type Repo } from '@larch/core-store';
-import { decodeSuperblock, deltaRelDir } from '@larch/delta';
+import { LarchError, deltaName, deltaRelPath, type Repo } from '@larch/core-store';
+import { decodeSuperblock } from '@larch/delta';
 import { joinUrl } from './fetcher.js';
 import { findDelta, MAX_DELTA_SUPERBLOCK } from './pull-delta.js';
 import type { CommitTarget } from './pull-engine.js';
@@ -57,7 +57,7 @@ export async function deltaDryRun(o: DeltaDryRunOptions): Promise<DeltaDryRun> {
     if (cand === null) {
       throw new LarchError('OBJECT_MISSING', `Static deltas required, but none found for ${t.ref ?? ''} to ${t.checksum}`, { remote: o.remote, to: t.checksum });
     }
-    const rel = `${deltaRelDir(cand.from, t.checksum)}/superblock`;
+    const rel = deltaRelPath(cand.from, t.checksum, 'superblock');
     const url = joinUrl(o.url, rel);
     const bytes = await transfer(o.ctx, { url, object: rel, maxBytes: MAX_DELTA_SUPERBLOCK, optional: false, high: true }, collect);
     const actual = createHash('sha256').update(bytes!).digest('hex');
@@ -83,8 +83,4 @@ export async function deltaDryRun(o: DeltaDryRunOptions): Promise<DeltaDryRun> {
     }
   }
   return out;
-}
-
-function deltaName(from: Checksum | null, to: Checksum): string {
-  return from === null ? to : `${from}-${to}`;
 }
