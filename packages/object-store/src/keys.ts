@@ -2,7 +2,7 @@
  * Key rules and the key layout of a published archive repo (spec/repo-format.md: the same
  * relative paths as on disk, so any static HTTP server or bucket URL is an OSTree remote).
  */
-import { LarchError, type Summary } from '@larch/core-store';
+import { DELTAS_DIR, DELTA_INDEXES_DIR, LarchError, OBJECTS_DIR, deltaRelDir, modifiedBase64, objectRelPath, type Summary } from '@larch/core-store';
 
 /** Reject keys that could escape a directory store or that S3 would treat oddly. */
 export function checkKey(key: string): void {
@@ -11,34 +11,33 @@ export function checkKey(key: string): void {
   }
 }
 
-/** objects/XX/REST.TYPE for an object. */
+/** objects/XX/REST.TYPE for an object (the repository layout's {@link objectRelPath}). */
 export function objectKey(checksum: string, type: 'commit' | 'commitmeta' | 'dirtree' | 'dirmeta' | 'filez' | 'tombstone-commit'): string {
-  return `objects/${checksum.slice(0, 2)}/${checksum.slice(2)}.${type}`;
+  return objectRelPath(checksum, type);
 }
 
-/** OSTree's "modified base64" of a checksum: base64 without padding, `/` written as `_`. */
+/** OSTree's "modified base64" of a checksum (the repository layout's {@link modifiedBase64}). */
 export function mb64(checksum: string): string {
-  return Buffer.from(checksum, 'hex').toString('base64').replace(/=+$/, '').replace(/\//g, '_');
+  return modifiedBase64(checksum);
 }
 
 /** deltas/XX/REST/ (with the trailing slash) for a delta name "TO" or "FROM-TO" (hex). */
 export function deltaDirKey(name: string): string {
   const dash = name.indexOf('-');
-  const enc = dash < 0 ? mb64(name) : `${mb64(name.slice(0, dash))}-${mb64(name.slice(dash + 1))}`;
-  return `deltas/${enc.slice(0, 2)}/${enc.slice(2)}/`;
+  return `${dash < 0 ? deltaRelDir(null, name) : deltaRelDir(name.slice(0, dash), name.slice(dash + 1))}/`;
 }
 
 /** What kind of file a key is, which decides its order, Cache-Control and Content-Type. */
 export type KeyClass = 'object' | 'commit' | 'commitmeta' | 'delta-part' | 'delta-superblock' | 'delta-index' | 'ref' | 'config' | 'summary' | 'summary-sig' | 'other';
 
 export function classify(key: string): KeyClass {
-  if (key.startsWith('objects/')) {
+  if (key.startsWith(`${OBJECTS_DIR}/`)) {
     if (key.endsWith('.commit') || key.endsWith('.tombstone-commit')) return 'commit';
     if (key.endsWith('.commitmeta')) return 'commitmeta';
     return 'object';
   }
-  if (key.startsWith('deltas/')) return key.endsWith('/superblock') ? 'delta-superblock' : 'delta-part';
-  if (key.startsWith('delta-indexes/')) return 'delta-index';
+  if (key.startsWith(`${DELTAS_DIR}/`)) return key.endsWith('/superblock') ? 'delta-superblock' : 'delta-part';
+  if (key.startsWith(`${DELTA_INDEXES_DIR}/`)) return 'delta-index';
   if (key.startsWith('refs/')) return 'ref';
   if (key === 'config') return 'config';
   if (key === 'summary') return 'summary';
