@@ -13,6 +13,7 @@
  * `/objects/../config` never turns into `/config`. Checks on the filesystem itself (symlinks
  * resolving outside the repo) happen later, in serve-file.ts.
  */
+import { DELTAS_DIR, DELTA_INDEXES_DIR, MODIFIED_BASE64_CLASS, OBJECTS_DIR } from '@larch/core-store';
 
 /** What a request path may name, and how it is cached. */
 export type RepoFileKind =
@@ -46,11 +47,11 @@ const HEX2 = /^[0-9a-f]{2}$/;
 const OBJECT_NAME = /^[0-9a-f]{62}\.(commit|commitmeta|dirtree|dirmeta|filez|tombstone-commit)$/;
 // OSTree ref components: `[\w\d][-._\w\d]*` (ostree-core.c); collection ids and remote names are narrower.
 const REF_COMPONENT = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-// Static delta names use OSTree's modified base64 (`/` → `_`), `-` joins "from" and "to".
-const DELTA_HEAD = /^[A-Za-z0-9+_]{2}$/;
-const DELTA_REST = /^[A-Za-z0-9+_-]{1,200}$/;
+// Static delta names use OSTree's modified base64 (core-store's layout), `-` joins "from" and "to".
+const DELTA_HEAD = new RegExp(`^[${MODIFIED_BASE64_CLASS}]{2}$`);
+const DELTA_REST = new RegExp(`^[${MODIFIED_BASE64_CLASS}-]{1,200}$`);
 const DELTA_PART = /^(superblock|0|[1-9][0-9]{0,8})$/;
-const DELTA_INDEX = /^[A-Za-z0-9+_]{1,200}\.index$/;
+const DELTA_INDEX = new RegExp(`^[${MODIFIED_BASE64_CLASS}]{1,200}\\.index$`);
 const EXTENSION_COMPONENT = /^[A-Za-z0-9_][A-Za-z0-9._+-]*$/;
 
 function bad(reason: string): PathResolution {
@@ -113,17 +114,17 @@ export function classifyRepoPath(seg: readonly string[]): RepoFileKind | null {
       return n === 1 ? 'summary' : null;
     case 'summary.sig':
       return n === 1 ? 'summary-sig' : null;
-    case 'objects':
+    case OBJECTS_DIR:
       if (n !== 3 || !HEX2.test(seg[1]) || !OBJECT_NAME.test(seg[2])) return null;
       return seg[2].endsWith('.commitmeta') ? 'commitmeta' : 'object';
     case 'refs':
       if (n < 3 || (seg[1] !== 'heads' && seg[1] !== 'remotes' && seg[1] !== 'mirrors')) return null;
       for (let i = 2; i < n; i++) if (!REF_COMPONENT.test(seg[i])) return null;
       return 'ref';
-    case 'deltas':
+    case DELTAS_DIR:
       if (n !== 4 || !DELTA_HEAD.test(seg[1]) || !DELTA_REST.test(seg[2]) || !DELTA_PART.test(seg[3])) return null;
       return 'delta';
-    case 'delta-indexes':
+    case DELTA_INDEXES_DIR:
       if (n !== 3 || !DELTA_HEAD.test(seg[1]) || !DELTA_INDEX.test(seg[2])) return null;
       return 'delta-index';
     case 'extensions':
