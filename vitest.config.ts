@@ -10,6 +10,7 @@ export default defineConfig({
       'apps/*/src/**/*.test.ts',
       'apps/*/test/**/*.test.ts',
       'test-fixtures/src/**/*.test.ts',
+      'tooling/test/**/*.test.ts',
     ],
     exclude: ['**/node_modules/**', '**/dist/**'],
   },
