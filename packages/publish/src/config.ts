@@ -3,8 +3,7 @@
  * names. Keys are loaded once when the publisher opens, so a missing key file or a bad
  * passphrase fails the server start, not the first publish.
  */
-import { readFile } from 'node:fs/promises';
-import { Ed25519Signer, GpgProgramSigner, OpenPgpSigner, readEd25519SecretKeys, type Signer } from '@larch/signing';
+import { buildSigners, type Signer, type SignerSpec } from '@larch/signing';
 import { z } from 'zod';
 
 /** Schema of `repos[].publish`. */
@@ -66,28 +65,21 @@ export type PublishConfig = z.infer<typeof publishConfigSchema>;
 /** Default number of earlier commits deltas are generated from. */
 export const DEFAULT_DELTAS_FROM_LAST = 2;
 
-async function firstLine(file: string): Promise<string> {
-  return (await readFile(file, 'utf8')).split('\n')[0];
-}
-
 /**
- * The signers a publish config asks for (possibly none). Reads key files now; throws the
- * signing package's errors (or fs errors naming the file) when a key cannot be loaded.
+ * The signers a publish config asks for (possibly none), built by @larch/signing's
+ * `buildSigners`. Reads key files now; throws the signing package's errors (naming the file)
+ * when a key cannot be loaded.
  */
 export async function loadSigners(cfg: PublishConfig | undefined): Promise<Signer[]> {
   if (cfg === undefined) return [];
-  const out: Signer[] = [];
+  const specs: Array<Exclude<SignerSpec, { type: 'dummy' }>> = [];
   if (cfg.gpg) {
-    const passphrase = cfg.gpg.passphraseFile !== undefined ? await firstLine(cfg.gpg.passphraseFile) : undefined;
-    out.push(new GpgProgramSigner({ homedir: cfg.gpg.homedir, keyId: cfg.gpg.keyId, ...(passphrase !== undefined ? { passphrase } : {}) }));
+    const { homedir, keyId, passphraseFile } = cfg.gpg;
+    specs.push({ type: 'gpg', homedir, keyId, ...(passphraseFile !== undefined ? { passphraseFile } : {}) });
   }
   if (cfg.gpgSecretKeyFile !== undefined) {
-    const armored = await readFile(cfg.gpgSecretKeyFile, 'utf8');
-    const passphrase = cfg.gpgPassphraseFile !== undefined ? await firstLine(cfg.gpgPassphraseFile) : undefined;
-    out.push(await OpenPgpSigner.fromArmored(armored, passphrase !== undefined ? { passphrase } : {}));
+    specs.push({ type: 'gpg-secret-key-file', file: cfg.gpgSecretKeyFile, ...(cfg.gpgPassphraseFile !== undefined ? { passphraseFile: cfg.gpgPassphraseFile } : {}) });
   }
-  if (cfg.ed25519) {
-    for (const k of await readEd25519SecretKeys(cfg.ed25519.secretKeyFile)) out.push(new Ed25519Signer(k));
-  }
-  return out;
+  if (cfg.ed25519) specs.push({ type: 'ed25519-keys-file', file: cfg.ed25519.secretKeyFile });
+  return buildSigners(specs);
 }

@@ -14,7 +14,7 @@
  *
  * Concurrency: jobs and rollout changes of one repository are serialised on one promise chain
  * (summary writes never interleave); uploads run concurrently with them under the repository's
- * shared lock. Prune takes the exclusive lock. Objects received for a push whose ref has not
+ * shared lock. Signing, the summary refresh and prune take the exclusive lock. Objects received for a push whose ref has not
  * moved yet are unreachable, so a prune would delete them: the publisher remembers what it
  * stored until a published commit covers it, and skips the prune step while such objects are
  * younger than {@link PENDING_GRACE_MS} (the next publish prunes).
@@ -23,15 +23,12 @@
  * was running when the process died is marked failed at the next start, and pushing again
  * re-runs it (every step is idempotent).
  */
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   LarchError,
   ReceiveWorkers,
   commitRefBindings,
-  generateSummary,
   prune,
+  signCommit,
   traverseCommit,
   validateChecksum,
   validateRefName,
@@ -39,9 +36,9 @@ import {
   type Checksum,
 } from '@larch/core-store';
 import type { Database } from '@larch/db';
-import { deltaName, deltaRelDir, generateDelta, reindexDeltas } from '@larch/delta';
+import { deltaName, generateDelta, hasDelta, refreshSummary } from '@larch/delta';
 import { Variant } from '@larch/gvariant';
-import { encodeDetachedMetadata, signDetached, type Signer } from '@larch/signing';
+import type { Signer } from '@larch/signing';
 import { ApiError } from './api-error.js';
 import { DEFAULT_DELTAS_FROM_LAST, loadSigners, type PublishConfig } from './config.js';
 import { isRepoName } from './http.js';
@@ -344,11 +341,8 @@ export class Publisher {
 
       if (s.signers.length > 0 && previous !== job.commit) {
         this.store.step(id, 'sign');
-        const data = await repo.readMetadata('commit', job.commit);
-        await repo.withLock('shared', async () => {
-          const dict = (await repo.readCommitMeta(job.commit)) ?? [];
-          await repo.writeCommitMeta(job.commit, await signDetached({ data, dict, signers: s.signers }));
-        });
+        // A key that already signed the commit (published before under another ref) signs again, as before.
+        await signCommit(repo, job.commit, s.signers, { alreadySigned: 'append' });
       }
 
       this.store.step(id, 'ref');
@@ -358,7 +352,7 @@ export class Publisher {
       // summary must follow it; clients fetch objects instead.
       this.store.step(id, 'deltas');
       for (const from of await this.deltaSources(s, job.commit, previous)) {
-        if (existsSync(join(repo.path, deltaRelDir(from, job.commit), 'superblock'))) continue;
+        if (await hasDelta(repo, from, job.commit)) continue;
         try {
           await generateDelta(repo, {
             from,
@@ -446,13 +440,9 @@ export class Publisher {
     const rollout: Array<[string, Variant]> = [];
     const heads = await repo.listRefs({ kind: 'heads' });
     for (const e of this.store.rollouts(s.name).values()) if (heads.has(e.ref)) rollout.push([e.ref, new Variant('u', e.paused ? 0 : e.percent)]);
-    await repo.withLock('exclusive', async () => {
-      await reindexDeltas(repo);
-      await generateSummary(repo, rollout.length > 0 ? { additionalMetadata: [[ROLLOUT_KEY, new Variant('a{sv}', rollout)]] } : {});
-      if (s.signers.length === 0) return;
-      const summary = await readFile(join(repo.path, 'summary'));
-      const sig = encodeDetachedMetadata(await signDetached({ data: summary, signers: s.signers }));
-      await repo.writeSummarySignature(sig);
+    await refreshSummary(repo, {
+      ...(rollout.length > 0 ? { additionalMetadata: [[ROLLOUT_KEY, new Variant('a{sv}', rollout)]] } : {}),
+      signers: s.signers,
     });
   }
 
