@@ -12,16 +12,16 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { startProgress, type Progress } from '../progress.js';
-import { commitTree, defaultCommitTimestamp, LarchError, parseRefspec, validateRefName, type CommitTreeOptions } from '@larch/core-store';
+import { commitTree, defaultCommitTimestamp, LarchError, parseRefspec, signCommit, validateRefName, type CommitTreeOptions } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError, type Io } from '../context.js';
 import { checksum, collect, keyValue, parseOption, timestamp, uidGid } from '../options.js';
 import { formatSize } from '../format.js';
 import { booleanVariant, metadataFromText, stringVariant, type Variant } from '../variants.js';
 import { allOptions, verb } from './common.js';
-import type { SigningOptions } from './sign.js';
+import type { SignerOptions } from '@larch/signing';
 
-interface CommitOptions extends SigningOptions {
+interface CommitOptions extends SignerOptions {
   branch?: string;
   subject?: string;
   body?: string;
@@ -157,7 +157,7 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
   // unsigned commit behind; the signing module is loaded only when asked for.
   const wantsSigning =
     (opts.gpgSign?.length ?? 0) > 0 || opts.gpgSecretKeyFile !== undefined || (opts.sign?.length ?? 0) > 0 || opts.keysFile !== undefined;
-  const signing = wantsSigning ? await import('./sign.js') : null;
+  const signing = wantsSigning ? await import('@larch/signing') : null;
   const signers = signing ? await signing.signersFromOptions(opts) : [];
   if (signing) await signing.preflightSigners(signers);
 
@@ -201,7 +201,7 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
       if (detached.length > 0) await repo.writeCommitMeta(result.commit, detached);
       // The ref already points at the commit (as with `ostree commit --gpg-sign`, which signs
       // after writing the ref); the signature lands in its detached metadata right after.
-      if (signing) await signing.signCommit(repo, result.commit, signers);
+      if (signers.length > 0) await signCommit(repo, result.commit, signers);
     }
     if (opts.tableOutput) {
       const st = result.stats;

@@ -61,18 +61,13 @@ interface VerifyOpts {
 
 /** Signers for `generate --sign=KEY…` / `--keys-file=F`: ed25519 (base64 secret keys), or OSTree's test-only `dummy`. */
 async function deltaSigners(opts: GenerateOpts): Promise<SuperblockSigner[]> {
-  const type = opts.signType ?? 'ed25519';
-  const keys = opts.sign ?? [];
-  if (type === 'dummy') {
-    const { DummySigner } = await import('@larch/signing');
-    return keys.map((k) => new DummySigner(k));
-  }
   // Only ed25519 and ostree's test engine exist; any other type is refused by name, in the words
   // ostree's apply-offline uses for it.
-  if (type !== 'ed25519') throw new CommandError(`Signing type ${type} is not supported`);
-  if (keys.length === 0 && opts.keysFile === undefined) return [];
-  const { ed25519Signers } = await import('./sign.js');
-  return ed25519Signers(keys, opts.keysFile);
+  const type = opts.signType ?? 'ed25519';
+  if (type !== 'ed25519' && type !== 'dummy') throw new CommandError(`Signing type ${type} is not supported`);
+  if ((opts.sign ?? []).length === 0 && (type === 'dummy' || opts.keysFile === undefined)) return [];
+  const { signersFromOptions } = await import('@larch/signing');
+  return signersFromOptions({ signType: type, ...(opts.sign !== undefined ? { sign: opts.sign } : {}), ...(opts.keysFile !== undefined ? { keysFile: opts.keysFile } : {}) }, { signTypes: ['ed25519', 'dummy'] });
 }
 
 /**
@@ -93,15 +88,9 @@ async function deltaVerifier(keys: string[], opts: VerifyOpts, required: boolean
     return new DummyVerifier(keys[keys.length - 1]);
   }
   if (type !== 'ed25519') throw new CommandError(unsupported);
-  const { loadEd25519Verifier, isSigningError } = await import('@larch/signing');
-  const { publicKeyOf } = await import('./sign.js');
-  const inline = keys.map((k) => publicKeyOf(k).base64);
+  const { ed25519VerifierFromOptions, isSigningError } = await import('@larch/signing');
   try {
-    return await loadEd25519Verifier({
-      ...(inline.length > 0 ? { inline } : {}),
-      ...(opts.keysFile !== undefined ? { files: [opts.keysFile] } : {}),
-      ...(opts.keysDir !== undefined ? { keysDirs: [opts.keysDir] } : {}),
-    });
+    return await ed25519VerifierFromOptions(keys, opts);
   } catch (e) {
     // No key anywhere: ostree's apply-offline then goes on as if no engine were configured.
     if (!required && keys.length === 0 && opts.keysFile === undefined && opts.keysDir === undefined && isSigningError(e, 'KEY_NOT_FOUND')) return undefined;
@@ -228,12 +217,12 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
     .option('--to <rev>', 'Only update delta index to revision REV')
     .action(async (_o: object, cmd: Command) => {
       const opts = allOptions<{ to?: string }>(cmd);
-      const { reindexDeltas } = await import('@larch/delta');
+      const { reindexDeltasLocked } = await import('@larch/delta');
       const repo = await openRepo(opts);
       // As ostree: --to is a full checksum, not resolved as a revision.
       const to = opts.to;
       if (to !== undefined && !/^[0-9a-f]{64}$/.test(to)) throw new CommandError(`Invalid rev ${to}`);
-      await repo.withLock('exclusive', () => reindexDeltas(repo, to !== undefined ? { to } : {}));
+      await reindexDeltasLocked(repo, to !== undefined ? { to } : {});
     });
 
   sub(sd, 'generate', 'Generate static delta files')
@@ -275,7 +264,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
       }
       if (opts.swapEndianness) endianness = endianness === 'l' ? 'B' : 'l';
       const signers = await deltaSigners(opts);
-      const { generateDelta, deltaRelDir } = await import('@larch/delta');
+      const { generateDelta, hasDelta } = await import('@larch/delta');
       const repo = await openRepo(opts);
       const to = await repo.revParse(toRev);
       let from: string | null = null;
@@ -288,12 +277,7 @@ export function registerStaticDelta(program: Command, ctx: VerbContext): void {
         }
       }
       if (opts.ifNotExists) {
-        const { access } = await import('node:fs/promises');
-        const exists = await access(`${repo.path}/${deltaRelDir(from, to)}/superblock`).then(
-          () => true,
-          () => false,
-        );
-        if (exists) {
+        if (await hasDelta(repo, from, to)) {
           if (!opts.json) ctx.io.out(`Delta ${from === null ? to : `${from}-${to}`} already exists.\n`);
           else ctx.io.out(toJson({ name: from === null ? to : `${from}-${to}`, existed: true }));
           return;

@@ -13,20 +13,18 @@
  *   ...
  * Keys without a label print as `KEY: GVARIANT-TEXT`. As in ostree, -v here means --view.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { generateSummary, readSummary, SUMMARY_TYPE, type Repo } from '@larch/core-store';
+import { readSummary, readSummaryFile, signSummary, SUMMARY_TYPE } from '@larch/core-store';
+import type { SignerOptions } from '@larch/signing';
 import { bswap64, lookup, type Variant } from '@larch/gvariant';
 import type { VerbContext } from '../cli.js';
-import { CommandError, openRepo, UsageError } from '../context.js';
+import { openRepo, UsageError } from '../context.js';
 import { formatIsoDate, formatSummaryDate, toJson } from '../format.js';
 import { collect, keyValue, parseOption } from '../options.js';
 import { metadataFromText, rawObjectText, variantString, variantText, variantToJson } from '../variants.js';
 import { allOptions, verb } from './common.js';
-import type { SigningOptions } from './sign.js';
 
-interface SummaryOpts extends SigningOptions {
+interface SummaryOpts extends SignerOptions {
   update?: boolean;
   view?: boolean;
   raw?: boolean;
@@ -51,10 +49,10 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
     .option('--keys-file <file>', 'Sign with the ed25519 secret keys in FILE (one base64 key per line)')
     .action(async (_o: SummaryOpts, cmd: Command) => {
       const opts = allOptions<SummaryOpts>(cmd);
+      // Signing is loaded only when asked for; signers are built before the summary is rewritten.
       const wantsSigning =
         (opts.gpgSign?.length ?? 0) > 0 || opts.gpgSecretKeyFile !== undefined || (opts.sign?.length ?? 0) > 0 || opts.keysFile !== undefined;
-      // Signing is loaded only when asked for; signers are built before the summary is rewritten.
-      const signing = wantsSigning ? await import('./sign.js') : null;
+      const signing = wantsSigning ? await import('@larch/signing') : null;
       const signers = signing ? await signing.signersFromOptions(opts) : [];
       if (opts.update) {
         const additionalMetadata = (opts.addMetadata ?? []).map((kv) => {
@@ -62,23 +60,19 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
           return metadataFromText(kv, k, text);
         });
         const repo = await openRepo(opts);
-        // As ostree: the delta indexes are rebuilt with the summary (deltas generated or deleted
-        // since are listed or dropped).
-        await (await import('@larch/delta')).reindexDeltas(repo);
-        // Regenerating removes a stale summary.sig; the new one is written fresh.
-        await generateSummary(repo, { additionalMetadata });
-        if (signing) await signing.signSummary(repo, signers, false);
+        // As ostree: the delta indexes are rebuilt with the summary, and the new summary is
+        // signed into a fresh summary.sig.
+        await (await import('@larch/delta')).refreshSummary(repo, { additionalMetadata, signers });
         return;
       }
       if (signing && !opts.view && !opts.raw) {
         // `summary --gpg-sign=KEY` without -u: add signatures to the existing summary.
-        await signing.signSummary(await openRepo(opts), signers, true);
+        await signSummary(await openRepo(opts), signers, { append: true });
         return;
       }
       // As ostree: --raw alone views the summary too.
       if (!opts.view && !opts.raw) throw new UsageError('No option specified; use -u to update summary');
-      const repo = await openRepo(opts);
-      const bytes = await readSummaryFile(repo);
+      const bytes = await readSummaryFile(await openRepo(opts));
       if (opts.raw && !opts.json) {
         ctx.io.out(`${rawObjectText(SUMMARY_TYPE, bytes)}\n`);
         return;
@@ -87,15 +81,6 @@ export function registerSummary(program: Command, ctx: VerbContext): void {
       if (opts.json) ctx.io.out(toJson(summaryJson(summary)));
       else ctx.io.out(summaryText(summary));
     });
-}
-
-async function readSummaryFile(repo: Repo): Promise<Uint8Array> {
-  try {
-    return await readFile(join(repo.path, 'summary'));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CommandError(`openat(summary): ${code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}`);
-  }
 }
 
 type Summary = ReturnType<typeof readSummary>;
