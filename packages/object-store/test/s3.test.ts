@@ -56,7 +56,7 @@ async function newStore(tag: string, endpoint?: string, extra: Partial<S3StoreOp
 }
 
 function larch(args: string[], env: Record<string, string> = {}) {
-  return run(process.execPath, [larchCliPath(), ...args], { env, timeoutMs: 600_000 });
+  return run(process.execPath, [larchCliPath(), ...args], { env, timeoutMs: 1_800_000 });
 }
 async function larchOk(args: string[], env: Record<string, string> = {}) {
   const r = await larch(args, env);
@@ -158,7 +158,7 @@ s3Describe('publish a Debian-sized tree, pull it back with ostree and larch (obj
     // A rerun uploads nothing.
     const again = JSON.parse((await larchOk(['publish', `--repo=${repo()}`, '--json', `s3://${store.bucket}/repo`])).stdout.trim().split('\n').pop()!);
     expect(again.uploaded).toEqual([]);
-  }, 600_000);
+  }, 1_800_000);
 
   it('ostree pull and larch pull from the bucket URL: fsck clean, checkouts identical', async () => {
     // bare-user: libostree applies static deltas only to non-archive repos.
@@ -173,7 +173,7 @@ s3Describe('publish a Debian-sized tree, pull it back with ostree and larch (obj
     await larchOk(['pull', `--repo=${d.join('l')}`, 'bucket', 'debian/stable']);
     await ostreeOk(['fsck', `--repo=${d.join('l')}`]);
     await pulledCheckoutEquals('larch', d.join('l'), v1, d.join('tree'), d.join('co-l1'));
-  }, 600_000);
+  }, 1_800_000);
 
   it('a second publish after changing 1% of the files uploads only the new objects (and the delta)', async () => {
     const before = await localKeys(repo());
@@ -194,7 +194,7 @@ s3Describe('publish a Debian-sized tree, pull it back with ostree and larch (obj
     expect(done.byClass.commit).toBe(1);
     expect(done.byClass['delta-superblock']).toBe(1);
     expect((await checkBucketConsistent(store)).problems).toEqual([]);
-  }, 600_000);
+  }, 1_800_000);
 
   it('ostree and larch pull the update through the static delta: fsck clean, checkouts identical', async () => {
     const o = await ostreeOk(['pull', `--repo=${d.join('o')}`, 'bucket', 'debian/stable']);
@@ -207,7 +207,7 @@ s3Describe('publish a Debian-sized tree, pull it back with ostree and larch (obj
     expect(l.stdout).toMatch(/"phase":"deltas"/);
     await ostreeOk(['fsck', `--repo=${d.join('l')}`]);
     await pulledCheckoutEquals('larch', d.join('l'), v2, d.join('tree'), d.join('co-l2'));
-  }, 600_000);
+  }, 1_800_000);
 });
 
 s3Describe('SIGKILL during publish', () => {
@@ -281,7 +281,7 @@ s3Describe('SIGKILL during publish', () => {
     } finally {
       await proxy.close();
     }
-  }, 900_000);
+  }, 1_800_000);
 });
 
 s3Describe('pruneStore', () => {
@@ -364,7 +364,7 @@ s3Describe('pruneStore', () => {
     const cli = await larchOk(['publish', '--prune', '--grace=0', `s3://${store.bucket}/repo`]);
     expect(cli.stdout).toMatch(new RegExp(`^Deleted ${cOnly.length} objects`));
     expect((await checkBucketConsistent(store)).problems).toEqual([]);
-  }, 600_000);
+  }, 1_800_000);
 });
 
 s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)', () => {
@@ -383,7 +383,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
     await commitTree(repo, d.join('tree'), 'main', 'v1');
     await ostreeOk(['summary', '-u', `--repo=${repo}`]);
     await publishRepo(repo, store);
-  }, 600_000);
+  }, 1_800_000);
 
   it('transient 500s, 503 SlowDown and dropped connections are retried; the publish completes', async () => {
     const proxy = await startProxy(engine.endpoint);
@@ -416,7 +416,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
     } finally {
       await proxy.close();
     }
-  }, 600_000);
+  }, 1_800_000);
 
   for (const [fault, pattern] of [
     ['slowdown', /SlowDown \(503\)/],
@@ -450,7 +450,7 @@ s3Describe('injected S3 failures (a fault-injecting proxy in front of radosgw)',
       } finally {
         await proxy.close();
       }
-    }, 600_000);
+    }, 1_800_000);
   }
 });
 
@@ -511,7 +511,7 @@ s3Describe('multipart uploads', () => {
     } finally {
       await proxy.close();
     }
-  }, 600_000);
+  }, 1_800_000);
 
   it('publish sends a large delta part in parts, and compares it by its multipart ETag when its delta changes', async () => {
     const d = await newDir();
@@ -544,5 +544,5 @@ s3Describe('multipart uploads', () => {
     await ostreeOk(['fsck', `--repo=${o}`]);
     await ostreeOk(['checkout', `--repo=${o}`, '-U', 'main', d.join('co')]);
     expect(await compareTrees(d.join('tree'), d.join('co'))).toEqual([]);
-  }, 600_000);
+  }, 1_800_000);
 });
