@@ -24,10 +24,10 @@ export interface Vm {
   exited: Promise<number | null>;
   console(): string;
   /**
-   * Resolve with the elapsed ms when `re` matches the console; reject if QEMU exits first, if
-   * `failOn` matches first, or after `backstopMs`.
+   * Resolve with the elapsed ms when `re` matches the console (from character `from` on, default
+   * the start); reject if QEMU exits first, if `failOn` matches first, or after `backstopMs`.
    */
-  waitFor(re: RegExp, backstopMs: number, failOn?: RegExp): Promise<number>;
+  waitFor(re: RegExp, backstopMs: number, failOn?: RegExp, from?: number): Promise<number>;
   kill(): void;
 }
 
@@ -50,6 +50,14 @@ export interface BootOptions {
    * must be `n0`); default none: no network at all.
    */
   netdev?: string;
+  /**
+   * Named blobs the guest reads from QEMU's firmware configuration device
+   * (`/sys/firmware/qemu_fw_cfg/by_name/NAME/raw` once the qemu_fw_cfg module is loaded); names
+   * start with `opt/`. For per-run secrets that must not be part of the image.
+   */
+  fwCfg?: Record<string, string>;
+  /** QEMU's -name (the process title): tells this test's QEMU processes from others. */
+  name?: string;
 }
 
 export function bootImage(opts: BootOptions): Vm {
@@ -70,6 +78,8 @@ export function bootImage(opts: BootOptions): Vm {
     '-serial', `file:${consolePath}`,
     ...(opts.netdev ? ['-netdev', opts.netdev, '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none']),
     ...(opts.reboot ? [] : ['-no-reboot']),
+    ...Object.entries(opts.fwCfg ?? {}).flatMap(([name, value]) => ['-fw_cfg', `name=${name},string=${value}`]),
+    ...(opts.name ? ['-name', `${opts.name},process=${opts.name}`] : []),
     '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive', `if=virtio,format=raw,file=${opts.image}`,
@@ -89,10 +99,10 @@ export function bootImage(opts: BootOptions): Vm {
     startedAt,
     exited,
     console: readConsole,
-    waitFor(re, backstopMs, failOn) {
+    waitFor(re, backstopMs, failOn, from = 0) {
       return new Promise((res, rej) => {
         const tick = (): void => {
-          const text = readConsole();
+          const text = readConsole().slice(from);
           if (re.test(text)) return res(Date.now() - startedAt);
           if (failOn?.test(text)) return rej(new Error(`${failOn} appeared on the console before ${re}\n${text.slice(-3000)}`));
           if (done) return rej(new Error(`QEMU exited before ${re} appeared on the console (${stderr.trim()})\n${readConsole().slice(-3000)}`));
