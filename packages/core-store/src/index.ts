@@ -47,6 +47,8 @@ export { serializeCommitMeta, parseCommitMeta } from './objects/commitmeta.js';
 export { readXattrs, writeAllSync } from './objects/content-io.js';
 export { Repo, WriteBatch, StagedFileWriter, modeConfigString, DEFAULT_ZLIB_LEVEL, type ContentSource, type OpenedContent } from './repo.js';
 export { parseRefspec, formatRefspec, setRefAlias, type ParsedRefspec, type RefKind } from './repo-refs.js';
+export { listRefAliases, assertRefDirs } from './repo-aliases.js';
+export { singleCommit } from './repo-single-commit.js';
 export { DEFAULT_LOCK_TIMEOUT_SECS, type LockKind, type LockHandle } from './repo-lock.js';
 export { StagingDir, STAGING_PREFIX, bootId, type CleanupTmpOptions } from './repo-staging.js';
 export { commitTree, defaultCommitTimestamp, SMALL_FILE_MAX, DEFAULT_COMMIT_CONCURRENCY, type CommitTreeOptions, type CommitTreeResult } from './repo-commit.js';
