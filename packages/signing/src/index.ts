@@ -102,6 +102,7 @@ export {
 } from './date-format.js';
 export { createPullVerifier, type PullVerifierOptions, type PullVerifyContext, type SigningPullVerifier } from './pull-verifier.js';
 export { importGpgKeys, remoteKeyringPath, deleteRemoteKeyring, loadRepoGpgKeyring } from './gpg-import.js';
+export { importRemoteGpgKeys, deleteRemoteGpgKeyring, repoGpgKeyring, type KeyringRepo, type KeySource, type RepoGpgKeyringOptions } from './repo-keyrings.js';
 export { DUMMY_SIGNATURES_KEY, DummySigner, DummyVerifier } from './sign-dummy.js';
 export {
   type SignerSpec,
