@@ -25,6 +25,7 @@ export type { PullProgress } from './progress.js';
 export { verificationPolicy, type PullVerifier, type VerifyContext, type VerificationPolicy } from './verifier.js';
 export { isRetryable, type PullFailureReason } from './errors.js';
 export { withRemoteCookies, loadRemoteCookies, cookieHeader, CookieJarFetcher, type JarCookie } from './remote-cookies.js';
+export { addRemoteCookie, deleteRemoteCookie, listRemoteCookies, type EditableCookie, type NewCookie } from './remote-cookies-edit.js';
 export {
   fetchSummaryWithCache,
   pruneSummaryCache,

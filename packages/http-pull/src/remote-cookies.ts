@@ -2,7 +2,7 @@
  * A remote's cookie jar, `REPO/NAME.cookies.txt`, as OSTree's fetcher uses it: when that path is
  * a regular file (links followed), every request to the remote carries the jar's cookies that
  * match the URL (OSTree hands the path to libcurl as CURLOPT_COOKIEFILE; `_ostree_repo_remote_new_fetcher`).
- * `ostree remote add-cookie` writes the jar; this module only reads it.
+ * `ostree remote add-cookie` writes the jar (remote-cookies-edit.ts); this module only reads it.
  *
  * The format is Netscape's, one cookie a line, seven TAB-separated fields:
  *   DOMAIN  INCLUDE-SUBDOMAINS(TRUE|FALSE)  PATH  SECURE(TRUE|FALSE)  EXPIRES(unix s, 0 = session)  NAME  VALUE
@@ -20,7 +20,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { LarchError } from '@larch/core-store';
+import { LarchError, type Repo } from '@larch/core-store';
 import type { FetchOptions, FetchResponse, Fetcher } from './fetcher.js';
 
 /** One cookie of a jar. */
@@ -81,12 +81,12 @@ export function parseCookieJar(text: string): JarCookie[] {
 }
 
 /**
- * The cookies of remote `remote` of the repo at `repoPath`: none when `NAME.cookies.txt` is not
- * a regular file. Throws IO_ERROR when the jar exists but cannot be read, LIMIT_EXCEEDED when it
- * is larger than {@link MAX_COOKIE_JAR_SIZE}. Locking: none.
+ * The cookies of remote `remote` of `repo` (a `Repo`, or its directory): none when
+ * `NAME.cookies.txt` is not a regular file. Throws IO_ERROR when the jar exists but cannot be
+ * read, LIMIT_EXCEEDED when it is larger than {@link MAX_COOKIE_JAR_SIZE}. Locking: none.
  */
-export async function loadRemoteCookies(repoPath: string, remote: string): Promise<JarCookie[]> {
-  const path = join(repoPath, cookieJarName(remote));
+export async function loadRemoteCookies(repo: Repo | string, remote: string): Promise<JarCookie[]> {
+  const path = join(typeof repo === 'string' ? repo : repo.path, cookieJarName(remote));
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(path, 'r');
@@ -187,10 +187,10 @@ export class CookieJarFetcher implements Fetcher {
 }
 
 /**
- * `fetcher` with the cookie jar of remote `remote` of the repo at `repoPath` applied, or
- * `fetcher` itself when the remote has no jar (see {@link loadRemoteCookies} for errors).
+ * `fetcher` with the cookie jar of remote `remote` of `repo` (a `Repo`, or its directory)
+ * applied, or `fetcher` itself when the remote has no jar (see {@link loadRemoteCookies} for errors).
  */
-export async function withRemoteCookies(fetcher: Fetcher, repoPath: string, remote: string): Promise<Fetcher> {
-  const cookies = await loadRemoteCookies(repoPath, remote);
+export async function withRemoteCookies(fetcher: Fetcher, repo: Repo | string, remote: string): Promise<Fetcher> {
+  const cookies = await loadRemoteCookies(repo, remote);
   return cookies.length === 0 ? fetcher : new CookieJarFetcher(fetcher, cookies);
 }
