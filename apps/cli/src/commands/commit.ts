@@ -15,7 +15,7 @@ import { startProgress, type Progress } from '../progress.js';
 import { commitTree, defaultCommitTimestamp, LarchError, parseRefspec, signCommit, validateRefName, type CommitTreeOptions } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, interruptible, openRepo, UsageError, type Io } from '../context.js';
-import { checksum, collect, keyValue, parseOption, timestamp, uidGid } from '../options.js';
+import { checksum, collect, parseOption, timestamp, uidGid } from '../options.js';
 import { formatSize } from '../format.js';
 import { booleanVariant, metadataFromText, stringVariant, type Variant } from '../variants.js';
 import { allOptions, verb } from './common.js';
@@ -132,18 +132,21 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
 
   const metadata: Array<[string, Variant]> = [];
   for (const kv of opts.addMetadataString ?? []) {
-    const [k, v] = parseOption(keyValue, kv);
+    const [k, v] = metadataKeyValue(kv);
     metadata.push([k, stringVariant(v)]);
   }
   for (const kv of opts.addMetadata ?? []) {
-    const [k, text] = parseOption(keyValue, kv);
+    const [k, text] = metadataKeyValue(kv);
     metadata.push(metadataFromText(kv, k, text));
   }
   const detached: Array<[string, Variant]> = [];
   for (const kv of opts.addDetachedMetadataString ?? []) {
-    const [k, v] = parseOption(keyValue, kv);
+    const [k, v] = metadataKeyValue(kv);
     detached.push([k, stringVariant(v)]);
   }
+  // As ostree, an empty key is refused in the commit's metadata only (detached metadata may
+  // have one), once every option has been parsed.
+  if (metadata.some(([k]) => k === '')) throw new CommandError('Empty metadata key');
   if (opts.bootable) {
     const dir = trees.find((t): t is { dir: string } => 'dir' in t);
     if (dir === undefined) throw new CommandError('--bootable needs a directory tree (dir=PATH)');
@@ -224,6 +227,13 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
 }
 
 /** `--fsync=POLICY`: a boolean as GLib spells it. */
+/** `KEY=VALUE` of the metadata options, split at the first `=` (the key may be empty here). */
+function metadataKeyValue(s: string): [string, string] {
+  const eq = s.indexOf('=');
+  if (eq < 0) throw new UsageError(`Missing '=' in KEY=VALUE metadata '${s}'`);
+  return [s.slice(0, eq), s.slice(eq + 1)];
+}
+
 function parseFsync(v: string): boolean {
   if (/^(true|yes|1)$/i.test(v)) return true;
   if (/^(false|no|0|none)$/i.test(v)) return false;
