@@ -19,7 +19,7 @@ import * as fsp from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Repo, commitTree, generateSummary, type Checksum } from '@larch/core-store';
+import { Repo, commitTree, generateSummary, readSummaryFile, type Checksum } from '@larch/core-store';
 
 /** Branch the demo commit is on. */
 export const DEMO_REF = 'larch/demo';
@@ -87,10 +87,10 @@ async function reusable(repoPath: string, stampPath: string, want: Omit<Stamp, '
     if (stamp.version !== want.version || stamp.tree !== want.tree) return null;
     const repo = await Repo.open(repoPath);
     if (repo.mode !== 'archive') return null;
-    const ref = (await fsp.readFile(join(repoPath, 'refs', 'heads', ...DEMO_REF.split('/')), 'utf8')).trim();
-    if (ref !== stamp.commit || !(await repo.hasObject('commit', ref as Checksum))) return null;
-    await fsp.access(join(repoPath, 'summary'));
-    return ref as Checksum;
+    const ref = await repo.resolveRef(DEMO_REF);
+    if (ref === null || ref !== stamp.commit || !(await repo.hasObject('commit', ref))) return null;
+    await readSummaryFile(repo);
+    return ref;
   } catch {
     return null;
   }

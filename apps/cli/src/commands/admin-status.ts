@@ -23,12 +23,6 @@ interface StatusOpts extends SysrootOpts {
   verify?: boolean;
 }
 
-/** The directory OSTree reads global trusted keys from ($OSTREE_GPG_HOME overrides it). */
-function globalKeyringDir(): { globalDir?: string } {
-  const env = process.env.OSTREE_GPG_HOME;
-  return env !== undefined && env !== '' ? { globalDir: env } : {};
-}
-
 /** `[remote "NAME"] gpg-verify`, default true (ostree_repo_remote_get_gpg_verify). */
 function remoteGpgVerify(repo: Repo, remote: string): boolean {
   const v = repo.config.get(`remote "${remote}"`, 'gpg-verify');
@@ -56,7 +50,7 @@ async function gpgLines(repo: Repo, checksum: string, keysOf: string): Promise<s
   const dict = await repo.readCommitMeta(checksum);
   const sigs = dict === null ? [] : signing.getSignatures(dict, signing.GPG_SIGNATURES_KEY);
   if (sigs.length === 0) return '';
-  const ring = await signing.loadRepoGpgKeyring({ repoPath: repo.path, remote: keysOf, ...globalKeyringDir() });
+  const ring = await signing.repoGpgKeyring(repo, { remote: keysOf });
   const reports = await new signing.GpgVerifier(ring).verify(await repo.readMetadata('commit', checksum), sigs);
   return reports.map((r) => signing.describeSignature(r).map((l) => `    GPG: ${l}\n`).join('')).join('');
 }
@@ -88,7 +82,7 @@ async function verifyText(repo: Repo, d: DeploymentStatus, hasCommit: boolean): 
   const data = await repo.readMetadata('commit', d.checksum);
   const parts: string[] = [];
   if (cfg.gpgVerify) {
-    const ring = await signing.loadRepoGpgKeyring({ repoPath: repo.path, remote, ...globalKeyringDir() });
+    const ring = await signing.repoGpgKeyring(repo, { remote });
     const reports = await new signing.GpgVerifier(ring).verify(data, signing.getSignatures(dict, signing.GPG_SIGNATURES_KEY));
     if (!reports.some((r) => r.valid)) {
       const last = reports[reports.length - 1];

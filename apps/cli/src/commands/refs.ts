@@ -7,9 +7,7 @@
  * --force). Listing is sorted (ostree prints in hash-table order).
  */
 import type { Command } from 'commander';
-import { access, readlink } from 'node:fs/promises';
-import { join, posix } from 'node:path';
-import { setRefAlias, validateRefName, type Checksum, type Repo } from '@larch/core-store';
+import { assertRefDirs, listRefAliases, setRefAlias, validateRefName, type Checksum, type Repo } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, openRepo, UsageError } from '../context.js';
 import { toJson } from '../format.js';
@@ -39,7 +37,7 @@ export function registerRefs(program: Command, ctx: VerbContext): void {
       const repo = await openRepo(opts);
       // Everything but listing below a PREFIX reads all refs, which ostree refuses to do when
       // refs/heads or refs/remotes is missing (a damaged repository), rather than list too few.
-      if (opts.create !== undefined || opts.delete || opts.alias || args.length === 0) await requireRefDirs(repo);
+      if (opts.create !== undefined || opts.delete || opts.alias || args.length === 0) await assertRefDirs(repo);
       if (opts.create !== undefined) {
         if (args.length === 0) throw new UsageError('You must specify a revision when creating a new ref');
         if (args.length > 1) throw new UsageError('Too many arguments: --create takes one revision');
@@ -49,7 +47,7 @@ export function registerRefs(program: Command, ctx: VerbContext): void {
       if (opts.delete) {
         if (args.length === 0) throw new UsageError('At least one PREFIX is required when deleting refs');
         const refs = await allRefs(repo);
-        const aliases = await listAliases(repo);
+        const aliases = await listRefAliases(repo);
         for (const prefix of args.map(wholeRemote)) {
           for (const name of refs.keys()) {
             if (!underPrefix(name, prefix)) continue;
@@ -65,7 +63,7 @@ export function registerRefs(program: Command, ctx: VerbContext): void {
       if (args.length > 1) throw new UsageError('Too many arguments: at most one PREFIX');
       const prefix = args[0] === undefined ? undefined : wholeRemote(args[0]);
       if (opts.alias) {
-        const aliases = [...(await listAliases(repo)).entries()].filter(([n]) => prefix === undefined || underPrefix(n, prefix)).sort(byName);
+        const aliases = [...(await listRefAliases(repo)).entries()].filter(([n]) => prefix === undefined || underPrefix(n, prefix)).sort(byName);
         if (opts.json) ctx.io.out(toJson(aliases.map(([name, target]) => ({ name, target }))));
         else for (const [name, target] of aliases) ctx.io.out(`${name} -> ${target}\n`);
         return;
@@ -89,16 +87,6 @@ async function allRefs(repo: Repo): Promise<Map<string, Checksum>> {
   const heads = [...(await repo.listRefs({ kind: 'heads' })).entries()].sort(byName);
   const remotes = [...(await repo.listRefs({ kind: 'remotes' })).entries()].sort(byName);
   return new Map([...heads, ...remotes]);
-}
-
-async function requireRefDirs(repo: Repo): Promise<void> {
-  for (const d of ['refs/heads', 'refs/remotes']) {
-    try {
-      await access(join(repo.path, d));
-    } catch {
-      throw new CommandError(`Listing refs: opendir(${d}): No such file or directory`);
-    }
-  }
 }
 
 /** `REMOTE:.` means every ref of REMOTE, like `REMOTE:` (flatpak passes it). */
@@ -127,7 +115,7 @@ async function createRef(repo: Repo, name: string, rev: string, alias: boolean, 
   const colon = name.indexOf(':');
   validateRefName(colon >= 0 ? name.slice(colon + 1) : name);
   // An alias may be pointed elsewhere without --force, as ostree allows.
-  const replacingAlias = alias && (await listAliases(repo)).has(name);
+  const replacingAlias = alias && (await listRefAliases(repo)).has(name);
   if (!force && !replacingAlias && (await allRefs(repo)).has(name)) {
     throw new CommandError(`--create specified but ref ${name} already exists`);
   }
@@ -138,23 +126,4 @@ async function createRef(repo: Repo, name: string, rev: string, alias: boolean, 
     return;
   }
   await repo.setRef(name, await repo.revParse(rev));
-}
-
-/**
- * Aliases among the local heads, alias name -> target ref name. core-store exposes alias
- * creation (setRefAlias) but no listing yet, so this reads the alias links of refs/heads
- * directly; it belongs next to setRefAlias in core-store.
- */
-async function listAliases(repo: Repo): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const name of (await repo.listRefs({ kind: 'heads' })).keys()) {
-    let target: string;
-    try {
-      target = await readlink(join(repo.path, 'refs', 'heads', name));
-    } catch {
-      continue; // a regular ref, not a link
-    }
-    out.set(name, posix.normalize(posix.join(posix.dirname(name), target)));
-  }
-  return out;
 }

@@ -4,8 +4,6 @@
  * else `/etc/ostree/remotes.d/NAME.trustedkeys.gpg`) and its `gpgkeypath` entries, never the
  * global keyrings; without, the global keyring directory only ($OSTREE_GPG_HOME, else
  * /usr/share/ostree/trusted.gpg.d). Nothing is printed when there are no keys.
- *
- * Also `deleteKeyringOf`, what `remote delete` does after removing the remote's config.
  */
 import { getRemote } from '@larch/http-pull';
 import type { Repo } from '@larch/core-store';
@@ -19,22 +17,11 @@ export async function gpgListKeysText(repo: Repo, name: string | undefined): Pro
     // Only the keys matter here: a remote whose URL cannot be fetched still has a keyring.
     const remote = getRemote(repo, name, undefined, { fetchable: false }); // Remote "NAME" not found
     const keypath = remote.options.gpgkeypath;
-    ring = await signing.collectRemoteGpgKeys({
-      repoPath: repo.path,
-      remote: name,
-      ...(keypath !== undefined ? { gpgkeypath: signing.parseGpgKeyPath(keypath) } : {}),
-      global: 'never',
-    });
+    ring = await signing.repoGpgKeyring(repo, { remote: name, ...(keypath !== undefined ? { gpgkeypath: keypath } : {}), global: 'never' });
   } else {
     ring = (await signing.loadGlobalGpgKeyring()) ?? new signing.GpgKeyring([]);
   }
   if (ring.keys.length === 0) return '';
   const keys = await signing.describeGpgKeys(ring);
   return signing.gpgKeyListText(keys, { timeLocale: await lazyTimeLocale()() });
-}
-
-/** Remove the keyring of a deleted remote, as `ostree remote delete` does. Exclusive lock. */
-export async function deleteKeyringOf(repo: Repo, name: string): Promise<void> {
-  const { deleteRemoteKeyring } = await import('@larch/signing');
-  await repo.withLock('exclusive', () => deleteRemoteKeyring(repo.path, name));
 }

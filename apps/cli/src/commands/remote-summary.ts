@@ -135,7 +135,7 @@ export async function fetchRemoteSummary(repo: Repo, name: string, opts: { cache
   const config = getRemote(repo, name);
   const policy = verificationPolicy(config);
   // The remote's proxy and TLS keys apply here as to a pull.
-  const fetcher = await withRemoteCookies(new DefaultFetcher({ transport: remoteTransport(config) }), repo.path, name);
+  const fetcher = await withRemoteCookies(new DefaultFetcher({ transport: remoteTransport(config) }), repo, name);
   let summary: Uint8Array | null;
   let signatures: Uint8Array | null;
   try {
@@ -216,11 +216,7 @@ async function gpgSignaturesText(repo: Repo, config: RemoteConfig, summary: Uint
   const { lazyTimeLocale } = await import('./show.js');
   const sigs = signing.getSignatures(signing.decodeDetachedMetadata(signatures), signing.GPG_SIGNATURES_KEY);
   const keypath = config.options.gpgkeypath;
-  const ring = await signing.collectRemoteGpgKeys({
-    repoPath: repo.path,
-    remote: config.name,
-    ...(keypath !== undefined ? { gpgkeypath: signing.parseGpgKeyPath(keypath) } : {}),
-  });
+  const ring = await signing.repoGpgKeyring(repo, { remote: config.name, ...(keypath !== undefined ? { gpgkeypath: keypath } : {}) });
   const reports = sigs.length > 0 ? await new signing.GpgVerifier(ring).verify(summary, sigs) : [];
   const timeLocale = await lazyTimeLocale()();
   let out = `GPG: Verification enabled, found ${reports.length} signature${reports.length === 1 ? '' : 's'}:\n`;

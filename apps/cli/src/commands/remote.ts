@@ -10,7 +10,7 @@
  *   remote list [-u]
  *   remote gpg-import [-k FILE]… [--stdin] NAME [KEY-ID…]
  *   remote gpg-list-keys [NAME]
- *   remote add-cookie NAME DOMAIN PATH COOKIE_NAME VALUE      (remote-cookies.ts)
+ *   remote add-cookie NAME DOMAIN PATH COOKIE_NAME VALUE      (@larch/http-pull; remote-cookies.ts prints)
  *   remote delete-cookie NAME DOMAIN PATH COOKIE_NAME
  *   remote list-cookies NAME
  *   remote refs [--cache-dir=DIR] NAME                         (remote-summary.ts)
@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { addRemote, deleteRemote, listRemotes, remoteUrl, type AddRemoteOptions } from '@larch/http-pull';
+import { addRemote, addRemoteCookie, deleteRemote, deleteRemoteCookie, listRemoteCookies, listRemotes, remoteUrl, type AddRemoteOptions } from '@larch/http-pull';
 import type { Repo } from '@larch/core-store';
 import type { VerbContext } from '../cli.js';
 import { CommandError, openRepo, repoPath, UsageError } from '../context.js';
@@ -233,9 +233,8 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
       });
       // As ostree: the keys are imported whether or not --if-not-exists left an existing remote alone.
       if (source !== null) {
-        const { importGpgKeys } = await import('@larch/signing');
-        const r = await repo.withLock('exclusive', () => importGpgKeys({ repoPath: repo.path, remote: name, sources: [source] }));
-        ctx.io.out(importedLine(r.imported, name));
+        const { importRemoteGpgKeys } = await import('@larch/signing');
+        ctx.io.out(importedLine((await importRemoteGpgKeys(repo, name, [source])).imported, name));
       }
     });
 
@@ -250,7 +249,7 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
       if (name === undefined) throw usageError(cmd, 'NAME must be specified');
       // As OSTree, the remote's keyring goes with it.
       if (await deleteRemote(repo, name, { ifExists: Boolean(opts.ifExists), ...(scope !== undefined ? { scope } : {}) })) {
-        await (await import('./remote-gpg.js')).deleteKeyringOf(repo, name);
+        await (await import('@larch/signing')).deleteRemoteGpgKeyring(repo, name);
       }
     });
 
@@ -289,7 +288,7 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
     .option('--stdin', 'Import keys from standard input')
     .action(async (name: string, keyIds: string[], _o: { keyring?: string[]; stdin?: boolean }, cmd: Command) => {
       const opts = allOptions<{ keyring?: string[]; stdin?: boolean }>(cmd);
-      const { importGpgKeys, loadGpgHomedirKeyring } = await import('@larch/signing');
+      const { importRemoteGpgKeys, loadGpgHomedirKeyring } = await import('@larch/signing');
       const repo = await openRepo(opts);
       // As ostree: the remote must exist (in this repo or a parent), URL or not.
       if (!listRemotes(repo).some((r) => r.name === name)) throw new CommandError(`GPG: Remote "${name}" not found`);
@@ -302,8 +301,7 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
         const ring = await loadGpgHomedirKeyring(gnupgHome(undefined));
         sources.push({ bytes: Buffer.concat(ring.keys.map((k) => Buffer.from(k.write()))), name: 'default keyring' });
       }
-      const r = await repo.withLock('exclusive', () => importGpgKeys({ repoPath: repo.path, remote: name, sources, ...(keyIds.length > 0 ? { keyIds } : {}) }));
-      ctx.io.out(importedLine(r.imported, name));
+      ctx.io.out(importedLine((await importRemoteGpgKeys(repo, name, sources, keyIds)).imported, name));
     });
 
   sub(remote, 'gpg-list-keys', 'Show remote GPG keys')
@@ -323,8 +321,7 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
     .action(async (name: string | undefined, domain: string | undefined, path: string | undefined, cookieName: string | undefined, value: string | undefined, _o: object, cmd: Command) => {
       const repo = await openRepo(allOptions<object>(cmd));
       if (value === undefined) throw usageError(cmd, 'NAME, DOMAIN, PATH, COOKIE_NAME and VALUE must be specified');
-      const { addCookie } = await import('./remote-cookies.js');
-      addCookie(repo.path, name!, { domain: domain!, path: path!, name: cookieName!, value });
+      await addRemoteCookie(repo, name!, { domain: domain!, path: path!, name: cookieName!, value });
     });
 
   ownSub(remote, 'delete-cookie', 'Remove one cookie from remote')
@@ -335,8 +332,7 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
     .action(async (name: string | undefined, domain: string | undefined, path: string | undefined, cookieName: string | undefined, _o: object, cmd: Command) => {
       const repo = await openRepo(allOptions<object>(cmd));
       if (cookieName === undefined) throw usageError(cmd, 'NAME, DOMAIN, PATH and COOKIE_NAME must be specified');
-      const { deleteCookie } = await import('./remote-cookies.js');
-      await deleteCookie(repo.path, name!, domain!, path!, cookieName);
+      await deleteRemoteCookie(repo, name!, { domain: domain!, path: path!, name: cookieName });
     });
 
   ownSub(remote, 'list-cookies', 'Show remote repository cookies')
@@ -344,8 +340,8 @@ export function registerRemote(program: Command, ctx: VerbContext): void {
     .action(async (name: string | undefined, _o: object, cmd: Command) => {
       const repo = await openRepo(allOptions<object>(cmd));
       if (name === undefined) throw usageError(cmd, 'NAME must be specified');
-      const { listCookiesText } = await import('./remote-cookies.js');
-      ctx.io.out(await listCookiesText(repo.path, name));
+      const { cookiesText } = await import('./remote-cookies.js');
+      ctx.io.out(cookiesText(await listRemoteCookies(repo, name)));
     });
 
   ownSub(remote, 'refs', 'List remote refs')

@@ -79,10 +79,9 @@ export async function signatureText(repo: Repo, checksum: Checksum, opts: Signat
   if (gpgSigs.length > 0) {
     if (opts.gpgVerifyRemote !== undefined) assertRemoteExists(repo, opts.gpgVerifyRemote);
     const keypath = opts.gpgVerifyRemote !== undefined ? repo.config.get(`remote "${opts.gpgVerifyRemote}"`, 'gpgkeypath') : undefined;
-    const ring = await signing.loadRepoGpgKeyring({
-      repoPath: repo.path,
+    const ring = await signing.repoGpgKeyring(repo, {
       ...(opts.gpgVerifyRemote !== undefined ? { remote: opts.gpgVerifyRemote } : {}),
-      ...(keypath !== undefined ? { gpgkeypath: signing.parseGpgKeyPath(keypath) } : {}),
+      ...(keypath !== undefined ? { gpgkeypath: keypath } : {}),
       ...(opts.gpgHomedir !== undefined ? { homedir: opts.gpgHomedir } : {}),
     });
     out += signing.signatureBlock(await new signing.GpgVerifier(ring).verify(data, gpgSigs), 'signature', { timeLocale: await timeLocale() });
