@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 export interface RunOptions {
   cwd?: string;
-  /** Extra environment variables, merged over process.env. */
+  /** Extra environment variables, merged over process.env (with LC_ALL=C.UTF-8). */
   env?: Record<string, string | undefined>;
   /** Bytes or text written to stdin, which is then closed. */
   input?: string | Uint8Array;
@@ -56,7 +56,9 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
   return new Promise((resolvePromise, reject) => {
     const child = spawn(file, args, {
       cwd: opts.cwd,
-      env: { ...process.env, ...opts.env },
+      // One UTF-8 locale for every child, whatever the caller's: ostree and larch print text in
+      // the locale's charset, and tests compare names as they are (opts.env may choose another).
+      env: { ...process.env, LC_ALL: 'C.UTF-8', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];

@@ -54,7 +54,7 @@ describe('larch (global behaviour)', () => {
   it('names itself after the link it is run through, as a GLib program does', async () => {
     const link = join(dir, 'ostree');
     await symlink(MAIN, link);
-    const r = spawnSync(link, ['admin', '--help'], { encoding: 'utf8' });
+    const r = spawnSync(link, ['admin', '--help'], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^Usage:\n {2}ostree admin \[OPTION…\] COMMAND\n/);
     expect(r.stdout).toContain('Builtin "admin" Commands:');
