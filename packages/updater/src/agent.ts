@@ -9,9 +9,9 @@
  * restart: `check` only reads; `pull` resumes (objects already verified stay in the repository);
  * `preflight` only reads; `stage` first looks whether the target is already the default
  * deployment (the sysroot switches boot configurations with one rename, so it is either there or
- * not); `reboot` compares boot ids to know whether the reboot already happened; `confirm` counts
- * boots by boot id, so agent restarts within one boot are not boots; `rollback` marks the commit
- * bad before touching the sysroot and only reorders when the target is still the default.
+ * not); `reboot` compares boot ids (a new one proves a reboot, even after a failed command);
+ * `confirm` counts boots by boot id, so restarts within one boot are not boots; `rollback` marks
+ * the commit bad before touching the sysroot and only reorders when the target is still the default.
  * Each transition is one JSON line on the log.
  *
  * Check-ins (POST of the `checkInSchema` payload to `checkInUrl`) happen at the end of every
@@ -290,9 +290,12 @@ export class Agent {
    * the state cannot be persisted.
    * Locks: the agent lock is held already (open); the pull takes the repository's shared lock,
    * deploy / set-default take the sysroot lock (through @larch/sysroot). Crash: see the file
-   * comment; a restart repeats at most the phase that was running.
+   * comment; a restart repeats at most the phase that was running. `signal` stops the cycle.
    */
-  async runOnce(): Promise<CycleResult> {
+  async runOnce(signal?: AbortSignal): Promise<CycleResult> {
+    const onAbort = (): void => this.abort.abort(new LarchError('ABORTED', 'larch-agent is stopping'));
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     if (this.state.phase === 'idle') {
       this.state.counters.checks += 1;
       this.state.lastCheckAt = this.now();
@@ -309,6 +312,7 @@ export class Agent {
       break;
     }
     await this.checkIn();
+    signal?.removeEventListener('abort', onAbort);
     return result;
   }
 
@@ -595,7 +599,8 @@ export class Agent {
     }
     if (this.state.nextAttemptAt !== null && this.now() < this.state.nextAttemptAt) {
       // Issued in this boot: give the machine time to go down (or, after a failed command, back off).
-      this.emit('waiting', { reason: this.state.rebootBootId !== null ? 'reboot pending' : 'backoff', until: new Date(this.state.nextAttemptAt).toISOString() });
+      const failed = this.state.lastError?.phase === 'reboot' && this.state.lastError.at >= this.state.nextAttemptAt - this.config.timeouts.rebootSeconds * 1000;
+      this.emit('waiting', { reason: failed ? 'backoff' : 'reboot pending', until: new Date(this.state.nextAttemptAt).toISOString() });
       return { kind: 'wait', until: this.state.nextAttemptAt };
     }
     if (!this.windowOpen()) return this.windowWait('outside maintenance windows');
@@ -607,8 +612,6 @@ export class Agent {
     const r = await runCommand(argv, this.config.timeouts.rebootSeconds * 1000);
     if (!r.ok) {
       this.fail('reboot', new LarchError('IO_ERROR', `Reboot command ${JSON.stringify(argv)} failed: ${r.detail}`, { argv, exitCode: r.code }));
-      this.state.rebootBootId = null;
-      this.save();
       return { kind: 'wait', until: this.state.nextAttemptAt };
     }
     // Still running: the machine is going down (or the command only scheduled it). Until
@@ -818,11 +821,9 @@ export class Agent {
   async runDaemon(signal: AbortSignal): Promise<void> {
     const metrics = this.config.metricsPort !== undefined ? await serveMetrics(this.config.metricsPort, () => this.state) : null;
     if (metrics) this.emit('metrics', { address: `127.0.0.1:${metrics.port}`, port: metrics.port });
-    const onAbort = (): void => this.abort.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
-        const r = await this.runOnce();
+        const r = await this.runOnce(signal);
         if (signal.aborted) break;
         let ms: number;
         if (r.rebooted) ms = 0;
@@ -835,7 +836,6 @@ export class Agent {
         await sleep(ms, signal);
       }
     } finally {
-      signal.removeEventListener('abort', onAbort);
       await metrics?.close();
     }
   }

@@ -1,8 +1,8 @@
 /**
  * Boot failures the agent must survive without looping: the boot loader falling back on its
  * own (the update never boots), a health check that never finishes (the confirmation deadline),
- * a fallback that fails its checks too (degraded, no more reboots), and a fallback that never
- * comes up (boot counting gives up after maxBootAttempts).
+ * a fallback that fails its checks too (degraded, no more reboots), a fallback that never
+ * comes up (boot counting gives up after maxBootAttempts), and a reboot whose command failed.
  */
 import { randomUUID } from 'node:crypto';
 import { chmodSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ describe('boot failures', () => {
     await pub.init();
     await pub.publish({ version: '1' });
     url = await pub.start();
-    for (const id of ['fallback', 'deadline', 'degraded', 'noboot', 'crashloop', 'noop']) {
+    for (const id of ['fallback', 'deadline', 'degraded', 'noboot', 'crashloop', 'noop', 'killed']) {
       devices[id] = new Device(work.join(id), id);
       await devices[id].provision(url);
     }
@@ -201,5 +201,31 @@ describe('boot failures', () => {
     expect(d.bootedCommit()).toBe(v7);
     const f = await at();
     expect(f.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'confirmed', commit: v7 });
+  }, LIMIT_MS);
+
+  it('a reboot command that reboots and then fails (killed by its own shutdown): the new boot counts, no second reboot', async () => {
+    const d = devices.killed;
+    const clock = Date.now();
+    const at = (): Promise<AgentRun> => runAgentWithClock(d.configPath, () => clock);
+    // The device's real "reboot" (a new boot id, the default deployment booted), then exit 143
+    // as a systemctl killed by SIGTERM does.
+    const killed = path.join(d.dir, 'killed-reboot.sh');
+    const argv = d.config(url).rebootCommand!.map((a) => `'${a}'`).join(' ');
+    writeFileSync(killed, `#!/bin/sh
+${argv} || exit 1
+exit 143
+`);
+    chmodSync(killed, 0o755);
+    d.writeConfig(url, { rebootCommand: [killed], timeouts: { noProgressSeconds: 5, requestSeconds: 30, rebootSeconds: 600 } });
+    const v8 = await pub.publish({ version: '8' });
+    const a = await at();
+    expect(a.lines.filter((l) => l.event === 'reboot')).toHaveLength(1);
+    expect(a.lines.find((l) => l.event === 'error')).toMatchObject({ failedPhase: 'reboot', code: 'IO_ERROR' });
+    expect(d.bootedCommit()).toBe(v8);
+    // Same clock, long before the reboot's deadline: the new boot id is the reboot; confirm it.
+    const b = await at();
+    expect(b.lines.some((l) => l.event === 'reboot' || l.event === 'waiting')).toBe(false);
+    expect(transitions(b)).toContain('reboot>confirm');
+    expect(b.lines.find((l) => l.to === 'idle')).toMatchObject({ result: 'confirmed', commit: v8 });
   }, LIMIT_MS);
 });
