@@ -3,7 +3,7 @@
  * `larch-agent`: the command line over @larch/updater. Only argument parsing, signal handling and
  * output live here; the update loop, configuration, state and reporting are the library's.
  *
- *   larch-agent run --config=FILE [--once]     one cycle, or the daemon (SIGINT/SIGTERM stop it)
+ *   larch-agent run --config=FILE [--once]     one cycle, or the daemon (SIGINT/SIGTERM stop either)
  *   larch-agent status --config=FILE [--json]  the persisted state and the deployments
  *   larch-agent config --config=FILE           the configuration with every default filled in
  *
@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
-        if (o.once) await agent.runOnce();
+        if (o.once) await agent.runOnce(ac.signal);
         else await agent.runDaemon(ac.signal);
       } finally {
         await agent.close();

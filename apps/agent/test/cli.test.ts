@@ -1,9 +1,12 @@
 /**
  * The `larch-agent` command line: usage errors, one-line runtime errors, the resolved
- * configuration, and a second agent on the same state directory refused while one runs.
+ * configuration, a second agent on the same state directory refused while one runs, and a
+ * cycle stopped by SIGTERM.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,4 +59,47 @@ describe('larch-agent command line', () => {
     first.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
+
+  it('run --once stops on SIGTERM: the request in flight is aborted, the agent exits', async () => {
+    // A check-in server that takes the request and never answers, and a check-in deadline of an
+    // hour: only the signal can end this cycle.
+    const requests: IncomingMessage[] = [];
+    let arrived: () => void = () => {};
+    const server = createServer((req) => {
+      requests.push(req);
+      arrived();
+    });
+    const got = new Promise<void>((r) => (arrived = r));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    let child: ChildProcess | null = null;
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const f = work.join('sigterm.json');
+      writeFileSync(
+        f,
+        JSON.stringify({
+          ref: 'os/main',
+          sysroot: work.join('none'),
+          stateDir: work.join('state-sigterm'),
+          deviceId: 'd2',
+          checkInUrl: `http://127.0.0.1:${port}/check-in/{deviceId}`,
+          checkInToken: 'token',
+          timeouts: { checkInSeconds: 3600 },
+        }),
+      );
+      child = spawn(process.execPath, [BIN, 'run', '--once', `--config=${f}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
+      await got;
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      const checkIn = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'check-in');
+      expect(checkIn).toMatchObject({ sent: false, error: { code: 'ABORTED' } });
+    } finally {
+      if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  }, 300_000);
 });
