@@ -14,6 +14,8 @@ import {
   objectSuffix,
   parseDeltaDirName,
   parseDeltaIndexName,
+  refRelPath,
+  refsKindDir,
 } from './layout.js';
 
 const HAVE_OSTREE = spawnSync('ostree', ['--version']).status === 0;
@@ -60,6 +62,24 @@ describe('layout', () => {
     }
     expect(() => deltaRelPath(null, A, -1)).toThrow(RangeError);
     expect(() => deltaRelPath(null, A, 1.5)).toThrow(RangeError);
+  });
+
+  it('builds ref paths of the three kinds, validated as refspecs are', () => {
+    expect(refsKindDir('heads')).toBe('refs/heads');
+    expect(refsKindDir('remotes')).toBe('refs/remotes');
+    expect(refsKindDir('mirrors')).toBe('refs/mirrors');
+    expect(refRelPath('heads', null, 'exampleos/x86_64/stable')).toBe('refs/heads/exampleos/x86_64/stable');
+    expect(refRelPath('remotes', 'origin', 'main')).toBe('refs/remotes/origin/main');
+    expect(refRelPath('mirrors', 'org.example.Os', 'main')).toBe('refs/mirrors/org.example.Os/main');
+    for (const bad of ['../main', 'a/../../b', '/main', 'main/', '', 'a//b', '.hidden/..']) {
+      expect(() => refRelPath('heads', null, bad), bad).toThrow(expect.objectContaining({ code: 'INVALID_REF' }));
+      expect(() => refRelPath('remotes', 'origin', bad), bad).toThrow(expect.objectContaining({ code: 'INVALID_REF' }));
+    }
+    for (const bad of ['..', 'a/b', '', 'x y']) expect(() => refRelPath('remotes', bad, 'main'), bad).toThrow(expect.objectContaining({ code: 'INVALID_REF' }));
+    for (const bad of ['..', 'a/b', 'org..x', '']) expect(() => refRelPath('mirrors', bad, 'main'), bad).toThrow(expect.objectContaining({ code: 'INVALID_REF' }));
+    expect(() => refRelPath('heads', 'origin', 'main')).toThrow(RangeError);
+    expect(() => refRelPath('remotes', null, 'main')).toThrow(RangeError);
+    expect(() => refsKindDir('tags' as 'heads')).toThrow(RangeError);
   });
 
   describe('against the real ostree', () => {
@@ -113,6 +133,26 @@ describe('layout', () => {
       expect(parseDeltaIndexName(ipre, ifile)).toBe(to);
 
       for (const c of commits) expect(existsSync(join(repo, objectRelPath(c, objectSuffix('commit', 'archive'))))).toBe(true);
+    });
+    interop('names the ref files ostree writes', () => {
+      const repo = join(dir, 'refs-repo');
+      const ostree = (...args: string[]): string => execFileSync('ostree', [`--repo=${repo}`, ...args], { encoding: 'utf8' }).trim();
+      ostree('init', '--mode=archive', '--collection-id=org.example.Os');
+      const tree = join(dir, 'refs-tree');
+      mkdirSync(tree);
+      writeFileSync(join(tree, 'f'), 'x\n');
+      const c = ostree('commit', '--branch=os/stable', `--tree=dir=${tree}`);
+      ostree('refs', '--create=origin:os/testing', c);
+      ostree('refs', '--collections', '--create=org.other.Os:os/beta', c);
+      const files: string[] = [];
+      const walk = (rel: string): void => {
+        for (const e of readdirSync(join(repo, rel), { withFileTypes: true })) {
+          if (e.isDirectory()) walk(`${rel}/${e.name}`);
+          else files.push(`${rel}/${e.name}`);
+        }
+      };
+      walk('refs');
+      expect(files.sort()).toEqual([refRelPath('heads', null, 'os/stable'), refRelPath('mirrors', 'org.other.Os', 'os/beta'), refRelPath('remotes', 'origin', 'os/testing')].sort());
     });
   });
 });

@@ -11,7 +11,7 @@
  * are the fan-out directory, taken from FROM when there is one. Every path built here comes from
  * validated 64-hex checksums, so none can leave the repository.
  */
-import { validateChecksum } from './validate.js';
+import { validateChecksum, validateCollectionId, validateRefName, validateRemoteName } from './validate.js';
 import type { Checksum, ObjectType, RepoMode } from './types.js';
 
 /** Directory of the loose objects: `objects/XX/REST.SUFFIX`. */
@@ -20,12 +20,41 @@ export const OBJECTS_DIR = 'objects';
 export const DELTAS_DIR = 'deltas';
 /** Directory of the static delta indexes: `delta-indexes/XX/REST.index`. */
 export const DELTA_INDEXES_DIR = 'delta-indexes';
+/** Every ref lives below this directory. */
+export const REFS_DIR = 'refs';
 /** Local branches. */
 export const REFS_HEADS_DIR = 'refs/heads';
 /** Branches of remotes: `refs/remotes/REMOTE/NAME`. */
 export const REFS_REMOTES_DIR = 'refs/remotes';
 /** Collection-bound refs: `refs/mirrors/COLLECTION/NAME`. */
 export const REFS_MIRRORS_DIR = 'refs/mirrors';
+
+/** The kinds of ref, by the directory below `refs/` that holds them. */
+export type RefDirKind = 'heads' | 'remotes' | 'mirrors';
+
+/** The directory of one kind of ref: `refs/heads`, `refs/remotes` or `refs/mirrors`. */
+export function refsKindDir(kind: RefDirKind): string {
+  if (kind === 'heads') return REFS_HEADS_DIR;
+  if (kind === 'remotes') return REFS_REMOTES_DIR;
+  if (kind === 'mirrors') return REFS_MIRRORS_DIR;
+  throw new RangeError(`Unknown ref kind ${String(kind)}`);
+}
+
+/**
+ * A ref's file relative to the repository root: `refs/heads/NAME` (no scope),
+ * `refs/remotes/REMOTE/NAME` or `refs/mirrors/COLLECTION/NAME` (the scope is the remote's name or
+ * the collection id). Every part is validated as a refspec's is, so the path never leaves its
+ * directory (INVALID_REF otherwise); a scope given for heads, or missing for the others, is a
+ * RangeError.
+ */
+export function refRelPath(kind: RefDirKind, scope: string | null, name: string): string {
+  const dir = refsKindDir(kind);
+  if ((kind === 'heads') !== (scope === null)) throw new RangeError(kind === 'heads' ? 'A local ref has no remote or collection' : `A ref of refs/${kind} needs its ${kind === 'remotes' ? 'remote' : 'collection id'}`);
+  if (kind === 'remotes') validateRemoteName(scope!);
+  else if (kind === 'mirrors') validateCollectionId(scope!);
+  validateRefName(name);
+  return scope === null ? `${dir}/${name}` : `${dir}/${scope}/${name}`;
+}
 
 /**
  * The characters of OSTree's modified base64 (the standard alphabet with `_` for `/`), as a
