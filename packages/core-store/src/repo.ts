@@ -1,6 +1,8 @@
 /**
- * `Repo`: an OSTree repository on disk (spec/repo-format.md): opening and creating it, and
- * reading and writing its objects, refs, partial-commit markers and lock.
+ * `Repo`: an OSTree repository on disk (spec/repo-format.md): opening and creating it, its
+ * configuration, and the one handle through which its objects (repo-objects.ts, read;
+ * repo-write.ts, written), refs (repo-refs.ts), partial-commit markers (repo-commitpartial.ts),
+ * staging directories (repo-staging.ts) and lock (repo-lock.ts) are reached.
  *
  * Durability ("the write path"): every object is written into the repo's `tmp/`, made durable
  * (fsync of the file, or one syncfs(2) for a whole batch), then published into `objects/XX/` with
@@ -19,29 +21,26 @@
  * `deleteObject` and everything else that changes `objects/` look at this repository only, so a
  * pull stores only what no repository of the chain has, and a prune deletes only its own objects.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fstatSync, fsyncSync, mkdirSync, linkSync, lstatSync, openSync, promises as fsp, readdirSync, readSync, unlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants as fsc, lstatSync, promises as fsp } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { syncfsAsync } from '@larch/native';
 import type { Variant } from '@larch/gvariant';
 import { KeyFile } from './config.js';
-import { LarchError, fileChecksumMismatch, hasErrno, ioError } from './errors.js';
+import { LarchError, hasErrno, ioError } from './errors.js';
 import type { Checksum, Commit, DirMeta, DirTree, FileMeta, ObjectType, RepoMode } from './types.js';
-import { S_IFLNK, S_IFMT } from './types.js';
-import { isChecksum, validateChecksum, validateCollectionId } from './validate.js';
-import { MAX_METADATA_SIZE, parseCommit } from './objects/commit.js';
-import { parseCommitMeta, serializeCommitMeta } from './objects/commitmeta.js';
-import { parseDirMeta } from './objects/dirmeta.js';
-import { parseDirTree } from './objects/dirtree.js';
-import { parseTombstone } from './objects/tombstone.js';
-import { contentHasher } from './objects/file-header.js';
-import { finishBareFileSync, openBareRegularSync, openContentObject, stageBytesSync, stageContent, writeAllSync, type ContentSource, type OpenedContent } from './objects/content-io.js';
+import { validateChecksum, validateCollectionId } from './validate.js';
+import type { ContentSource, OpenedContent } from './objects/content-io.js';
 import { acquireRepoLock, DEFAULT_LOCK_TIMEOUT_SECS, withRepoLock, type LockHandle, type LockKind } from './repo-lock.js';
 import * as refs from './repo-refs.js';
-import { _activeStagingDir, allocateStagingDir, cleanupTmp, withStagingDir, withTransaction, type CleanupTmpOptions, type StagingDir, type Transaction } from './repo-staging.js';
-import { objectRelPath, objectSuffix } from './layout.js';
+import { allocateStagingDir, cleanupTmp, withStagingDir, withTransaction, type CleanupTmpOptions, type StagingDir, type Transaction } from './repo-staging.js';
+import { objectRelPath, OBJECTS_DIR, objectSuffix, REFS_DIR, REFS_HEADS_DIR, REFS_MIRRORS_DIR, REFS_REMOTES_DIR } from './layout.js';
+import * as objects from './repo-objects.js';
+import * as write from './repo-write.js';
+import * as partial from './repo-commitpartial.js';
+import { fsyncDirPath, syncFile, WriteBatch, type StagedFileWriter } from './repo-write.js';
 
 export type { ContentSource, OpenedContent } from './objects/content-io.js';
+export { WriteBatch, StagedFileWriter } from './repo-write.js';
 
 const EXT: Record<ObjectType, string> = {
   file: 'file',
@@ -70,105 +69,6 @@ export const DEFAULT_ZLIB_LEVEL = 6;
 
 /** Bound on `core.parent` chains (OSTree follows them without one; a cycle would never end). */
 const MAX_PARENT_DEPTH = 32;
-
-let tmpCounter = 0;
-
-/** A set of staged objects published together: one syncfs, then links, then one fsync per directory. */
-export class WriteBatch {
-  private staged: Array<{ tmp: string; type: ObjectType; checksum: Checksum }> = [];
-  private done = false;
-  constructor(private readonly repo: Repo) {}
-
-  /** Record a staged temporary file to publish as `type`/`checksum` at {@link commit}. */
-  add(tmp: string, type: ObjectType, checksum: Checksum): void {
-    if (this.done) throw new LarchError('INVALID_ARGUMENT', 'write batch already finished');
-    this.staged.push({ tmp, type, checksum });
-  }
-
-  get size(): number {
-    return this.staged.length;
-  }
-
-  /** Make every staged file durable, publish them all, fsync their directories. */
-  async commit(): Promise<void> {
-    this.done = true;
-    if (this.staged.length === 0) return;
-    if (this.repo.fsyncEnabled) await this.repo.syncTmpFs();
-    const dirs = new Set<string>();
-    // Synchronous link/unlink: a threadpool round-trip per object costs more than the call.
-    let i = 0;
-    try {
-      for (; i < this.staged.length; i++) {
-        const s = this.staged[i];
-        dirs.add(this.repo.publishStagedSync(s.tmp, s.type, s.checksum));
-      }
-    } catch (e) {
-      // Objects already linked stay (they are complete); the rest are discarded.
-      const rest = this.staged.slice(i + 1);
-      this.staged = [];
-      await Promise.all(rest.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
-      throw e;
-    }
-    this.staged = [];
-    if (this.repo.fsyncEnabled) for (const d of dirs) fsyncDirSync(d);
-  }
-
-  /** Remove every staged temporary file. */
-  async abort(): Promise<void> {
-    this.done = true;
-    const all = this.staged;
-    this.staged = [];
-    await Promise.all(all.map((s) => fsp.rm(s.tmp, { force: true }).catch(() => undefined)));
-  }
-}
-
-/** A bare-mode content object being staged a piece at a time ({@link Repo.beginFileSync}). */
-export class StagedFileWriter {
-  private readonly hash: ReturnType<typeof contentHasher>;
-  /** Content bytes written so far. */
-  written = 0;
-
-  constructor(
-    private readonly mode: RepoMode,
-    private readonly meta: FileMeta,
-    private fd: number,
-    readonly tmp: string,
-  ) {
-    this.hash = contentHasher(meta);
-  }
-
-  write(b: Uint8Array): void {
-    this.hash.update(b);
-    this.written += writeAllSync(this.fd, b);
-  }
-
-  /** Verify, set the stored metadata, close, and add to `batch`. Throws OBJECT_CORRUPTED (and removes the file) on a mismatch. */
-  finish(checksum: Checksum, batch: WriteBatch): void {
-    const actual = this.hash.digest('hex');
-    try {
-      if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
-      finishBareFileSync(this.mode, this.meta, this.fd, this.tmp);
-    } catch (e) {
-      this.abort();
-      throw e;
-    }
-    closeSync(this.fd);
-    this.fd = -1;
-    batch.add(this.tmp, 'file', checksum);
-  }
-
-  /** Close and remove the staged file (no-op after {@link finish} succeeded). */
-  abort(): void {
-    if (this.fd < 0) return;
-    closeSync(this.fd);
-    this.fd = -1;
-    try {
-      unlinkSync(this.tmp);
-    } catch {
-      // already gone
-    }
-  }
-}
 
 export class Repo {
   readonly path: string;
@@ -232,7 +132,7 @@ export class Repo {
     }
     try {
       await fsp.mkdir(path, { recursive: true });
-      for (const d of ['objects', 'tmp', 'tmp/cache', 'extensions', 'state', 'refs', 'refs/heads', 'refs/mirrors', 'refs/remotes']) {
+      for (const d of [OBJECTS_DIR, 'tmp', 'tmp/cache', 'extensions', 'state', REFS_DIR, REFS_HEADS_DIR, REFS_MIRRORS_DIR, REFS_REMOTES_DIR]) {
         await fsp.mkdir(join(path, d), { recursive: true });
       }
       const tmp = join(path, `.config.tmp-${randomBytes(6).toString('hex')}`);
@@ -282,7 +182,7 @@ export class Repo {
    */
   private static async recreateTmp(abs: string): Promise<void> {
     try {
-      await fsp.access(join(abs, 'objects'), fsc.W_OK);
+      await fsp.access(join(abs, OBJECTS_DIR), fsc.W_OK);
     } catch {
       return;
     }
@@ -300,7 +200,7 @@ export class Repo {
     const configPath = join(abs, 'config');
     let text: string;
     try {
-      const st = await fsp.stat(join(abs, 'objects'));
+      const st = await fsp.stat(join(abs, OBJECTS_DIR));
       if (!st.isDirectory()) throw Object.assign(new Error('objects is not a directory'), { code: 'ENOENT' });
       await Repo.recreateTmp(abs);
       text = await fsp.readFile(configPath, 'utf8');
@@ -407,181 +307,54 @@ export class Repo {
    * Raw bytes of a metadata object, bounded by MAX_METADATA_SIZE (LIMIT_EXCEEDED). With
    * `verify`, checks sha256 == name for dirtree/dirmeta/commit and normal form for every type.
    */
-  async readMetadata(type: Exclude<ObjectType, 'file'>, checksum: Checksum, opts: { verify?: boolean } = {}): Promise<Uint8Array> {
-    // Synchronous syscalls: metadata objects are small (bounded below) and, on a local
-    // filesystem, open/fstat/read/close cost microseconds, far less than four thread-pool round
-    // trips; a checkout or prune reads one dirtree and one dirmeta per directory.
-    const p = this.objectPath(type, checksum);
-    let bytes: Buffer;
-    let fd = -1;
-    try {
-      fd = openSync(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: not a regular file`, { type, checksum });
-      if (st.size > MAX_METADATA_SIZE) {
-        throw new LarchError('LIMIT_EXCEEDED', `Metadata object ${checksum}.${type} is ${st.size} bytes, exceeding the limit of ${MAX_METADATA_SIZE}`, { type, checksum, size: st.size, limit: MAX_METADATA_SIZE });
-      }
-      bytes = Buffer.alloc(st.size);
-      let off = 0;
-      while (off < st.size) {
-        const n = readSync(fd, bytes, off, st.size - off, off);
-        if (n === 0) break;
-        off += n;
-      }
-      if (off !== st.size) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: short read`, { type, checksum });
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) {
-        if (this.parent !== null) return this.parent.readMetadata(type, checksum, opts);
-        throw new LarchError('OBJECT_MISSING', `No such metadata object ${checksum}.${type}`, { type, checksum });
-      }
-      if (hasErrno(e, 'ELOOP')) throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: is a symlink`, { type, checksum });
-      throw ioError(e, 'Reading object', p);
-    } finally {
-      if (fd >= 0) closeSync(fd);
-    }
-    const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    if (opts.verify) {
-      if (type === 'dirtree' || type === 'dirmeta' || type === 'commit') this.checkDigest(type, checksum, u8);
-      try {
-        if (type === 'dirtree') parseDirTree(u8);
-        else if (type === 'dirmeta') parseDirMeta(u8);
-        else if (type === 'commit') parseCommit(u8);
-        else if (type === 'commitmeta') parseCommitMeta(u8);
-        else parseTombstone(u8);
-      } catch (e) {
-        throw this.corrupted(type, checksum, e);
-      }
-    }
-    return u8;
-  }
-
-  private checkDigest(type: ObjectType, checksum: Checksum, bytes: Uint8Array): void {
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    if (actual !== checksum) {
-      throw new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object; checksum expected='${checksum}' actual='${actual}'`, { type, checksum, actual });
-    }
-  }
-
-  private corrupted(type: ObjectType, checksum: Checksum, e: unknown): LarchError {
-    if (e instanceof LarchError && e.code !== 'OBJECT_CORRUPTED' && e.code !== 'INVALID_NAME' && e.code !== 'INVALID_CHECKSUM') return e;
-    const msg = e instanceof Error ? e.message : String(e);
-    return new LarchError('OBJECT_CORRUPTED', `Corrupted ${type} object ${checksum}: ${msg}`, { type, checksum }, { cause: e });
+  readMetadata(type: Exclude<ObjectType, 'file'>, checksum: Checksum, opts: { verify?: boolean } = {}): Promise<Uint8Array> {
+    return objects.readMetadata(this, type, checksum, opts);
   }
 
   /** Read, checksum-verify and parse a commit. */
-  async readCommit(checksum: Checksum): Promise<Commit> {
-    const b = await this.readMetadata('commit', checksum);
-    this.checkDigest('commit', checksum, b);
-    try {
-      return parseCommit(b);
-    } catch (e) {
-      throw this.corrupted('commit', checksum, e);
-    }
+  readCommit(checksum: Checksum): Promise<Commit> {
+    return objects.readCommit(this, checksum);
   }
 
   /** Read, checksum-verify and parse a dirtree (names, 32-byte checksums, order, normal form). */
-  async readDirTree(checksum: Checksum): Promise<DirTree> {
-    const b = await this.readMetadata('dirtree', checksum);
-    this.checkDigest('dirtree', checksum, b);
-    try {
-      return parseDirTree(b);
-    } catch (e) {
-      throw this.corrupted('dirtree', checksum, e);
-    }
+  readDirTree(checksum: Checksum): Promise<DirTree> {
+    return objects.readDirTree(this, checksum);
   }
 
   /** Read, checksum-verify and parse a dirmeta. */
-  async readDirMeta(checksum: Checksum): Promise<DirMeta> {
-    const b = await this.readMetadata('dirmeta', checksum);
-    this.checkDigest('dirmeta', checksum, b);
-    try {
-      return parseDirMeta(b);
-    } catch (e) {
-      throw this.corrupted('dirmeta', checksum, e);
-    }
+  readDirMeta(checksum: Checksum): Promise<DirMeta> {
+    return objects.readDirMeta(this, checksum);
   }
 
   /** Detached metadata of a commit, or null when there is none. */
-  async readCommitMeta(commit: Checksum): Promise<Array<[string, Variant]> | null> {
-    let b: Uint8Array;
-    try {
-      b = await this.readMetadata('commitmeta', commit);
-    } catch (e) {
-      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') return null;
-      throw e;
-    }
-    try {
-      return parseCommitMeta(b);
-    } catch (e) {
-      throw this.corrupted('commitmeta', commit, e);
-    }
+  readCommitMeta(commit: Checksum): Promise<Array<[string, Variant]> | null> {
+    return objects.readCommitMeta(this, commit);
   }
 
   /**
    * Replace `summary.sig` with `bytes` (the serialized `a{sv}` of signatures over the current
    * `summary`), atomically and durably: a reader sees the old file or the new one, never a part.
    */
-  async writeSummarySignature(bytes: Uint8Array): Promise<void> {
-    const tmp = await this.writeTmpFile(bytes);
-    const dest = join(this.path, 'summary.sig');
-    try {
-      await fsp.rename(tmp, dest);
-    } catch (e) {
-      await fsp.rm(tmp, { force: true });
-      throw ioError(e, 'Writing summary signature', dest);
-    }
-    if (this.fsyncEnabled) await this.fsyncDir(this.path);
+  writeSummarySignature(bytes: Uint8Array): Promise<void> {
+    return write.writeSummarySignature(this, bytes);
   }
 
   /** Replace (or with null, delete) the detached metadata of a commit; atomic and durable. */
-  async writeCommitMeta(commit: Checksum, dict: Array<[string, Variant]> | null): Promise<void> {
-    const dest = this.objectPath('commitmeta', commit);
-    if (dict === null) {
-      await fsp.rm(dest, { force: true });
-      return;
-    }
-    const tmp = await this.writeTmpFile(serializeCommitMeta(dict));
-    const dir = await this.ensureObjectDir(commit);
-    try {
-      await fsp.rename(tmp, dest);
-    } catch (e) {
-      await fsp.rm(tmp, { force: true });
-      throw ioError(e, 'Writing detached metadata', dest);
-    }
-    if (this.fsyncEnabled) await this.fsyncDir(dir);
+  writeCommitMeta(commit: Checksum, dict: Array<[string, Variant]> | null): Promise<void> {
+    return write.writeCommitMeta(this, this.madeDirs, commit, dict);
   }
 
   /**
    * Store a metadata object (no-op when present) and return its checksum. Durable on return.
    * The bytes are parsed first, so a malformed object is never stored.
    */
-  async writeMetadata(type: 'dirtree' | 'dirmeta' | 'commit', bytes: Uint8Array, batch?: WriteBatch): Promise<Checksum> {
-    try {
-      if (type === 'dirtree') parseDirTree(bytes);
-      else if (type === 'dirmeta') parseDirMeta(bytes);
-      else parseCommit(bytes);
-    } catch (e) {
-      throw new LarchError('OBJECT_CORRUPTED', `Refusing to write invalid ${type} object: ${(e as Error).message}`, { type }, { cause: e });
-    }
-    const checksum = createHash('sha256').update(bytes).digest('hex');
-    if (await this.hasLocalObject(type, checksum)) return checksum;
-    const tmp = await this.writeTmpFile(bytes, 0o644);
-    if (batch) {
-      batch.add(tmp, type, checksum);
-      return checksum;
-    }
-    await this.publishOne(tmp, type, checksum, false);
-    return checksum;
+  writeMetadata(type: 'dirtree' | 'dirmeta' | 'commit', bytes: Uint8Array, batch?: WriteBatch): Promise<Checksum> {
+    return write.writeMetadata(this, type, bytes, batch);
   }
 
   /** Open a content object: its meta, uncompressed size, and a factory for fresh content streams. */
-  async openFile(checksum: Checksum): Promise<OpenedContent> {
-    try {
-      return await openContentObject(this.mode, this.objectPath('file', checksum), checksum);
-    } catch (e) {
-      if (this.parent !== null && e instanceof LarchError && e.code === 'OBJECT_MISSING') return this.parent.openFile(checksum);
-      throw e;
-    }
+  openFile(checksum: Checksum): Promise<OpenedContent> {
+    return objects.openFile(this, checksum);
   }
 
   /**
@@ -590,14 +363,7 @@ export class Repo {
    * object that is not a regular file. Not verified (see {@link verifyFile}).
    */
   openRegularFileSync(checksum: Checksum): { fd: number; size: number } {
-    validateChecksum(checksum);
-    try {
-      return openBareRegularSync(this.mode, this.objectPath('file', checksum), checksum);
-    } catch (e) {
-      // A parent of another mode stores another format: the caller's bare read cannot use it.
-      if (this.parent?.mode === this.mode && e instanceof LarchError && e.code === 'OBJECT_MISSING') return this.parent.openRegularFileSync(checksum);
-      throw e;
-    }
+    return objects.openRegularFileSync(this, checksum);
   }
 
   /**
@@ -607,43 +373,8 @@ export class Repo {
    * `batch.commit()` when a batch is given). The `path` source is opened once and read through
    * its descriptor; symlink metas ignore the content.
    */
-  async writeFile(meta: FileMeta, content: ContentSource, opts: { expectedChecksum?: Checksum; batch?: WriteBatch } = {}): Promise<Checksum> {
-    if (opts.expectedChecksum !== undefined) {
-      validateChecksum(opts.expectedChecksum);
-      if (await this.hasLocalObject('file', opts.expectedChecksum)) return opts.expectedChecksum;
-    }
-    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
-    let size = 0;
-    let payload: Uint8Array | NodeJS.ReadableStream | null = null;
-    let fh: fsp.FileHandle | undefined;
-    try {
-      if (!isLink) {
-        if ('bytes' in content) {
-          payload = content.bytes;
-          size = content.bytes.length;
-        } else if ('stream' in content) {
-          payload = content.stream;
-          size = content.size;
-        } else {
-          fh = await fsp.open(content.path, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-          const st = await fh.stat();
-          if (!st.isFile()) throw new LarchError('UNSUPPORTED_FILE', `Not a regular file or symlink: ${content.path}`, { path: content.path });
-          size = st.size;
-          payload = fh.createReadStream({ autoClose: false, start: 0 });
-        }
-      }
-      const tmp = this.newTmpPath();
-      const staged = await stageContent({ mode: this.mode, meta, size, payload, tmpPath: tmp, zlibLevel: this.zlibLevel, what: 'content' });
-      if (opts.expectedChecksum !== undefined && staged.checksum !== opts.expectedChecksum) {
-        await fsp.rm(tmp, { force: true });
-        throw fileChecksumMismatch(opts.expectedChecksum, staged.checksum);
-      }
-      if (opts.batch) opts.batch.add(tmp, 'file', staged.checksum);
-      else await this.publishOne(tmp, 'file', staged.checksum, isLink && this.mode !== 'archive' && this.mode !== 'bare-user');
-      return staged.checksum;
-    } finally {
-      await fh?.close();
-    }
+  writeFile(meta: FileMeta, content: ContentSource, opts: { expectedChecksum?: Checksum; batch?: WriteBatch } = {}): Promise<Checksum> {
+    return write.writeFile(this, meta, content, opts);
   }
 
   /**
@@ -656,13 +387,7 @@ export class Repo {
    * instead: INVALID_ARGUMENT.
    */
   stageVerifiedFileSync(meta: FileMeta, payload: Uint8Array, checksum: Checksum, batch: WriteBatch): number {
-    if (this.mode === 'archive') throw new LarchError('INVALID_ARGUMENT', 'stageVerifiedFileSync is for bare modes; archive repos store the .filez as received');
-    validateChecksum(checksum);
-    const tmp = this.newTmpPath();
-    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
-    const written = stageBytesSync(this.mode, meta, isLink ? null : payload, tmp, null);
-    batch.add(tmp, 'file', checksum);
-    return written;
+    return write.stageVerifiedFileSync(this, meta, payload, checksum, batch);
   }
 
   /**
@@ -673,139 +398,49 @@ export class Repo {
    * `tmp/` only); `abort` removes it. Synchronous, like {@link stageVerifiedFileSync}.
    */
   beginFileSync(meta: FileMeta): StagedFileWriter {
-    if (this.mode === 'archive') throw new LarchError('INVALID_ARGUMENT', 'beginFileSync is for bare modes; archive repos compress their content');
-    if ((meta.mode & S_IFMT) !== 0o100000) throw new LarchError('INVALID_ARGUMENT', 'beginFileSync stages regular files only');
-    const tmp = this.newTmpPath();
-    const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-    return new StagedFileWriter(this.mode, meta, fd, tmp);
+    return write.beginFileSync(this, meta);
   }
 
   /** Re-hash a content object. Throws OBJECT_MISSING, or OBJECT_CORRUPTED with data {checksum, actual}. */
-  async verifyFile(checksum: Checksum): Promise<void> {
-    let actual: string;
-    try {
-      const f = await this.openFile(checksum);
-      const h = contentHasher(f.meta);
-      for await (const chunk of f.open() as AsyncIterable<Buffer>) h.update(chunk);
-      actual = h.digest('hex');
-    } catch (e) {
-      if (e instanceof LarchError && e.code === 'OBJECT_MISSING') throw e;
-      if (e instanceof LarchError && (e.code === 'OBJECT_CORRUPTED' || e.code === 'INVALID_NAME')) {
-        throw new LarchError('OBJECT_CORRUPTED', e.message.includes(checksum) ? e.message : `Corrupted object ${checksum}.file: ${e.message}`, { ...e.data, checksum, actual: null }, { cause: e });
-      }
-      throw e;
-    }
-    if (actual !== checksum) {
-      throw fileChecksumMismatch(checksum, actual);
-    }
+  verifyFile(checksum: Checksum): Promise<void> {
+    return objects.verifyFile(this, checksum);
   }
 
   /**
    * Every object in this repository's `objects/` (any order), not its parent's (ostree's
    * LIST_OBJECTS_NO_PARENTS). Files that are not objects of this mode are skipped.
    */
-  async *listObjects(): AsyncIterable<{ type: ObjectType; checksum: Checksum }> {
-    const root = join(this.path, 'objects');
-    const contentExt = this.mode === 'archive' ? 'filez' : 'file';
-    const byExt = new Map<string, ObjectType>([
-      [contentExt, 'file'],
-      ['dirtree', 'dirtree'],
-      ['dirmeta', 'dirmeta'],
-      ['commit', 'commit'],
-      ['tombstone-commit', 'tombstone-commit'],
-      ['commitmeta', 'commitmeta'],
-    ]);
-    let dirs: string[];
-    try {
-      dirs = await fsp.readdir(root);
-    } catch (e) {
-      throw ioError(e, 'Listing objects in', root);
-    }
-    for (const d of dirs.sort()) {
-      if (!/^[0-9a-f]{2}$/.test(d)) continue;
-      let names: string[];
-      try {
-        // Synchronous: one of 256 directories at a time, far cheaper than a thread-pool round trip each.
-        names = readdirSync(join(root, d));
-      } catch (e) {
-        if (hasErrno(e, 'ENOTDIR') || hasErrno(e, 'ENOENT')) continue;
-        throw ioError(e, 'Listing objects in', join(root, d));
-      }
-      for (const n of names) {
-        const dot = n.indexOf('.');
-        if (dot !== 62) continue;
-        const type = byExt.get(n.slice(63));
-        const checksum = d + n.slice(0, 62);
-        if (type && isChecksum(checksum)) yield { type, checksum };
-      }
-    }
+  listObjects(): AsyncIterable<{ type: ObjectType; checksum: Checksum }> {
+    return objects.listObjects(this);
   }
 
   /** Unlink one object. Throws OBJECT_MISSING when absent. Callers hold the exclusive lock. */
-  async deleteObject(type: ObjectType, checksum: Checksum): Promise<void> {
-    const p = this.objectPath(type, checksum);
-    try {
-      await fsp.unlink(p);
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) throw new LarchError('OBJECT_MISSING', `Object missing: ${checksum}.${type}`, { type, checksum });
-      throw ioError(e, 'Deleting object', p);
-    }
+  deleteObject(type: ObjectType, checksum: Checksum): Promise<void> {
+    return objects.deleteObject(this, type, checksum);
   }
 
   // ---------------------------------------------------------------- partial commits
 
-  private partialPath(c: Checksum): string {
-    validateChecksum(c);
-    return join(this.path, 'state', `${c}.commitpartial`);
-  }
-
-  async isCommitPartial(c: Checksum): Promise<boolean> {
-    try {
-      await fsp.lstat(this.partialPath(c));
-      return true;
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) return false;
-      throw ioError(e, 'Checking', this.partialPath(c));
-    }
+  isCommitPartial(c: Checksum): Promise<boolean> {
+    return partial.isCommitPartial(this, c);
   }
 
   /**
    * null for a complete commit; 'fsck' when fsck marked it partial (the marker holds `f`, as
    * ostree's FSCK_PARTIAL state), 'partial' otherwise.
    */
-  async commitPartialState(c: Checksum): Promise<'partial' | 'fsck' | null> {
-    let content: Buffer;
-    try {
-      content = await fsp.readFile(this.partialPath(c));
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) return null;
-      if (hasErrno(e, 'EISDIR')) return 'partial';
-      throw ioError(e, 'Reading', this.partialPath(c));
-    }
-    return content.length > 0 && content[0] === 0x66 ? 'fsck' : 'partial';
+  commitPartialState(c: Checksum): Promise<'partial' | 'fsck' | null> {
+    return partial.commitPartialState(this, c);
   }
 
   /** Create `state/C.commitpartial` (durable); `reason: 'fsck'` records that fsck found it damaged. An existing marker is kept. */
-  async markCommitPartial(c: Checksum, opts: { reason?: 'fsck' } = {}): Promise<void> {
-    const p = this.partialPath(c);
-    await fsp.mkdir(join(this.path, 'state'), { recursive: true });
-    try {
-      await fsp.writeFile(p, opts.reason === 'fsck' ? 'f' : '', { mode: 0o644, flag: 'wx' });
-    } catch (e) {
-      if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating', p);
-    }
-    if (this.fsyncEnabled) await this.fsyncDir(join(this.path, 'state'));
+  markCommitPartial(c: Checksum, opts: { reason?: 'fsck' } = {}): Promise<void> {
+    return partial.markCommitPartial(this, c, opts);
   }
 
   /** Remove `state/C.commitpartial` (durable); no-op when absent. */
-  async clearCommitPartial(c: Checksum): Promise<void> {
-    try {
-      await fsp.unlink(this.partialPath(c));
-    } catch (e) {
-      if (hasErrno(e, 'ENOENT')) return;
-      throw ioError(e, 'Removing', this.partialPath(c));
-    }
-    if (this.fsyncEnabled) await this.fsyncDir(join(this.path, 'state'));
+  clearCommitPartial(c: Checksum): Promise<void> {
+    return partial.clearCommitPartial(this, c);
   }
 
   // ---------------------------------------------------------------- refs
@@ -859,39 +494,17 @@ export class Repo {
    * this async context ({@link withStagingDir}), else in `tmp/`.
    */
   newTmpPath(prefix = 'obj'): string {
-    const stage = _activeStagingDir(this.path);
-    if (stage !== undefined) return stage.newTmpPath(prefix);
-    return join(this.tmpPath, `larch-${prefix}-${process.pid}-${(tmpCounter++).toString(36)}-${randomBytes(4).toString('hex')}`);
+    return write.newTmpPath(this, prefix);
   }
 
   /** Write bytes to a new file in `tmp/` (fsynced when `core.fsync`) and return its path. */
-  async writeTmpFile(content: string | Uint8Array, mode = 0o644): Promise<string> {
-    const p = this.newTmpPath('f');
-    try {
-      await fsp.writeFile(p, content, { mode });
-      if (this.fsyncEnabled) await syncFile(p);
-    } catch (e) {
-      await fsp.rm(p, { force: true });
-      throw ioError(e, 'Writing temporary file', p);
-    }
-    return p;
+  writeTmpFile(content: string | Uint8Array, mode = 0o644): Promise<string> {
+    return write.writeTmpFile(this, content, mode);
   }
 
   /** Synchronously create `tmp` (exclusively) with `bytes`; no fsync (batches sync the filesystem once). */
   writeTmpSync(tmp: string, bytes: Uint8Array, mode = 0o644): void {
-    const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-    try {
-      writeAllSync(fd, bytes);
-    } catch (e) {
-      closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // ignore
-      }
-      throw ioError(e, 'Writing temporary file', tmp);
-    }
-    closeSync(fd);
+    write.writeTmpSync(this, tmp, bytes, mode);
   }
 
   /** `core.tmp-expiry-secs` (OSTree's default: one day). */
@@ -945,134 +558,23 @@ export class Repo {
   }
 
   /** syncfs(2) the filesystem holding `tmp/`. */
-  async syncTmpFs(): Promise<void> {
-    const fh = await fsp.open(this.tmpPath, fsc.O_RDONLY | fsc.O_DIRECTORY);
-    try {
-      await syncfsAsync(fh.fd);
-    } finally {
-      await fh.close();
-    }
+  syncTmpFs(): Promise<void> {
+    return write.syncTmpFs(this);
   }
 
   /** fsync a directory. */
-  async fsyncDir(dir: string): Promise<void> {
-    if (!this.fsyncEnabled) return;
-    await fsyncDirPath(dir);
-  }
-
-  private ensureObjectDirSync(checksum: Checksum): string {
-    const dir = join(this.path, 'objects', checksum.slice(0, 2));
-    if (!this.madeDirs.has(dir)) {
-      try {
-        mkdirSync(dir);
-        if (this.fsyncEnabled) fsyncDirSync(join(this.path, 'objects'));
-      } catch (e) {
-        if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating object directory', dir);
-      }
-      this.madeDirs.add(dir);
-    }
-    return dir;
+  fsyncDir(dir: string): Promise<void> {
+    return write.fsyncDir(this, dir);
   }
 
   /** Synchronous {@link publishStaged}. */
   publishStagedSync(tmp: string, type: ObjectType, checksum: Checksum): string {
-    const dir = this.ensureObjectDirSync(checksum);
-    const dest = this.objectPath(type, checksum);
-    try {
-      linkSync(tmp, dest);
-    } catch (e) {
-      if (!hasErrno(e, 'EEXIST')) {
-        try {
-          unlinkSync(tmp);
-        } catch {
-          // ignore
-        }
-        throw ioError(e, 'Publishing object', dest);
-      }
-    }
-    unlinkSync(tmp);
-    if (type === 'commit') this.dropTombstoneSync(checksum);
-    return dir;
-  }
-
-  /** A commit written again replaces its tombstone (ostree deletes the tombstone with each commit it writes). */
-  private dropTombstoneSync(checksum: Checksum): void {
-    try {
-      unlinkSync(this.objectPath('tombstone-commit', checksum));
-    } catch (e) {
-      if (!hasErrno(e, 'ENOENT')) throw ioError(e, 'Deleting tombstone of', checksum);
-    }
-  }
-
-  private async ensureObjectDir(checksum: Checksum): Promise<string> {
-    const dir = join(this.path, 'objects', checksum.slice(0, 2));
-    if (!this.madeDirs.has(dir)) {
-      try {
-        await fsp.mkdir(dir);
-        if (this.fsyncEnabled) await fsyncDirPath(join(this.path, 'objects'));
-      } catch (e) {
-        if (!hasErrno(e, 'EEXIST')) throw ioError(e, 'Creating object directory', dir);
-      }
-      this.madeDirs.add(dir);
-    }
-    return dir;
+    return write.publishStagedSync(this, this.madeDirs, tmp, type, checksum);
   }
 
   /** Link a durable staged file into `objects/` (existing object wins), drop the tmp name; returns the object dir. */
-  async publishStaged(tmp: string, type: ObjectType, checksum: Checksum): Promise<string> {
-    const dir = await this.ensureObjectDir(checksum);
-    const dest = this.objectPath(type, checksum);
-    try {
-      await fsp.link(tmp, dest);
-    } catch (e) {
-      if (!hasErrno(e, 'EEXIST')) {
-        await fsp.rm(tmp, { force: true });
-        throw ioError(e, 'Publishing object', dest);
-      }
-    }
-    await fsp.unlink(tmp);
-    if (type === 'commit') this.dropTombstoneSync(checksum);
-    return dir;
+  publishStaged(tmp: string, type: ObjectType, checksum: Checksum): Promise<string> {
+    return write.publishStaged(this, this.madeDirs, tmp, type, checksum);
   }
 
-  private async publishOne(tmp: string, type: ObjectType, checksum: Checksum, isSymlink: boolean): Promise<void> {
-    try {
-      if (this.fsyncEnabled) {
-        if (isSymlink) await this.syncTmpFs();
-        else await syncFile(tmp);
-      }
-    } catch (e) {
-      await fsp.rm(tmp, { force: true });
-      throw ioError(e, 'Syncing', tmp);
-    }
-    const dir = await this.publishStaged(tmp, type, checksum);
-    if (this.fsyncEnabled) await fsyncDirPath(dir);
-  }
-}
-
-async function syncFile(p: string): Promise<void> {
-  const fh = await fsp.open(p, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function fsyncDirPath(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
