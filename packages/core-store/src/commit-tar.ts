@@ -147,17 +147,6 @@ function relativePath(p: string): string {
   return parts.join('/');
 }
 
-interface Entry {
-  path: string;
-  type: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  linkname: string;
-  xattrs: Xattr[];
-}
-
 /** The archive as a stream of bytes, gunzipped when it starts with the gzip magic. */
 async function openArchive(path: string): Promise<AsyncIterable<Buffer>> {
   const raw: Readable = path === '-' ? process.stdin : createReadStream(path);
@@ -191,87 +180,46 @@ async function openArchive(path: string): Promise<AsyncIterable<Buffer>> {
   return rest();
 }
 
-/** Overlay the tar archive at `path` into `mtree`. */
-export async function commitTar(path: string, mtree: MutableTree, ctx: TarImportContext): Promise<void> {
-  const reader = new ByteReader(await openArchive(path));
-  const hardlinks: Array<{ parent: MutableTree; name: string; target: string }> = [];
+/** A member of the archive: its header with GNU long names and pax records applied. */
+interface Member {
+  /** Relative path (`''` for the root). */
+  rel: string;
+  /** The typeflag character. */
+  type: string;
+  /** S_IFREG, S_IFLNK or S_IFDIR. */
+  fmt: number;
+  /** Permission bits. */
+  perm: number;
+  uid: number;
+  gid: number;
+  size: number;
+  linkname: string;
+  xattrs: Xattr[];
+}
+
+/** `n` rounded up to whole records. */
+function padded(n: number): number {
+  return Math.ceil(n / BLOCK) * BLOCK;
+}
+
+/**
+ * The next member of the archive `path`, reading and applying the GNU long name (`L`), long link
+ * (`K`) and pax (`x`; global `g` ignored) records before it; null at the end of the archive.
+ */
+async function nextMember(reader: ByteReader, path: string): Promise<Member | null> {
   let longName: string | null = null;
   let longLink: string | null = null;
   let pax: Map<string, Buffer> | null = null;
-
-  /**
-   * The directory `rel` of the tree. When it is missing and `autocreateParents` is set, the root
-   * and every directory down to it are (re)made 0755 owned like the member, as ostree does; else
-   * the member fails.
-   */
-  const lookupDir = async (rel: string, uid: number, gid: number): Promise<MutableTree> => {
-    const parts = rel === '' ? [] : rel.split('/');
-    let t = mtree;
-    let found = true;
-    for (const c of parts) {
-      await t.load(ctx.repo);
-      const next = t.dirs.get(c);
-      if (next === undefined) {
-        found = false;
-        break;
-      }
-      t = next;
-    }
-    if (found) return t;
-    if (!ctx.autocreateParents) throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${rel}`, { path: rel });
-    const meta = ctx.writeDirMeta(serializeDirMeta({ uid, gid, mode: DEFAULT_DIRMODE, xattrs: [] }));
-    t = mtree;
-    t.setMeta(meta);
-    for (const c of parts) {
-      await t.load(ctx.repo);
-      t = t.ensureDir(c);
-      t.setMeta(meta);
-    }
-    return t;
-  };
-
-  const storeFile = async (e: Entry, meta: FileMeta): Promise<Checksum> => {
-    const tmp = ctx.stage.newTmpPath();
-    const isLink = (meta.mode & S_IFMT) === S_IFLNK;
-    let payload: Readable | null = null;
-    if (!isLink) {
-      let left = e.size;
-      const body = new PassThrough();
-      payload = body;
-      void (async () => {
-        try {
-          while (left > 0) {
-            const piece = await reader.readSome(Math.min(left, 1024 * 1024));
-            if (piece.length === 0) throw new LarchError('INVALID_ARGUMENT', `Truncated tar archive: ${e.path}`, {});
-            left -= piece.length;
-            if (!body.write(Buffer.from(piece))) await new Promise<void>((r) => body.once('drain', r));
-          }
-          body.end();
-        } catch (err) {
-          body.destroy(err as Error);
-        }
-      })();
-    }
-    const r = await stageContent({ mode: ctx.repo.mode, meta, size: isLink ? 0 : e.size, payload, tmpPath: tmp, zlibLevel: ctx.repo.zlibLevel, what: `Reading ${e.path} in ${path}` });
-    ctx.sizeOfFile(r.checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
-    ctx.countContent();
-    if (ctx.claim('file', r.checksum)) ctx.record(tmp, 'file', r.checksum, r.written, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
-    else await import('node:fs/promises').then((f) => f.rm(tmp, { force: true }));
-    return r.checksum;
-  };
-
   for (;;) {
-    if (ctx.signal?.aborted) throw new LarchError('ABORTED', 'Commit aborted', {});
     const h = await reader.read(BLOCK);
-    if (h.length === 0) break;
+    if (h.length === 0) return null;
     if (h.length < BLOCK) throw new LarchError('INVALID_ARGUMENT', `Truncated tar archive: ${path}`, {});
-    if (h.every((b) => b === 0)) break;
+    if (h.every((b) => b === 0)) return null;
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
     if (num(h.subarray(148, 156), 'checksum') !== sum) throw new LarchError('INVALID_ARGUMENT', `Invalid tar header checksum in ${path}`, {});
     const type = String.fromCharCode(h[156] || 0x30);
     let size = num(h.subarray(124, 136), 'size');
-    const padded = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
     if (type === 'L' || type === 'K' || type === 'x' || type === 'g') {
       if (size > 16 * 1024 * 1024) throw new LarchError('INVALID_ARGUMENT', `Tar extended header too large in ${path}`, {});
       const data = (await reader.exact(padded(size), 'extended header')).subarray(0, size);
@@ -299,73 +247,93 @@ export async function commitTar(path: string, mtree: MutableTree, ctx: TarImport
       for (const [k, v] of p) if (k.startsWith('SCHILY.xattr.')) xattrs.push({ name: k.slice('SCHILY.xattr.'.length), value: v });
       if (!Number.isSafeInteger(size) || size < 0) throw new LarchError('INVALID_ARGUMENT', `Invalid tar pax size in ${path}`, {});
     }
-    longName = longLink = pax = null;
     xattrs.sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
     const perm = num(h.subarray(100, 108), 'mode') & 0o7777;
     const rel = relativePath(name);
-    const entry: Entry = { path: rel, type, mode: perm, uid, gid, size, linkname, xattrs };
     let fmt: number;
     if (type === '0' || type === '7' || type === '1') fmt = S_IFREG;
     else if (type === '2') fmt = S_IFLNK;
     else if (type === '5') fmt = S_IFDIR;
     else throw new LarchError('UNSUPPORTED_FILE', `Unsupported file type for path "${rel}"`, { path: rel });
-    const hasPayload = fmt === S_IFREG && type !== '1';
-    const consumed = { done: false };
-    const skipPayload = async (): Promise<void> => {
-      if (consumed.done) return;
-      consumed.done = true;
-      let left = hasPayload ? padded(size) : type === '1' ? padded(size) : 0;
-      while (left > 0) {
-        const piece = await reader.readSome(left);
-        if (piece.length === 0) throw new LarchError('INVALID_ARGUMENT', `Truncated tar archive: ${rel}`, {});
-        left -= piece.length;
-      }
-    };
-    const abs = `/${rel}`;
-    if (ctx.skip.has(abs)) {
-      ctx.matched.add(abs);
-      await skipPayload();
-      continue;
-    }
-    const m = ctx.modify(rel === '' ? '/' : abs, fmt | perm, uid, gid);
-    const slash = rel.lastIndexOf('/');
-    const parentRel = rel === '' ? '' : slash < 0 ? '' : rel.slice(0, slash);
-    const base = slash < 0 ? rel : rel.slice(slash + 1);
-    const xa = ctx.withXattrs ? xattrs : [];
-    if (fmt === S_IFDIR) {
-      await skipPayload();
-      const dm = ctx.writeDirMeta(serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: xa }));
-      if (rel === '') mtree.setMeta(dm);
-      else {
-        const parent = await lookupDir(parentRel, uid, gid);
-        await parent.load(ctx.repo);
-        const d = parent.ensureDir(base);
-        d.setMeta(dm);
-      }
-      continue;
-    }
-    if (rel === '') throw new LarchError('INVALID_ARGUMENT', `Invalid tar member: the root is not a directory in ${path}`, {});
-    const parent = await lookupDir(parentRel, uid, gid);
-    await parent.load(ctx.repo);
-    if (type === '1' && size === 0) {
-      hardlinks.push({ parent, name: base, target: relativePath(linkname) });
-      continue;
-    }
-    const meta: FileMeta = { uid: m.uid, gid: m.gid, mode: m.mode, symlinkTarget: fmt === S_IFLNK ? linkname : '', xattrs: xa };
-    consumed.done = true;
-    const checksum = await storeFile(entry, meta);
-    const pad = padded(size) - size;
-    if (fmt === S_IFREG && pad > 0) await reader.exact(pad, rel);
-    parent.replaceFile(base, checksum);
+    return { rel, type, fmt, perm, uid, gid, size, linkname, xattrs };
   }
+}
 
-  // An archive without an entry for its root gets a 0755 root owned by 0:0 (with the modifier applied).
-  if (ctx.autocreateParents && mtree.meta === null) {
-    const m = ctx.modify('/', DEFAULT_DIRMODE, 0, 0);
-    mtree.setMeta(ctx.writeDirMeta(serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: [] })));
+/** Read past the payload of a member that is not stored (a directory, a skipped path, a hard link). */
+async function skipPayload(reader: ByteReader, m: Member): Promise<void> {
+  const hasPayload = m.fmt === S_IFREG && m.type !== '1';
+  let left = hasPayload ? padded(m.size) : m.type === '1' ? padded(m.size) : 0;
+  while (left > 0) {
+    const piece = await reader.readSome(left);
+    if (piece.length === 0) throw new LarchError('INVALID_ARGUMENT', `Truncated tar archive: ${m.rel}`, {});
+    left -= piece.length;
   }
+}
 
-  // Hard links take the content object of their target, which came earlier in the archive.
+/**
+ * The directory `rel` of the tree. When it is missing and `autocreateParents` is set, the root
+ * and every directory down to it are (re)made 0755 owned like the member, as ostree does; else
+ * the member fails.
+ */
+async function lookupDir(mtree: MutableTree, ctx: TarImportContext, rel: string, uid: number, gid: number): Promise<MutableTree> {
+  const parts = rel === '' ? [] : rel.split('/');
+  let t = mtree;
+  let found = true;
+  for (const c of parts) {
+    await t.load(ctx.repo);
+    const next = t.dirs.get(c);
+    if (next === undefined) {
+      found = false;
+      break;
+    }
+    t = next;
+  }
+  if (found) return t;
+  if (!ctx.autocreateParents) throw new LarchError('INVALID_ARGUMENT', `No such file or directory: ${rel}`, { path: rel });
+  const meta = ctx.writeDirMeta(serializeDirMeta({ uid, gid, mode: DEFAULT_DIRMODE, xattrs: [] }));
+  t = mtree;
+  t.setMeta(meta);
+  for (const c of parts) {
+    await t.load(ctx.repo);
+    t = t.ensureDir(c);
+    t.setMeta(meta);
+  }
+  return t;
+}
+
+/** Stage the member's content object straight from the archive stream (unless present) and return its checksum. */
+async function storeFile(reader: ByteReader, path: string, ctx: TarImportContext, e: Member, meta: FileMeta): Promise<Checksum> {
+  const tmp = ctx.stage.newTmpPath();
+  const isLink = (meta.mode & S_IFMT) === S_IFLNK;
+  let payload: Readable | null = null;
+  if (!isLink) {
+    let left = e.size;
+    const body = new PassThrough();
+    payload = body;
+    void (async () => {
+      try {
+        while (left > 0) {
+          const piece = await reader.readSome(Math.min(left, 1024 * 1024));
+          if (piece.length === 0) throw new LarchError('INVALID_ARGUMENT', `Truncated tar archive: ${e.rel}`, {});
+          left -= piece.length;
+          if (!body.write(Buffer.from(piece))) await new Promise<void>((r) => body.once('drain', r));
+        }
+        body.end();
+      } catch (err) {
+        body.destroy(err as Error);
+      }
+    })();
+  }
+  const r = await stageContent({ mode: ctx.repo.mode, meta, size: isLink ? 0 : e.size, payload, tmpPath: tmp, zlibLevel: ctx.repo.zlibLevel, what: `Reading ${e.rel} in ${path}` });
+  ctx.sizeOfFile(r.checksum, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
+  ctx.countContent();
+  if (ctx.claim('file', r.checksum)) ctx.record(tmp, 'file', r.checksum, r.written, isLink ? Buffer.byteLength(meta.symlinkTarget) : e.size);
+  else await import('node:fs/promises').then((f) => f.rm(tmp, { force: true }));
+  return r.checksum;
+}
+
+/** Hard links take the content object of their target, which came earlier in the archive. */
+async function resolveHardlinks(mtree: MutableTree, ctx: TarImportContext, hardlinks: Array<{ parent: MutableTree; name: string; target: string }>): Promise<void> {
   for (const hl of hardlinks) {
     const slash = hl.target.lastIndexOf('/');
     let dir: MutableTree = mtree;
@@ -382,4 +350,58 @@ export async function commitTar(path: string, mtree: MutableTree, ctx: TarImport
     if (checksum === undefined) throw new LarchError('INVALID_ARGUMENT', `ostree-tar: Processing deferred hardlink ${hl.target}: No such file or directory: ${name}`, {});
     hl.parent.replaceFile(hl.name, checksum);
   }
+}
+
+/** Overlay the tar archive at `path` into `mtree`. */
+export async function commitTar(path: string, mtree: MutableTree, ctx: TarImportContext): Promise<void> {
+  const reader = new ByteReader(await openArchive(path));
+  const hardlinks: Array<{ parent: MutableTree; name: string; target: string }> = [];
+  for (;;) {
+    if (ctx.signal?.aborted) throw new LarchError('ABORTED', 'Commit aborted', {});
+    const e = await nextMember(reader, path);
+    if (e === null) break;
+    const { rel, fmt } = e;
+    const abs = `/${rel}`;
+    if (ctx.skip.has(abs)) {
+      ctx.matched.add(abs);
+      await skipPayload(reader, e);
+      continue;
+    }
+    const m = ctx.modify(rel === '' ? '/' : abs, fmt | e.perm, e.uid, e.gid);
+    const slash = rel.lastIndexOf('/');
+    const parentRel = rel === '' ? '' : slash < 0 ? '' : rel.slice(0, slash);
+    const base = slash < 0 ? rel : rel.slice(slash + 1);
+    const xa = ctx.withXattrs ? e.xattrs : [];
+    if (fmt === S_IFDIR) {
+      await skipPayload(reader, e);
+      const dm = ctx.writeDirMeta(serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: xa }));
+      if (rel === '') mtree.setMeta(dm);
+      else {
+        const parent = await lookupDir(mtree, ctx, parentRel, e.uid, e.gid);
+        await parent.load(ctx.repo);
+        const d = parent.ensureDir(base);
+        d.setMeta(dm);
+      }
+      continue;
+    }
+    if (rel === '') throw new LarchError('INVALID_ARGUMENT', `Invalid tar member: the root is not a directory in ${path}`, {});
+    const parent = await lookupDir(mtree, ctx, parentRel, e.uid, e.gid);
+    await parent.load(ctx.repo);
+    if (e.type === '1' && e.size === 0) {
+      hardlinks.push({ parent, name: base, target: relativePath(e.linkname) });
+      continue;
+    }
+    const meta: FileMeta = { uid: m.uid, gid: m.gid, mode: m.mode, symlinkTarget: fmt === S_IFLNK ? e.linkname : '', xattrs: xa };
+    const checksum = await storeFile(reader, path, ctx, e, meta);
+    const pad = padded(e.size) - e.size;
+    if (fmt === S_IFREG && pad > 0) await reader.exact(pad, rel);
+    parent.replaceFile(base, checksum);
+  }
+
+  // An archive without an entry for its root gets a 0755 root owned by 0:0 (with the modifier applied).
+  if (ctx.autocreateParents && mtree.meta === null) {
+    const m = ctx.modify('/', DEFAULT_DIRMODE, 0, 0);
+    mtree.setMeta(ctx.writeDirMeta(serializeDirMeta({ uid: m.uid, gid: m.gid, mode: m.mode, xattrs: [] })));
+  }
+  await resolveHardlinks(mtree, ctx, hardlinks);
 }
