@@ -10,7 +10,7 @@
 import { promises as fsp } from 'node:fs';
 import { join, posix, resolve, sep } from 'node:path';
 import { LarchError, hasErrno, ioError } from './errors.js';
-import { REFS_HEADS_DIR, REFS_REMOTES_DIR } from './layout.js';
+import { REFS_DIR, REFS_HEADS_DIR, REFS_REMOTES_DIR } from './layout.js';
 import type { Repo } from './repo.js';
 
 /**
@@ -21,7 +21,7 @@ import type { Repo } from './repo.js';
  */
 export async function listRefAliases(repo: Repo): Promise<Map<string, string>> {
   const heads = resolve(repo.path, REFS_HEADS_DIR);
-  const refsRoot = resolve(repo.path, 'refs');
+  const refsRoot = resolve(repo.path, REFS_DIR);
   const out = new Map<string, string>();
   // listRefs walks refs/heads with the same rules for which names are refs, and refuses a link
   // that leaves refs/ before we look at it here.

@@ -30,6 +30,7 @@ function isRefFragment(name: string): boolean {
   }
 }
 import type { Repo } from './repo.js';
+import { OBJECTS_DIR, REFS_DIR, REFS_HEADS_DIR, REFS_REMOTES_DIR, refRelPath, refsKindDir } from './layout.js';
 
 export type RefKind = 'heads' | 'remotes' | 'mirrors';
 
@@ -69,13 +70,12 @@ export function formatRefspec(r: ParsedRefspec): string {
 }
 
 export function refPath(repoPath: string, r: ParsedRefspec): string {
-  const base = join(repoPath, 'refs', r.kind);
-  return r.scope === null ? join(base, r.name) : join(base, r.scope, r.name);
+  return join(repoPath, refRelPath(r.kind, r.scope, r.name));
 }
 
 /** Read one ref file (following alias symlinks that stay inside `refs/`); null when absent. */
 async function readRefFile(repoPath: string, path: string, refspec: string): Promise<Checksum | null> {
-  const refsRoot = resolve(repoPath, 'refs');
+  const refsRoot = resolve(repoPath, REFS_DIR);
   let p = path;
   for (let hops = 0; ; hops++) {
     let st;
@@ -106,12 +106,12 @@ export async function resolveRef(repo: Repo, refspec: string): Promise<Checksum 
   const direct = await readRefFile(repo.path, refPath(repo.path, r), refspec);
   if (direct !== null || r.kind !== 'heads') return direct;
   // OSTree falls back to `REMOTE/NAME` paths and to NAME under remotes and mirrors.
-  const asRemotePath = await readRefFile(repo.path, join(repo.path, 'refs', 'remotes', r.name), refspec);
+  const asRemotePath = await readRefFile(repo.path, join(repo.path, REFS_REMOTES_DIR, r.name), refspec);
   if (asRemotePath !== null) return asRemotePath;
   for (const kind of ['remotes', 'mirrors'] as const) {
-    const scopes = await listDir(join(repo.path, 'refs', kind));
+    const scopes = await listDir(join(repo.path, refsKindDir(kind)));
     for (const scope of scopes.sort()) {
-      const c = await readRefFile(repo.path, join(repo.path, 'refs', kind, scope, r.name), refspec);
+      const c = await readRefFile(repo.path, join(repo.path, refsKindDir(kind), scope, r.name), refspec);
       if (c !== null) return c;
     }
   }
@@ -151,7 +151,7 @@ export async function listRefs(repo: Repo, opts: { kind?: RefKind | 'all'; remot
   const kinds: RefKind[] = opts.kind === undefined ? (opts.remote !== undefined ? ['remotes'] : ['heads', 'remotes']) : opts.kind === 'all' ? ['heads', 'remotes', 'mirrors'] : [opts.kind];
   const result: Array<[string, Checksum]> = [];
   for (const kind of kinds) {
-    const base = join(repo.path, 'refs', kind);
+    const base = join(repo.path, refsKindDir(kind));
     const scopes: Array<string | null> = kind === 'heads' ? [null] : opts.remote !== undefined && kind === 'remotes' ? [opts.remote] : await listDir(base);
     for (const scope of scopes) {
       const dir = scope === null ? base : join(base, scope);
@@ -225,9 +225,9 @@ export async function setRef(repo: Repo, refspec: string, checksum: Checksum | n
 export async function setRefAlias(repo: Repo, alias: string, target: string): Promise<void> {
   validateRefName(alias);
   validateRefName(target);
-  const p = join(repo.path, 'refs', 'heads', alias);
+  const p = join(repo.path, REFS_HEADS_DIR, alias);
   await fsp.mkdir(dirname(p), { recursive: true });
-  const rel = relative(dirname(p), join(repo.path, 'refs', 'heads', target));
+  const rel = relative(dirname(p), join(repo.path, REFS_HEADS_DIR, target));
   await fsp.rm(p, { force: true });
   await fsp.symlink(rel, p);
   await repo.fsyncDir(dirname(p));
@@ -273,9 +273,9 @@ async function resolveBase(repo: Repo, base: string, spec: string): Promise<Chec
 
 async function commitsWithPrefix(repo: Repo, prefix: string): Promise<Checksum[]> {
   const out: Checksum[] = [];
-  const dirs = prefix.length >= 2 ? [prefix.slice(0, 2)] : (await listDir(join(repo.path, 'objects'))).filter((d) => d.startsWith(prefix));
+  const dirs = prefix.length >= 2 ? [prefix.slice(0, 2)] : (await listDir(join(repo.path, OBJECTS_DIR))).filter((d) => d.startsWith(prefix));
   for (const d of dirs) {
-    for (const f of await listDir(join(repo.path, 'objects', d))) {
+    for (const f of await listDir(join(repo.path, OBJECTS_DIR, d))) {
       if (!f.endsWith('.commit')) continue;
       const c = d + f.slice(0, -'.commit'.length);
       if (isChecksum(c) && c.startsWith(prefix)) out.push(c);

@@ -24,7 +24,7 @@ import { parseCommit } from './objects/index.js';
 import { parseRefspec } from './repo-refs.js';
 import type { Repo } from './repo.js';
 import type { Checksum } from './types.js';
-import { DELTAS_DIR, parseDeltaDirName } from './layout.js';
+import { DELTAS_DIR, parseDeltaDirName, REFS_MIRRORS_DIR } from './layout.js';
 
 export const SUMMARY_TYPE = '(a(s(taya{sv}))a{sv})';
 
@@ -75,7 +75,7 @@ async function refEntry(repo: Repo, name: string, checksum: Checksum): Promise<R
 /** Walk refs/mirrors/COLLECTION/... on disk: collection id -> (ref name -> checksum). */
 async function listMirrors(repo: Repo): Promise<Map<string, Map<string, Checksum>>> {
   const out = new Map<string, Map<string, Checksum>>();
-  const root = path.join(repo.path, 'refs', 'mirrors');
+  const root = path.join(repo.path, REFS_MIRRORS_DIR);
   let collections: string[];
   try {
     collections = await fsp.readdir(root);
