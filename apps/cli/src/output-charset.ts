@@ -10,7 +10,7 @@
  * output costs nothing.
  */
 import { TextDecoder } from 'node:util';
-import { ctypeCharset } from './time-locale.js';
+import { ctypeCharset } from './locale-env.js';
 
 type Env = Record<string, string | undefined>;
 

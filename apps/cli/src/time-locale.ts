@@ -13,19 +13,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { C_TIME_LOCALE, type TimeLocale } from '@larch/signing';
+import { keywords, localeName, unquote, type Env } from './locale-env.js';
 
 const CATEGORIES = ['LC_CTYPE', 'LC_NUMERIC', 'LC_TIME', 'LC_COLLATE', 'LC_MONETARY', 'LC_MESSAGES', 'LC_PAPER', 'LC_NAME', 'LC_ADDRESS', 'LC_TELEPHONE', 'LC_MEASUREMENT', 'LC_IDENTIFICATION'];
 
 const OUTDIGITS = Array.from({ length: 10 }, (_, i) => `ctype-outdigit${i}_mb`);
 const KEYWORDS = ['LC_TIME', 'charmap', ...OUTDIGITS];
-
-type Env = Record<string, string | undefined>;
-
-/** The locale name setlocale(LC_ALL, "") picks for one category. */
-function localeName(env: Env, category: string): string {
-  for (const v of [env.LC_ALL, env[category], env.LANG]) if (v !== undefined && v !== '') return v;
-  return 'C';
-}
 
 /** $CHARSET overrides every category's charset in GLib: UTF-8 when it contains "UTF-8". */
 function charsetOverride(env: Env): boolean | undefined {
@@ -42,12 +35,6 @@ function decode(bytes: Buffer, label: string): string {
   }
 }
 
-/** The bytes between the quotes of `"value"`; null for another shape. */
-function unquote(raw: Buffer | undefined): Buffer | null {
-  if (raw === undefined || raw.length < 2 || raw[0] !== 0x22 || raw[raw.length - 1] !== 0x22) return null;
-  return raw.subarray(1, -1);
-}
-
 /** A list value, `"a;b;c"` or `"a";"b";"c"`, as the raw bytes of each item; null for another shape. */
 function items(raw: Buffer | undefined): Buffer[] | null {
   const inner = unquote(raw);
@@ -55,21 +42,6 @@ function items(raw: Buffer | undefined): Buffer[] | null {
   const s = inner.toString('latin1');
   const list = s.includes('";"') ? s.split('";"') : s.split(';');
   return list.map((x) => Buffer.from(x, 'latin1'));
-}
-
-/** Parse `locale -k` output: keyword → raw value bytes. */
-function keywords(stdout: Buffer): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  let start = 0;
-  while (start < stdout.length) {
-    let end = stdout.indexOf(0x0a, start);
-    if (end < 0) end = stdout.length;
-    const line = stdout.subarray(start, end);
-    const eq = line.indexOf(0x3d);
-    if (eq > 0) out.set(line.subarray(0, eq).toString('latin1'), line.subarray(eq + 1));
-    start = end + 1;
-  }
-  return out;
 }
 
 /** `date +%Z` for one instant, with the caller's TZ; null when it cannot be run. */
@@ -96,20 +68,6 @@ function zoneAbbreviations(env: Env): (date: Date) => string {
 function cLocale(env: Env): TimeLocale {
   const utf8 = charsetOverride(env) ?? false;
   return { ...C_TIME_LOCALE, utf8, zoneAbbreviation: zoneAbbreviations(env) };
-}
-
-/**
- * nl_langinfo(CODESET) after ostree's setlocale(LC_ALL, ""): LC_CTYPE's charset, or the C
- * locale's ANSI_X3.4-1968 when LC_CTYPE is C/POSIX or the system lacks one of the locales named.
- * Runs `locale` only when LC_CTYPE names another locale; never throws.
- */
-export function ctypeCharset(env: Env = process.env): string {
-  const ascii = 'ANSI_X3.4-1968';
-  const ctype = localeName(env, 'LC_CTYPE');
-  if (ctype === 'C' || ctype === 'POSIX') return ascii;
-  const r = spawnSync('locale', ['-k', 'charmap'], { env, timeout: 10_000 });
-  if (r.error || r.status !== 0 || r.stderr.toString('utf8').includes('Cannot set')) return ascii;
-  return unquote(keywords(r.stdout).get('charmap'))?.toString('latin1') ?? ascii;
 }
 
 /**
