@@ -202,12 +202,12 @@ describeGpg('larch pull enforces GPG signatures', () => {
     expect(log).toContain('Good signature from "Larch Test <larch@example.com>"');
   });
 
-  it('refuses a rollback to an older signed commit, before fetching its content, unless --allow-downgrade', () => {
+  it('with -T refuses a rollback to an older signed commit, before fetching its content; without -T follows it', () => {
     // An older commit the client has never seen, validly signed, with new content.
     const old = ok(larch(['commit', `--repo=${srv}`, '-b', 'main', '--timestamp=2023-12-31 00:00:00 +0000', `--gpg-sign=${keyId}`, `--gpg-homedir=${home}`, tree('old')])).trim();
     signSummary();
     const before = objectFiles(client);
-    const msg = expectOneErrorLine(pull());
+    const msg = expectOneErrorLine(pull('-T'));
     expect(msg).toBe(
       `Upgrade target revision '${old}' with timestamp 'Sun Dec 31 00:00:00 2023' is chronologically older than current revision '${b}' with timestamp 'Tue Jan  2 00:00:00 2024'; use --allow-downgrade to permit`,
     );
@@ -219,7 +219,7 @@ describeGpg('larch pull enforces GPG signatures', () => {
     signSummary();
     expect(expectOneErrorLine(pull('-T'))).toMatch(/is chronologically older than current revision/);
     expect(revParse(client, 'origin:main')).toBe(b);
-    ok(pull('--allow-downgrade'));
+    ok(pull());
     expect(revParse(client, 'origin:main')).toBe(a);
     ok(larch(['fsck', `--repo=${client}`]));
   });

@@ -249,7 +249,7 @@ describe('larch pull uses the deltas a remote offers', () => {
     }
   });
 
-  it('--disable-static-deltas fetches objects only; a downgrade is refused before any delta is fetched', async () => {
+  it('--disable-static-deltas fetches objects only; with -T a downgrade is refused before any delta is fetched', async () => {
     const server = await serve(src.path);
     try {
       const repo = await client(server);
@@ -257,8 +257,8 @@ describe('larch pull uses the deltas a remote offers', () => {
       expect(server.requests.some((p) => p.startsWith('/deltas/') || p.startsWith('/delta-indexes/'))).toBe(false);
       expect(await repo.resolveRef('origin:main')).toBe(c2);
 
-      // The server rolls main back to c1 and offers a c2→c1 delta: refused as a downgrade before
-      // any delta is fetched.
+      // The server rolls main back to c1 and offers a c2→c1 delta: with -T refused as a downgrade
+      // before any delta is fetched.
       await generateDelta(src, { from: c2, to: c1, minFallbackSize: 0 });
       await src.setRef('main', c1);
       ok(larch(['summary', '-u', `--repo=${src.path}`]));
@@ -267,7 +267,7 @@ describe('larch pull uses the deltas a remote offers', () => {
         await pullLocal({ repo: ahead, src: src.path, refs: [c2] });
         await ahead.setRef('origin:main', c2);
         const start = server.requests.length;
-        const r = await larchAsync(['pull', `--repo=${ahead.path}`, 'origin', 'main']);
+        const r = await larchAsync(['pull', `--repo=${ahead.path}`, '-T', 'origin', 'main']);
         expect(r.code).toBe(1);
         expect(r.stderr).toMatch(/chronologically older than current revision/);
         expect(server.requests.slice(start).some((p) => p.startsWith('/deltas/'))).toBe(false);

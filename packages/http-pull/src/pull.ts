@@ -7,7 +7,7 @@
  * asks for it), summary (both optional unless summary verification is required), the
  * remote config when the summary carries the mode and tombstone keys (OSTree's quirk 2.5; the
  * remote must be an archive repo), ref resolution from the summary or `refs/heads/REF`, then the
- * commits and their trees (pull-engine.ts; each commit's signatures and, for ref targets, its
+ * commits and their trees (pull-engine.ts; each commit's signatures and, when asked for, its
  * timestamp against the local ref are checked before it is stored or its tree fetched), then
  * refs: `refs/remotes/REMOTE/REF`, or with `mirror` `refs/heads/REF` plus the summary files
  * copied byte for byte.
@@ -43,7 +43,7 @@ import { PullEngine, type CommitTarget, type EngineResult } from './pull-engine.
 import { HttpSource } from './pull-source.js';
 import { PrioritySemaphore, TaskGroup, abortedError, type TransferContext } from './pull-transfer.js';
 import { getRemote } from './remote-config.js';
-import { checkNotDowngrade } from './timestamp-check.js';
+import { checkNotDowngrade, compareTimestamps } from './timestamp-check.js';
 import { fetchSummaryWithCache, transferSummaryFetch } from './summary-cache.js';
 import { withRemoteCookies } from './remote-cookies.js';
 import { findDelta, pullDelta, type DeltaPullResult } from './pull-delta.js';
@@ -66,8 +66,19 @@ export interface PullOptions {
    * or older commit is pulled); the commit's ref bindings, if any, must still name the ref.
    */
   overrideCommits?: Record<string, string>;
-  /** `ostree pull -T`: apply the timestamp check to `overrideCommits` too (it always applies to other refs unless `allowDowngrade`). */
+  /**
+   * `ostree pull -T`: refuse to move a ref to a commit older than the one the local ref points
+   * to (`Upgrade target revision … is chronologically older than current revision …`), for every
+   * ref pulled, `overrideCommits` included. Default false, as ostree's pull: without it a ref
+   * follows the remote back to an older commit (a server-side revert reaches mirrors).
+   */
   timestampCheck?: boolean;
+  /**
+   * `ostree pull --timestamp-check-from-rev=REV`: every commit pulled must be no older than REV
+   * (a checksum, or a rev of the local repository, resolved before anything is fetched), whatever
+   * the refs point to now.
+   */
+  timestampCheckFromRev?: string;
   /** Base URL to use instead of the remote's `url` for this pull (`--url`); content follows unless `contenturl` is set. */
   url?: string;
   /** Parents to follow: 0 (default), N, or -1 for the whole history. */
@@ -89,9 +100,10 @@ export interface PullOptions {
   /** Signature checks (from the signing package); required when the remote asks for verification. */
   verifier?: PullVerifier;
   /**
-   * Accept a commit older than the one the local ref points to (OSTree's timestamp check is
-   * otherwise applied to every ref pulled: `Upgrade target revision … is chronologically older
-   * than current revision …`). Default false.
+   * The device paths' switch (`admin upgrade --allow-downgrade`, the agent): `false` applies the
+   * timestamp check to every ref pulled except `overrideCommits` (the caller checks those against
+   * what it runs), `true` turns the ref check off even with `timestampCheck`. Not given: the check
+   * follows `timestampCheck` alone.
    */
   allowDowngrade?: boolean;
   /**
@@ -162,6 +174,7 @@ const optionsSchema = z.object({
   overrideCommits: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/, { message: 'Invalid checksum' })).optional(),
   url: z.string().min(1).optional(),
   timestampCheck: z.boolean().optional(),
+  timestampCheckFromRev: z.string().min(1).optional(),
   depth: z.number().int().min(-1).optional(),
   mirror: z.boolean().optional(),
   commitMetadataOnly: z.boolean().optional(),
@@ -228,10 +241,19 @@ function summaryMetaString(s: Summary, key: string): string | null {
   return v && v.type === 's' ? (v.value as string) : null;
 }
 
-function parseRefFile(bytes: Uint8Array, ref: string): Checksum {
-  const text = Buffer.from(bytes).toString('utf8').trim();
-  if (!isChecksum(text)) throw new LarchError('INVALID_REF', `Invalid rev ${JSON.stringify(text.slice(0, 80))} in remote ref ${ref}`, { ref });
-  return text;
+/**
+ * A remote `refs/heads/REF` file's checksum, or ostree's error: `Fetching checksum for ref
+ * (COLLECTION|(empty), REF): Invalid rev …`, the text cut to 64 bytes with newlines as spaces
+ * (an HTML page served in place of the ref is not dumped whole).
+ */
+function parseRefFile(bytes: Uint8Array, ref: string, collectionId: string | null): Checksum {
+  const text = Buffer.from(bytes).toString('utf8').trimEnd();
+  if (isChecksum(text)) return text;
+  const raw = Buffer.from(text, 'utf8');
+  let why: string;
+  if (raw.length !== 64) why = `Invalid rev ${raw.subarray(0, 64).toString('utf8').replace(/\n/g, ' ')}`;
+  else why = `Invalid character '${raw.find((c) => !((c >= 48 && c <= 57) || (c >= 97 && c <= 102)))}' in rev '${text}'`;
+  throw new LarchError('INVALID_REF', `Fetching checksum for ref (${collectionId ?? '(empty)'}, ${ref}): ${why}`, { ref });
 }
 
 async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null): Promise<void> {
@@ -260,8 +282,10 @@ async function writeRootFile(repo: Repo, name: string, bytes: Uint8Array | null)
  * commit ≤ the summary's commit_size, 5 retries, stall and request timeouts).
  *
  * Throws LarchError: REF_NOT_FOUND (unknown remote or ref), BAD_CONFIG (verification required
- * without a verifier, bad remote config), INVALID_ARGUMENT with `data.reason = 'downgrade'` (a
- * ref would move to an older commit and `allowDowngrade` is not set), whatever the verifier
+ * without a verifier, bad remote config), INVALID_ARGUMENT with `data.reason = 'downgrade'` (with
+ * `timestampCheck`, `timestampCheckFromRev` or `allowDowngrade: false`, a commit older than the
+ * one it is checked against), REF_NOT_FOUND for a `timestampCheckFromRev` that does not resolve,
+ * OBJECT_MISSING when its commit is not in the repository, whatever the verifier
  * throws for bad signatures (before the commit is stored; no ref moves), BAD_MODE (remote is
  * not an archive repo), IO_ERROR
  * (HTTP status, network, timeout, after retries), OBJECT_MISSING (404 on a required object),
@@ -306,17 +330,21 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
       'shared',
       async () => {
         // 1. summary.sig, then summary, through the summary cache (summary-cache.ts; without a
-        // cache summary.sig is fetched only when it is verified or mirrored).
-        const { summary: summaryBytes, signatures: sig } = await fetchSummaryWithCache({
-          repo,
-          remote: opts.remote,
-          cacheRoot: opts.cacheDir === undefined || cfg.url.startsWith('file:') ? null : opts.cacheDir,
-          fetch: transferSummaryFetch(ctx, cfg.url),
-          wantSignatures: policy.summary.length > 0 || Boolean(opts.mirror),
-          retryStaleCache: true,
-          ...(policy.summary.length > 0 ? { verify: (s: Uint8Array, g: Uint8Array) => opts.verifier!.verifySummary(s, g, { ...verifyCtx, required: policy.summary }) } : {}),
-        });
-        if (policy.summary.length > 0 && (summaryBytes === null || sig === null)) {
+        // cache summary.sig is fetched only when it is verified or mirrored). Skipped, as in
+        // ostree, when nothing needs it (see needsSummary).
+        const wantSummary = await needsSummary(opts, source);
+        const { summary: summaryBytes, signatures: sig } = wantSummary
+          ? await fetchSummaryWithCache({
+              repo,
+              remote: opts.remote,
+              cacheRoot: opts.cacheDir === undefined || cfg.url.startsWith('file:') ? null : opts.cacheDir,
+              fetch: transferSummaryFetch(ctx, cfg.url),
+              wantSignatures: policy.summary.length > 0 || Boolean(opts.mirror),
+              retryStaleCache: true,
+              ...(policy.summary.length > 0 ? { verify: (s: Uint8Array, g: Uint8Array) => opts.verifier!.verifySummary(s, g, { ...verifyCtx, required: policy.summary }) } : {}),
+            })
+          : { summary: null, signatures: null };
+        if (wantSummary && policy.summary.length > 0 && (summaryBytes === null || sig === null)) {
           if (summaryBytes === null) {
             // OSTree's wording for each policy key.
             const msg = policy.summary.includes('gpg-verify-summary')
@@ -351,7 +379,7 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
         }
         // 3. What to pull.
         progress.phase = 'commits';
-        const targets = await resolveTargets(opts, cfg.branches, summary, source, limits);
+        const targets = await resolveTargets(opts, cfg.branches, summary, source, limits, cfg.collectionId);
         progress.objectsBegin();
         if (opts.dryRun) {
           const dryRun = await deltaDryRun({ repo, remote: opts.remote, url: cfg.contentUrl, ctx, index: summaryDeltaIndex(summary), targets, refspecOf: (ref) => (opts.mirror ? ref : `${opts.remote}:${ref}`) });
@@ -359,20 +387,23 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
           return { refs: [], commits: [], partialCommits: [], progress: progress.snapshot(), dryRun };
         }
         // 4. Commits and trees. Each commit is checked before it is stored and before any of its
-        // tree is fetched: signatures first (as OSTree does when the commit arrives), then, for
-        // the commits refs will point to, the timestamp against the local ref (downgrade check).
+        // tree is fetched: signatures first (as OSTree does when the commit arrives), then the
+        // timestamp checks asked for: for the commits refs will point to, against the local ref
+        // (downgrade check), and for every commit, against `timestampCheckFromRev`.
         const refspecOf = (ref: string): string => (opts.mirror ? ref : `${opts.remote}:${ref}`);
         const refsByCommit = new Map<Checksum, string[]>();
+        const checkRefs = opts.allowDowngrade === undefined ? Boolean(opts.timestampCheck) : !opts.allowDowngrade;
         const overridden = new Set(opts.timestampCheck ? [] : Object.keys(opts.overrideCommits ?? {}));
-        for (const t of targets) if (t.ref !== null && !overridden.has(t.ref)) refsByCommit.set(t.checksum, [...(refsByCommit.get(t.checksum) ?? []), t.ref]);
-        const checkDowngrade = !opts.allowDowngrade && refsByCommit.size > 0;
+        if (checkRefs) for (const t of targets) if (t.ref !== null && !overridden.has(t.ref)) refsByCommit.set(t.checksum, [...(refsByCommit.get(t.checksum) ?? []), t.ref]);
+        const fromRev = opts.timestampCheckFromRev === undefined ? null : await timestampFromRev(repo, opts.timestampCheckFromRev);
+        const checkDowngrade = refsByCommit.size > 0 || fromRev !== null;
         const verifyCommit = async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null): Promise<void> => {
           if (policy.commit.length > 0) await opts.verifier!.verifyCommit(bytes, meta, { ...verifyCtx, required: policy.commit, checksum });
-          const refs = checkDowngrade ? refsByCommit.get(checksum) : undefined;
-          if (refs !== undefined) {
-            const commit = parseCommit(bytes);
-            for (const ref of refs) await checkNotDowngrade(repo, refspecOf(ref), checksum, commit);
-          }
+          const refs = refsByCommit.get(checksum);
+          if (refs === undefined && fromRev === null) return;
+          const commit = parseCommit(bytes);
+          for (const ref of refs ?? []) await checkNotDowngrade(repo, refspecOf(ref), checksum, commit);
+          if (fromRev !== null) compareTimestamps(fromRev.checksum, fromRev.timestamp, checksum, commit.timestamp, { from: opts.timestampCheckFromRev });
         };
         const engineOptions = {
           repo,
@@ -409,6 +440,39 @@ export async function pull(opts: PullOptions): Promise<PullResult> {
     );
   } finally {
     if (ownFetcher) await fetcher.close?.();
+  }
+}
+
+/**
+ * Whether the pull needs the remote's summary, as ostree 2022.7 decides: always for a mirror of
+ * every ref and whenever a ref must be resolved; when every ref is pinned (`overrideCommits`) or
+ * only commits are asked for, only to find static deltas, that is unless they are disabled or
+ * the remote's config says `indexed-deltas=true` (Larch does not read delta indexes: such a pull
+ * goes object by object). Without the summary its signatures are not checked either: the
+ * commits are named by checksum, and their own signatures are still verified.
+ */
+async function needsSummary(opts: PullOptions, source: HttpSource): Promise<boolean> {
+  const refs = opts.refs ?? [];
+  if (refs.length === 0 && (opts.commits ?? []).length === 0) return true;
+  if (refs.some((r) => !isChecksum(r) && opts.overrideCommits?.[r] === undefined)) return true;
+  if (opts.disableStaticDeltas) return false;
+  if (opts.requireStaticDeltas || opts.dryRun) return true;
+  const config = await source.file('config', 1024 * 1024, true);
+  if (config === null) return true;
+  return !KeyFile.parse(Buffer.from(config).toString('utf8'), `${opts.remote} config`).getBoolean('core', 'indexed-deltas', false);
+}
+
+/**
+ * `timestampCheckFromRev`: a checksum as given, or a rev of the local repository; its commit must
+ * be there (OSTree's `Reading REV for timestamp-check-from-rev: …`).
+ */
+async function timestampFromRev(repo: Repo, rev: string): Promise<{ checksum: Checksum; timestamp: bigint }> {
+  const checksum = isChecksum(rev) ? rev : await repo.revParse(rev);
+  try {
+    return { checksum, timestamp: (await repo.readCommit(checksum)).timestamp };
+  } catch (e) {
+    if (e instanceof LarchError) throw new LarchError(e.code, `Reading ${checksum} for timestamp-check-from-rev: ${e.message}`, { ...e.data, rev });
+    throw e;
   }
 }
 
@@ -527,7 +591,7 @@ async function pullDeltas(o: DeltaRun): Promise<DeltaPullResult[]> {
   return results;
 }
 
-async function resolveTargets(opts: PullOptions, branches: string[], summary: Summary | null, source: HttpSource, limits: PullLimits): Promise<CommitTarget[]> {
+async function resolveTargets(opts: PullOptions, branches: string[], summary: Summary | null, source: HttpSource, limits: PullLimits, collectionId: string | null): Promise<CommitTarget[]> {
   const targets: CommitTarget[] = [];
   let names = opts.refs ?? [];
   const commits = opts.commits ?? [];
@@ -562,13 +626,7 @@ async function resolveTargets(opts: PullOptions, branches: string[], summary: Su
     } else {
       const rel = `refs/heads/${name}`;
       const bytes = (await source.file(rel, 4096, false))!;
-      let checksum: Checksum;
-      try {
-        checksum = parseRefFile(bytes, name);
-      } catch (e) {
-        throw fetchError('INVALID_REF', 'corrupted', rel, joinUrl(source.url, rel), (e as Error).message, { ref: name }, e);
-      }
-      targets.push({ checksum, ref: name, maxSize: limits.maxMetadataSize });
+      targets.push({ checksum: parseRefFile(bytes, name, collectionId), ref: name, maxSize: limits.maxMetadataSize });
     }
   }
   for (const c of commits) targets.push({ checksum: c, ref: null, maxSize: limits.maxMetadataSize });

@@ -1,6 +1,7 @@
 /**
- * Downgrade protection and verifier wiring of `pull`: a ref never moves to an older commit
- * unless `allowDowngrade`; the check happens once the commit object is known, before its tree
+ * Downgrade protection and verifier wiring of `pull`: with `timestampCheck` (or the device paths'
+ * `allowDowngrade: false`) a ref never moves to an older commit; without either it follows the
+ * remote back, as ostree's pull API; the check happens once the commit object is known, before its tree
  * is fetched (no request for the old commit's dirtree/filez, nothing stored); the mirror ref is
  * checked the same way; and the verifier runs before the downgrade check and before storing.
  */
@@ -63,7 +64,7 @@ describe('pull: downgrade protection', () => {
     await pull({ repo, remote: 'origin', refs: ['main'] });
     await pointMain(older);
     const f = new RecordingFetcher();
-    const e = (await pull({ repo, remote: 'origin', refs: ['main'], fetcher: f }).catch((x: unknown) => x)) as LarchError;
+    const e = (await pull({ repo, remote: 'origin', refs: ['main'], fetcher: f, timestampCheck: true }).catch((x: unknown) => x)) as LarchError;
     expect(e).toBeInstanceOf(LarchError);
     expect(e.data.reason).toBe('downgrade');
     expect(e.message).toBe(
@@ -72,8 +73,12 @@ describe('pull: downgrade protection', () => {
     expect(f.calls.some((u) => u.endsWith('.dirtree') || u.endsWith('.filez'))).toBe(false);
     expect(await repo.hasObject('commit', older)).toBe(false);
     expect(await repo.resolveRef('origin:main')).toBe(newer);
+    // The device paths' explicit `allowDowngrade: false` refuses it too.
+    const d = (await pull({ repo, remote: 'origin', refs: ['main'], allowDowngrade: false }).catch((x: unknown) => x)) as LarchError;
+    expect(d.data.reason).toBe('downgrade');
+    expect(await repo.resolveRef('origin:main')).toBe(newer);
 
-    const r = await pull({ repo, remote: 'origin', refs: ['main'], allowDowngrade: true });
+    const r = await pull({ repo, remote: 'origin', refs: ['main'], allowDowngrade: true, timestampCheck: true });
     expect(r.refs[0]).toMatchObject({ checksum: older, previous: newer });
     await pointMain(newer);
   });
@@ -83,9 +88,12 @@ describe('pull: downgrade protection', () => {
     await pull({ repo, remote: 'origin', refs: ['main'], mirror: true });
     expect(await repo.resolveRef('main')).toBe(newer);
     await pointMain(older);
-    const e = (await pull({ repo, remote: 'origin', refs: ['main'], mirror: true }).catch((x: unknown) => x)) as LarchError;
+    const e = (await pull({ repo, remote: 'origin', refs: ['main'], mirror: true, timestampCheck: true }).catch((x: unknown) => x)) as LarchError;
     expect(e.data.reason).toBe('downgrade');
     expect(await repo.resolveRef('main')).toBe(newer);
+    // Without the check (the default), the mirror follows the remote back.
+    await pull({ repo, remote: 'origin', refs: ['main'], mirror: true });
+    expect(await repo.resolveRef('main')).toBe(older);
     await pull({ repo, remote: 'origin', refs: [older] });
     expect(await repo.hasObject('commit', older)).toBe(true);
     await pointMain(newer);
@@ -93,13 +101,13 @@ describe('pull: downgrade protection', () => {
 
   it('an equal timestamp passes (two builds in the same second, as ostree -T allows); a new ref has nothing to compare', async () => {
     const repo = await client();
-    await pull({ repo, remote: 'origin', refs: ['main'] });
-    await pull({ repo, remote: 'origin', refs: ['main'] }); // same commit: fine
+    await pull({ repo, remote: 'origin', refs: ['main'], timestampCheck: true });
+    await pull({ repo, remote: 'origin', refs: ['main'], timestampCheck: true }); // same commit: fine
     const same = (await commitTree(src, { tree: tmp.join('t2'), branch: 'twin', timestamp: 1_704_153_600n, bindings: false })).commit;
     await pointMain(same);
-    const r = await pull({ repo, remote: 'origin', refs: ['main'] });
+    const r = await pull({ repo, remote: 'origin', refs: ['main'], timestampCheck: true });
     expect(r.refs[0]).toMatchObject({ checksum: same, previous: newer });
-    await pull({ repo, remote: 'origin', refs: ['side'] });
+    await pull({ repo, remote: 'origin', refs: ['side'], timestampCheck: true });
     expect(await repo.resolveRef('origin:side')).toBe(older);
     await pointMain(newer);
   });

@@ -1,11 +1,13 @@
 /**
- * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [--allow-downgrade]
- * [--url=URL] [--network-retries=N] [--json] REMOTE [REF[@CHECKSUM]…]`: fetch refs (or commit
- * checksums) from a configured remote, as `ostree pull`; `REF@CHECKSUM` pulls that commit and
- * points the ref at it (timestamp-checked only with -T, as in ostree). Signatures are enforced as the remote's config asks (`gpg-verify`, on by
- * default, `gpg-verify-summary`, `sign-verify`, `sign-verify-summary`) by @larch/signing's
- * verifier, before a commit is stored; a ref never moves to an older commit unless
- * --allow-downgrade is given (OSTree's timestamp check, always on here; -T is accepted). Progress goes to
+ * `larch pull [--depth=N] [--mirror] [--commit-metadata-only] [--subpath=P] [-T]
+ * [--timestamp-check-from-rev=REV] [--url=URL] [--network-retries=N] [--json] REMOTE
+ * [REF[@CHECKSUM]…]`: fetch refs (or commit checksums) from a configured remote, as `ostree
+ * pull`; `REF@CHECKSUM` pulls that commit and points the ref at it. Signatures are enforced as
+ * the remote's config asks (`gpg-verify`, on by default, `gpg-verify-summary`, `sign-verify`,
+ * `sign-verify-summary`) by @larch/signing's verifier, before a commit is stored. As ostree, a
+ * ref follows the remote to an older commit unless -T is given (then `Upgrade … is
+ * chronologically older …`, overrides included); --timestamp-check-from-rev=REV refuses any
+ * commit older than REV. --allow-downgrade, the default, is accepted. Progress goes to
  * a bar on stderr when it is a terminal (it says "estimating" until the tree walk has found every
  * object, then shows the exact object count, bytes, rate and ETA), or as JSON lines on stdout
  * with --json; ^C stops the pull cleanly (refs untouched, verified objects kept for the next
@@ -35,6 +37,7 @@ interface PullOpts {
   json?: boolean;
   allowDowngrade?: boolean;
   timestampCheck?: boolean;
+  timestampCheckFromRev?: string;
   disableStaticDeltas?: boolean;
   requireStaticDeltas?: boolean;
   url?: string;
@@ -59,8 +62,9 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--commit-metadata-only', 'Fetch only the commit metadata')
     .option('--subpath <subpath>', 'Only pull the provided subpath (may be given more than once)', collect)
     .option('--json', 'Print progress and the result as JSON lines on stdout')
-    .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to')
-    .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps (always on unless --allow-downgrade)')
+    .option('--allow-downgrade', 'Accept commits older than the ones the local refs point to (the default)')
+    .option('-T, --timestamp-check', 'Require fetched commits to have newer timestamps')
+    .option('--timestamp-check-from-rev <rev>', 'Require fetched commits to have newer timestamps than given rev')
     .option('--disable-static-deltas', 'Do not use static deltas')
     .option('--require-static-deltas', 'Require static deltas')
     .option('--url <url>', 'Pull objects from this URL instead of the one from the remote config')
@@ -123,6 +127,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(opts.url !== undefined ? { url: opts.url } : {}),
           ...(cacheDir !== null ? { cacheDir } : {}),
           timestampCheck: Boolean(opts.timestampCheck),
+          ...(opts.timestampCheckFromRev !== undefined ? { timestampCheckFromRev: opts.timestampCheckFromRev } : {}),
           ...(opts.dryRun ? { dryRun: true } : {}),
           ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
           ...(opts.bareuseronlyFiles ? { bareuseronlyFiles: true } : {}),
@@ -130,7 +135,6 @@ export function registerPull(program: Command, ctx: VerbContext): void {
           ...(httpHeaders.length > 0 ? { httpHeaders } : {}),
           ...(retries !== undefined ? { limits: { retries } } : {}),
           verifier,
-          allowDowngrade: Boolean(opts.allowDowngrade),
           disableStaticDeltas: Boolean(opts.disableStaticDeltas),
           requireStaticDeltas: Boolean(opts.requireStaticDeltas),
           signal,
