@@ -86,7 +86,7 @@ export class FileStager {
   private readonly headerCache = new Map<string, { header: Uint8Array; archiveHeader: Uint8Array }>();
 
   constructor(private readonly st: CommitState) {
-    this.devino = st.opts.linkCheckoutSpeedup === true && st.repo.mode !== 'archive' ? scanDevino(st.repo) : null;
+    this.devino = (st.opts.linkCheckoutSpeedup === true || st.opts.devinoCanonical === true) && st.repo.mode !== 'archive' ? scanDevino(st.repo) : null;
   }
 
   /** Start the worker threads when an archive commit has enough files or bytes to pay for them. */
@@ -135,6 +135,12 @@ export class FileStager {
     const checksum = this.devino?.get(`${f.st.dev}:${f.st.ino}`);
     if (checksum === undefined) return false;
     const { repo, mod, stats } = this.st;
+    if (this.st.opts.devinoCanonical === true) {
+      f.checksum = checksum;
+      stats.devinoHits++;
+      stats.files++;
+      return true;
+    }
     let src: { mode: number; uid: number; gid: number; xattrs: Xattr[] };
     if (repo.mode === 'bare-user') {
       src = (await repo.openFile(checksum)).meta;

@@ -110,6 +110,12 @@ export interface CommitTreeOptions {
    * and xattrs are recorded; in bare-user its ownership, mode and xattrs come from the object.
    */
   linkCheckoutSpeedup?: boolean;
+  /**
+   * `--devino-canonical` (`-I`, implies `linkCheckoutSpeedup`): such a file is taken as that
+   * object whatever the modifier says (owner, mode, filters): a file meant to change must have its
+   * hard link broken first.
+   */
+  devinoCanonical?: boolean;
   /** Add `ostree.sizes` (archive repos only), as `ostree commit --generate-sizes`. */
   generateSizes?: boolean;
   concurrency?: number;

@@ -196,6 +196,7 @@ async function runCommit(io: Io, positional: string | undefined, opts: CommitOpt
         generateSizes: Boolean(opts.generateSizes),
         tarAutocreateParents: Boolean(opts.tarAutocreateParents),
         linkCheckoutSpeedup: Boolean(opts.linkCheckoutSpeedup || opts.devinoCanonical),
+        devinoCanonical: Boolean(opts.devinoCanonical),
         ...(bar ? { onProgress: bar.update } : {}),
       }),
     );
