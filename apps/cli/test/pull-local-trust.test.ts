@@ -3,12 +3,14 @@
  * a source owned by the invoking user is trusted as ostree trusts every local source (a corrupted
  * object is copied as it is, converted between modes; fsck finds it), `--untrusted` verifies in
  * both, and a source owned by another user is verified by larch unless `--trust-source`.
- * Also content hardlinked between bare-user repositories, and `--bareuseronly-files`.
+ * Also content hardlinked between bare-user repositories and from bare-user into bare-user-only,
+ * and `--bareuseronly-files`.
  */
-import { chownSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chownSync, lstatSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IN_CI, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch, type RunResult } from './helpers.js';
+import { exists, IN_CI, larch, ok, ostree, requireOstree, RUN_INTEROP, scratch, type RunResult } from './helpers.js';
 
 const IS_ROOT = process.getuid?.() === 0;
 
@@ -125,6 +127,102 @@ describe.skipIf(!RUN_INTEROP)('pull-local: trusted and untrusted local sources (
         expect(statSync(join(r.l, f)).ino, `${f} hardlinked`).toBe(statSync(join(src, f)).ino);
       }
       ok(larch(['fsck', `--repo=${r.l}`]));
+    }
+  });
+
+  /**
+   * Which content objects of `src` each destination holds by hardlink: for every object, whether
+   * ostree's and larch's copies are the source's inode, and their link counts (the same in both).
+   */
+  const expectLinkedAsOstree = (src: string, r: { o: string; l: string }, objects: string[]): Map<string, boolean> => {
+    const linked = new Map<string, boolean>();
+    for (const f of objects) {
+      const s = statSync(join(src, f)).ino;
+      // bare-user-only stores a symlink as a symlink.
+      const o = lstatSync(join(r.o, f));
+      const l = lstatSync(join(r.l, f));
+      expect(l.ino === s, `${f} hardlinked as by ostree`).toBe(o.ino === s);
+      expect(l.nlink, `${f} link count`).toBe(o.nlink);
+      linked.set(f, o.ino === s);
+    }
+    return linked;
+  };
+  /** The object path of `path` in commit `ref` of `repo`. */
+  const objectOf = (repo: string, ref: string, path: string): string => {
+    const sum = ok(ostree(['ls', `--repo=${repo}`, '-C', ref, path])).trim().split(/\s+/)[4];
+    return join('objects', sum.slice(0, 2), `${sum.slice(2)}.file`);
+  };
+
+  it('bare-user to bare-user-only: regular files hardlinked as by ostree, symlinks copied, trusted and --untrusted', () => {
+    const src = join(dir, 'conv-src');
+    const files = join(dir, 'conv-files');
+    mkdirSync(files);
+    writeFileSync(join(files, 'afile'), 'afile\n');
+    writeFileSync(join(files, 'group-writable'), 'shared\n', { mode: 0o664 });
+    writeFileSync(join(files, 'tool'), '#!/bin/sh\n', { mode: 0o755 });
+    symlinkSync('afile', join(files, 'afile-link'));
+    ok(ostree(['init', `--repo=${src}`, '--mode=bare-user']));
+    ok(ostree(['commit', `--repo=${src}`, '--canonical-permissions', '-b', 'testtree', `--tree=dir=${files}`, '-s', 'x', '--timestamp=2020-01-01T00:00:00Z']));
+    const objects = fileObjects(src);
+    expect(objects.length).toBe(4);
+    for (const args of [[src], ['--untrusted', src]]) {
+      const r = fresh('bare-user-only');
+      const { o, l } = both(r, args);
+      expect(o.code, o.stderr).toBe(0);
+      expect(l.code, l.stderr).toBe(0);
+      expect(l.stdout).toBe(o.stdout);
+      const linked = expectLinkedAsOstree(src, r, objects);
+      expect(linked.get(objectOf(src, 'testtree', '/afile'))).toBe(true);
+      expect(linked.get(objectOf(src, 'testtree', '/group-writable'))).toBe(true);
+      expect(linked.get(objectOf(src, 'testtree', '/tool'))).toBe(true);
+      expect(linked.get(objectOf(src, 'testtree', '/afile-link'))).toBe(false);
+      ok(ostree(['fsck', '-q', `--repo=${r.l}`]));
+      ok(larch(['fsck', '-q', `--repo=${r.l}`]));
+      expect(ok(larch(['cat', `--repo=${r.l}`, 'testtree', '/afile']))).toBe('afile\n');
+    }
+  });
+
+  it('bare-user to bare-user-only: objects bare-user-only cannot hold (owner, xattr, setuid) linked from a trusted source as by ostree; --untrusted refuses them', () => {
+    const src = join(dir, 'odd-src');
+    const files = join(dir, 'odd-files');
+    mkdirSync(files);
+    writeFileSync(join(files, 'plain'), 'plain\n');
+    writeFileSync(join(files, 'tagged'), 'tagged\n');
+    const attr = spawnSync('setfattr', ['-n', 'user.larch', '-v', 'yes', join(files, 'tagged')], { encoding: 'utf8' });
+    expect(attr.status, attr.stderr).toBe(0);
+    writeFileSync(join(dir, 'odd-statoverride.txt'), '2048 /setuid\n');
+    writeFileSync(join(files, 'setuid'), 'setuid\n');
+    ok(ostree(['init', `--repo=${src}`, '--mode=bare-user']));
+    ok(ostree(['commit', `--repo=${src}`, '-b', 'xattr', `--tree=dir=${files}`, `--statoverride=${join(dir, 'odd-statoverride.txt')}`, '-s', 'x', '--timestamp=2020-01-01T00:00:00Z']));
+    ok(ostree(['commit', `--repo=${src}`, '--owner-uid=1000', '--owner-gid=1000', '-b', 'owned', `--tree=dir=${files}`, '--no-xattrs', '-s', 'x', '--timestamp=2020-01-01T00:00:00Z']));
+    const odd = [objectOf(src, 'xattr', '/tagged'), objectOf(src, 'xattr', '/setuid'), objectOf(src, 'owned', '/plain')];
+    const r = fresh('bare-user-only');
+    const { o, l } = both(r, [src, 'xattr', 'owned']);
+    expect(o.code, o.stderr).toBe(0);
+    expect(l.code, l.stderr).toBe(0);
+    expect(l.stdout).toBe(o.stdout);
+    const linked = expectLinkedAsOstree(src, r, fileObjects(src));
+    for (const f of [...odd, objectOf(src, 'xattr', '/plain')]) expect(linked.get(f), f).toBe(true);
+    // Under its bare-user name, read with owner 0 and no xattrs: fsck of either repository finds it.
+    const fo = ostree(['fsck', `--repo=${r.o}`]);
+    const fl = larch(['fsck', `--repo=${r.l}`]);
+    expect(fo.code).toBe(1);
+    expect(fl.code).toBe(1);
+    expect(fl.stderr).toMatch(/Corrupted file object/);
+
+    // Untrusted, larch links only what bare-user-only reads as the named object: the others go to
+    // the copy, which refuses them in one line (ostree links them all).
+    const sumOf = (f: string): string => f.slice(8, 10) + f.slice(11, 73);
+    for (const [ref, bad] of [['xattr', [odd[0], odd[1]]], ['owned', [odd[2]]]] as const) {
+      const u = fresh('bare-user-only');
+      const { o: uo, l: ul } = both(u, ['--untrusted', src, ref]);
+      expect(uo.code, uo.stderr).toBe(0);
+      expect(ul.code).toBe(1);
+      const line = /^error: ([^\n]*)\n$/.exec(ul.stderr)?.[1] ?? '';
+      expect(bad.some((f) => line.includes(sumOf(f))), ul.stderr).toBe(true);
+      expect(line).toMatch(/bare-user-only repositories cannot store ownership or xattrs|invalid mode 0104644 with bits 04000/);
+      for (const f of bad) expect(exists(join(u.l, f)), f).toBe(false);
+      expect(ostree(['rev-parse', `--repo=${u.l}`, ref]).code).toBe(1);
     }
   });
 

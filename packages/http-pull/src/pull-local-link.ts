@@ -3,7 +3,13 @@
  * as ostree does, without giving up verification. Metadata objects (the same bytes in every
  * mode) are linked between any modes: linked into `tmp/`, read there, checked by the pull as
  * any metadata, then published. Content objects are linked between repositories of the same mode
- * (archive, bare, bare-user, bare-user-only: the stored file is then the same in both):
+ * (archive, bare, bare-user, bare-user-only: the stored file is then the same in both), and from
+ * bare-user into bare-user-only, as ostree pairs them: a bare-user regular file is stored as the
+ * file itself, which bare-user-only reads with owner 0 and no xattrs (a bare-user symlink, a
+ * regular file holding its target, is copied). Trusted, every regular file is linked, as ostree
+ * links it (one whose owner, xattrs or mode bits bare-user-only cannot hold is then reported by
+ * fsck, as in ostree); untrusted, only one that the destination reads as the object its name
+ * says (owner 0, no xattrs, the stored mode the recorded one), the others go to the copy:
  *
  * 1. link(2) the source's object file into the destination's `tmp/`: from here on the inode is
  *    ours, so a rename or replacement of the source path can no longer change what is checked;
@@ -89,8 +95,13 @@ export class LinkImporter {
   private enabled = true;
   private readonly barrier: SyncBarrier;
 
-  /** Content objects are linked only between repositories of one mode (their files differ by mode). */
+  /**
+   * Content objects are linked only between repositories of one mode (their files differ by mode),
+   * and from bare-user into bare-user-only.
+   */
   private readonly content: boolean;
+  /** bare-user into bare-user-only: read each object as bare-user, link only its regular files. */
+  private readonly conversion: boolean;
 
   constructor(
     private readonly src: Repo,
@@ -106,7 +117,8 @@ export class LinkImporter {
     /** Check the mode of each linked content object (`--bareuseronly-files`). */
     private readonly bareuseronly = false,
   ) {
-    this.content = src.mode === dest.mode;
+    this.conversion = src.mode === 'bare-user' && dest.mode === 'bare-user-only';
+    this.content = src.mode === dest.mode || this.conversion;
     this.barrier = new SyncBarrier(() => dest.syncTmpFs());
   }
 
@@ -219,8 +231,9 @@ export class LinkImporter {
         }
         return (await checkLarge(fh, st.size, checksum, this.maxSize)) ? st.size : null;
       }
-      if (this.trust && !this.bareuseronly) return st.size;
-      const meta = bareMeta(mode, path, st, checksum);
+      if (this.trust && !this.bareuseronly && !this.conversion) return st.size;
+      // Read as the source stores it (bare-user, when converting into bare-user-only).
+      const meta = bareMeta(this.src.mode as Exclude<RepoMode, 'archive'>, path, st, checksum);
       // A bare-user symlink object (a regular file holding the target): copied, as ostree does
       // when it converts, so that it is read and checked the usual way.
       if (meta === null) return null;
@@ -231,6 +244,8 @@ export class LinkImporter {
       for await (const chunk of fh.createReadStream({ start: 0, autoClose: false, highWaterMark: SMALL })) hash.update(chunk as Buffer);
       const actual = hash.digest('hex');
       if (actual !== checksum) throw fileChecksumMismatch(checksum, actual);
+      // The source's object, checked as ostree checks it; published only if it is this object here too.
+      if (this.conversion && !canonicalForBareUserOnly(meta, st)) return null;
       return st.size;
     } finally {
       await fh.close();
@@ -255,6 +270,15 @@ function bareMeta(mode: Exclude<RepoMode, 'archive'>, path: string, st: Stats, c
   }
   if ((um.mode & S_IFMT) === S_IFLNK) return null;
   return { ...um, symlinkTarget: '' };
+}
+
+/**
+ * Whether bare-user-only reads a linked bare-user file as the object its metadata describes: owner
+ * 0, no xattrs, and the file's own mode (bare-user keeps bits such as setuid or o+w only in
+ * `user.ostreemeta`) the recorded one. Its checksum is then the same in both modes.
+ */
+function canonicalForBareUserOnly(meta: FileMeta, st: Stats): boolean {
+  return meta.uid === 0 && meta.gid === 0 && meta.xattrs.length === 0 && meta.mode === st.mode;
 }
 
 /** The header of an archive object, for its mode. */

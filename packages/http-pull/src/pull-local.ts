@@ -5,7 +5,8 @@
  * metadata checksums and formats, content re-hashed while it is copied. An archive source hands
  * over its `.filez` files as they are; other modes hand over header + payload. On one
  * filesystem, metadata objects (and content objects between repositories of the same mode) are
- * hardlinked, as ostree does, after the same check (pull-local-link.ts).
+ * hardlinked, as ostree does, after the same check (pull-local-link.ts); so are bare-user regular
+ * files into bare-user-only.
  *
  * Trust (`trust`): ostree trusts every local source unless `--untrusted`. Here a source is
  * trusted with `'owner'` only when its directory belongs to the invoking user (a repository
@@ -73,7 +74,7 @@ export interface PullLocalOptions {
   /**
    * Hardlink objects from a source on the same filesystem, after checking them unless trusted
    * (default true, as ostree): metadata in any mode, content between repositories of the same
-   * mode; false always copies.
+   * mode and from bare-user into bare-user-only; false always copies.
    */
   hardlink?: boolean;
   signal?: AbortSignal;
