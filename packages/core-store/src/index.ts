@@ -61,6 +61,7 @@ export { generateSummary, readSummary, summaryRefTimestamp, listDeltaDirs, SUMMA
 export { diffCommits, diffTrees, type DiffEntry, type DiffSide, type DiffTreesOptions } from './repo-diff.js';
 export { log, type LogEntry } from './repo-log.js';
 export { ls, lsStream, formatLsEntry, type LsEntry, type LsOptions } from './repo-ls.js';
+export { lsEntryXattrs } from './ls-xattrs.js';
 export { validatePathComponent, splitSafePath, assertNoSymlinkInLeadingPath, openBeneath, sanitize } from './fs-safety.js';
 export { ReceiveWorkers, RECEIVE_MAX_INFLATED } from './receive-workers.js';
 export { checksumPath, type ChecksumPathOptions } from './checksum-path.js';

@@ -1,14 +1,18 @@
 /**
- * `larch ls [-R] [-C] [-d] [--json] REV [PATH...]`: ostree's columns, one entry per line:
- *   TYPE+MODE UID GID SIZE [CHECKSUM [METACHECKSUM]] PATH [-> TARGET]
+ * `larch ls [-R] [-C] [-d] [-X] [--nul-filenames-only] [--json] REV [PATH...]`: ostree's columns,
+ * one entry per line:
+ *   TYPE+MODE UID GID SIZE [CHECKSUM [METACHECKSUM]] [{ XATTRS }] PATH [-> TARGET]
  * e.g. `d00755 0 0      0 /` and `l00777 0 0      0 /link -> hello.txt`; the size is padded
- * to six columns, the mode is the permission bits in five octal digits.
+ * to six columns, the mode is the permission bits in five octal digits. With -X the extended
+ * attributes follow as the GVariant text of their `a(ayay)` (`{ @a(ayay) [] }` when there are
+ * none). With --nul-filenames-only only the paths are printed, each followed by a NUL byte.
  */
 import type { Command } from 'commander';
-import { formatLsEntry, LarchError, lsStream, type LsEntry } from '@larch/core-store';
+import { formatLsEntry, LarchError, lsEntryXattrs, lsStream, type LsEntry, type Repo } from '@larch/core-store';
+import { print } from '@larch/gvariant';
 import type { VerbContext } from '../cli.js';
 import type { Io } from '../context.js';
-import { openRepo } from '../context.js';
+import { openRepo, UsageError } from '../context.js';
 import { allOptions, verb } from './common.js';
 import { holdYoungGeneration } from './walk-memory.js';
 import { asciiJson } from '../output-charset.js';
@@ -18,6 +22,8 @@ interface LsOptions {
   checksum?: boolean;
   dironly?: boolean;
   json?: boolean;
+  xattrs?: boolean;
+  nulFilenamesOnly?: boolean;
 }
 
 /** Output is handed to stdout in pieces of about this many characters. */
@@ -72,9 +78,12 @@ export function registerLs(program: Command, ctx: VerbContext): void {
     .option('-R, --recursive', 'Print directories recursively')
     .option('-C, --checksum', 'Print checksum')
     .option('-d, --dironly', 'Do not recurse into directory arguments')
+    .option('-X, --xattrs', 'Print extended attributes')
+    .option('--nul-filenames-only', 'Print only filenames, NUL separated')
     .option('--json', 'Print JSON (see README)')
     .action(async (rev: string, paths: string[], _o: LsOptions, cmd: Command) => {
       const opts = allOptions<LsOptions>(cmd);
+      if (opts.json && opts.nulFilenamesOnly) throw new UsageError('--json and --nul-filenames-only cannot be combined');
       const repo = await openRepo(opts);
       const commit = await repo.revParse(rev);
       if (opts.recursive) holdYoungGeneration();
@@ -90,7 +99,13 @@ export function registerLs(program: Command, ctx: VerbContext): void {
         if (!opts.json) {
           // Entries are printed as they are read; a path that does not exist fails after the
           // paths before it were listed, as with ostree.
-          for (const p of list) for await (const e of open(p)) await printer.write(`${formatLsEntry(e, { checksums })}\n`);
+          const line = async (e: LsEntry): Promise<string> => {
+            if (opts.nulFilenamesOnly) return `${e.path}\0`;
+            const text = formatLsEntry(e, { checksums });
+            if (!opts.xattrs) return `${text}\n`;
+            return `${withXattrs(text, e, await xattrsText(repo, e))}\n`;
+          };
+          for (const p of list) for await (const e of open(p)) await printer.write(await line(e));
           return;
         }
         // JSON: every path is looked up before anything is printed, so a missing one prints no
@@ -109,6 +124,26 @@ export function registerLs(program: Command, ctx: VerbContext): void {
         await printer.flush();
       }
     });
+}
+
+const utf8 = new TextEncoder();
+
+/** GVariant text of an entry's xattrs as ostree prints them (`g_variant_print(xattrs, TRUE)`). */
+async function xattrsText(repo: Repo, e: LsEntry): Promise<string> {
+  const xattrs = await lsEntryXattrs(repo, e);
+  const value = xattrs.map((x) => {
+    const name = utf8.encode(x.name);
+    const z = new Uint8Array(name.length + 1);
+    z.set(name);
+    return [z, x.value];
+  });
+  return print('a(ayay)', value, { typeAnnotate: true });
+}
+
+/** `line` (formatLsEntry's) with `{ XATTRS } ` put before the path, where ostree prints it. */
+function withXattrs(line: string, e: LsEntry, xattrs: string): string {
+  const tail = e.type === 'l' ? `${e.path} -> ${e.target}` : e.path;
+  return `${line.slice(0, line.length - tail.length)}{ ${xattrs} } ${tail}`;
 }
 
 async function* inspecting(path: string, entries: AsyncGenerator<LsEntry>): AsyncGenerator<LsEntry> {
