@@ -71,6 +71,8 @@ export interface PullLocalOptions {
   trust?: 'owner' | 'always' | 'never';
   /** Refuse regular files with mode bits outside 0775, as `ostree pull-local --bareuseronly-files`. */
   bareuseronlyFiles?: boolean;
+  /** Skip the commits' ref-binding checks, as `ostree pull-local --disable-verify-bindings`. */
+  disableVerifyBindings?: boolean;
   /**
    * Hardlink objects from a source on the same filesystem, after checking them unless trusted
    * (default true, as ostree): metadata in any mode, content between repositories of the same
@@ -152,6 +154,7 @@ export async function pullLocal(opts: PullLocalOptions): Promise<PullResult> {
         commitMetadataOnly: Boolean(opts.commitMetadataOnly),
         subpath: null,
         bareuseronlyFiles: bareuseronly,
+        ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
         ...(verifyCtx !== null && opts.gpgVerify
           ? {
               verifyCommit: async (checksum: Checksum, bytes: Uint8Array, meta: Uint8Array | null) => {

@@ -1,6 +1,7 @@
 /**
  * `larch pull-local [--depth=N] [--remote=REMOTE] [--gpg-verify] [--gpg-verify-summary]
- * [--commit-metadata-only] [--untrusted] [--trust-source] [--bareuseronly-files] [--json]
+ * [--commit-metadata-only] [--untrusted] [--trust-source] [--bareuseronly-files]
+ * [--disable-fsync] [--per-object-fsync] [--disable-verify-bindings] [--json]
  * SRC_REPO [REF|CHECKSUM…]`: copy commits from another local repository (a path or file:// URL).
  * As ostree, a source is trusted unless `--untrusted`: its objects are copied (or hardlinked,
  * between repositories of one mode on one filesystem) without being checked against their
@@ -13,6 +14,11 @@
  * With --gpg-verify (and --remote, whose keyring is used, as in OSTree) each commit's signatures
  * are checked before it is stored; --gpg-verify-summary checks SRC_REPO's summary against its
  * summary.sig first (both done by `pullLocal` with the signing package's verifier).
+ *
+ * Also as ostree: --disable-fsync (the repository's `core.fsync=false` for this run; its config
+ * file is not changed), --disable-verify-bindings (a commit whose ref binding does not list the
+ * requested ref is accepted) and --per-object-fsync, accepted and needing nothing more (every
+ * object is published durably unless fsync is disabled).
  */
 import type { Command } from 'commander';
 import { pullLocal, type PullProgress, type PullResult } from '@larch/http-pull';
@@ -34,6 +40,9 @@ interface PullLocalOpts {
   untrusted?: boolean;
   trustSource?: boolean;
   bareuseronlyFiles?: boolean;
+  disableFsync?: boolean;
+  perObjectFsync?: boolean;
+  disableVerifyBindings?: boolean;
 }
 
 /** Register `pull-local`. */
@@ -50,11 +59,16 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
     .option('--untrusted', 'Verify checksums of local sources (always enabled for HTTP pulls)')
     .option('--trust-source', 'Do not verify the objects of SRC_REPO even when another user owns it (a corrupted source is copied unnoticed)')
     .option('--bareuseronly-files', 'Reject regular files with mode outside of 0775 (world writable, suid, etc.)')
+    .option('--disable-fsync', 'Do not invoke fsync()')
+    .option('--per-object-fsync', 'Perform writes in such a way that avoids stalling concurrent processes')
+    .option('--disable-verify-bindings', 'Do not verify commit bindings')
     .option('--json', 'Print progress and the result as JSON lines on stdout')
     .action(async (src: string, refs: string[], _o: PullLocalOpts, cmd: Command) => {
       const opts = allOptions<PullLocalOpts>(cmd);
       const depth = opts.depth === undefined ? 0 : parseOption(integer('--depth', { min: -1 }), opts.depth);
       const repo = await openRepo(opts);
+      // This run only: the config file is not changed, as in ostree.
+      if (opts.disableFsync) repo.config.set('core', 'fsync', false);
       const verify = Boolean(opts.gpgVerify || opts.gpgVerifySummary);
       if (verify && opts.remote === undefined) throw new UsageError('--gpg-verify and --gpg-verify-summary require --remote');
       if (opts.untrusted && opts.trustSource) throw new UsageError('--untrusted and --trust-source cannot be combined');
@@ -68,6 +82,7 @@ export function registerPullLocal(program: Command, ctx: VerbContext): void {
           requireStaticDeltas: Boolean(opts.requireStaticDeltas),
           trust: opts.untrusted ? 'never' : opts.trustSource ? 'always' : 'owner',
           bareuseronlyFiles: Boolean(opts.bareuseronlyFiles),
+          ...(opts.disableVerifyBindings ? { disableVerifyBindings: true } : {}),
           ...(opts.remote !== undefined ? { remote: opts.remote } : {}),
           ...(verify ? { gpgVerify: Boolean(opts.gpgVerify), gpgVerifySummary: Boolean(opts.gpgVerifySummary), verifier: signatureVerifier(repo.path) } : {}),
           signal,

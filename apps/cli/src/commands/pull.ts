@@ -14,7 +14,8 @@
  * run). The progress helpers here are shared with `pull-local`.
  *
  * Also as ostree: `--dry-run --require-static-deltas` (prints `Delta update: …`, writes nothing),
- * `--http-header=NAME=VALUE` (every request), `--disable-verify-bindings`, and `--untrusted` and
+ * `--http-header=NAME=VALUE` (every request), `--disable-verify-bindings`, `--disable-fsync` (the
+ * repository's `core.fsync=false` for this run; its config file is not changed), and `--untrusted` and
  * `--per-object-fsync`, accepted and needing nothing more (every object is verified, and published
  * durably, whatever the source).
  */
@@ -47,6 +48,7 @@ interface PullOpts {
   httpHeader?: string[];
   untrusted?: boolean;
   perObjectFsync?: boolean;
+  disableFsync?: boolean;
   disableVerifyBindings?: boolean;
   bareuseronlyFiles?: boolean;
   httpTrusted?: boolean;
@@ -76,6 +78,7 @@ export function registerPull(program: Command, ctx: VerbContext): void {
     .option('--http-trusted', 'Do not verify checksums of HTTP sources (mostly useful when mirroring)')
     .option('--disable-verify-bindings', 'Do not verify commit bindings')
     .option('--bareuseronly-files', 'Reject regular files with mode outside of 0775 (world writable, suid, etc.)')
+    .option('--disable-fsync', 'Do not invoke fsync()')
     .option('--per-object-fsync', 'Perform writes in such a way that avoids stalling concurrent processes')
     .action(async (first: string, rest: string[], _o: PullOpts, cmd: Command) => {
       const opts = allOptions<PullOpts>(cmd);
@@ -110,6 +113,8 @@ export function registerPull(program: Command, ctx: VerbContext): void {
         return [kv.slice(0, eq), kv.slice(eq + 1)];
       });
       const repo = await openRepo(opts);
+      // This run only: the config file is not changed, as in ostree.
+      if (opts.disableFsync) repo.config.set('core', 'fsync', false);
       if (opts.cacheDir !== undefined) await checkCacheDir(opts.cacheDir);
       // As ostree: REPO/tmp/cache unless OSTREE_SKIP_CACHE is set, or --cache-dir.
       const cacheDir = summaryCacheRoot(repo, opts.cacheDir);
