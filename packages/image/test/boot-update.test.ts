@@ -21,11 +21,14 @@ import { buildImage, findTool } from '../src/index.js';
 import { BOOT_FAILED, bootableOs, FAST_KARGS, MINUTE, report, ROOT, type BootableOs } from './boot-os.js';
 import { bootImage, hasQemu, type Vm } from './qemu.js';
 
-// Opt-in (LARCH_BOOT_UPDATE=1) until a whole run has passed: the agent's cycle, the pull through
-// the guestfwd, the deploy, the trial boot of v2 marked good and the check-ins all work, but the
-// reboot command used to be killed by the shutdown it started (fixed: systemctl reboot --no-block)
-// and no run has gone through since.
-const runs = process.env.LARCH_BOOT_UPDATE === '1' && (Boolean(process.env.CI) || hasQemu());
+// Skipped only when CI is unset and QEMU is absent: v1 → v2 takes about 14 minutes on a loaded
+// 2-core machine (docs/BOOT.md has the times).
+const runs = Boolean(process.env.CI) || hasQemu();
+// The v3 follow-up (21 more minutes) is opt-in (LARCH_BOOT_UPDATE_V3=1) until a whole run passes:
+// in its one run everything up to the agent's accepted check-in of v3 as bad passed, then the
+// device record was expected to keep `target` (it is null once the cycle ends; fixed, not re-run),
+// so the fleet `bad-commit` event check has not run yet.
+const v3Runs = process.env.LARCH_BOOT_UPDATE_V3 === '1';
 const describeBoot = runs ? describe : describe.skip;
 const FORWARD = join(ROOT, 'packages/image/test/fixtures/tcp-forward.mjs');
 const SERVER_BIN = join(ROOT, 'apps/server/dist/main.js');
@@ -200,7 +203,7 @@ describeBoot('an update from inside the booted machine', () => {
     onV2 = { vm, extra, srv, url, readToken, v2 };
   }, 180 * MINUTE);
 
-  it('then the agent updates to v3, whose required check fails on its trial boot: GRUB falls back to v2 by itself, and the agent marks v3 bad and reports it', async (ctx) => {
+  it.runIf(v3Runs)('then the agent updates to v3, whose required check fails on its trial boot: GRUB falls back to v2 by itself, and the agent marks v3 bad and reports it', async (ctx) => {
     if (!onV2) return ctx.skip();
     const { vm, extra, srv, url, readToken, v2 } = onV2;
     const v3 = bootableOs('v3', extra);
@@ -248,11 +251,12 @@ describeBoot('an update from inside the booted machine', () => {
     expect(statusAfter(back, 'boot-failed')[0]).toMatch(new RegExp(`^\\* testos ${v2.commit}\\.\\d+$`));
     expect(a2.slice(failed).find((l) => l.event === 'check-in')).toMatchObject({ sent: true, status: 204, payload: { badCommits: [v3.commit] } });
 
-    // The server: the device runs v2 and reported v3 bad; the fleet's event log has it.
+    // The server: the device runs v2 (no update in flight) and reported v3 bad; the fleet's event
+    // log has it.
     expect(await device(url, readToken)).toMatchObject({
       phase: 'idle',
       booted: { commit: v2.commit },
-      target: { commit: v3.commit },
+      target: null,
       badCommits: [v3.commit],
       lastError: { phase: 'confirm' },
     });
